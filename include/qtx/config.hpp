@@ -1,0 +1,25 @@
+#pragma once
+#include "version.hpp"
+
+// Functions shared by host and CUDA device code (epilogue stages, scalar math).
+#if defined(__CUDACC__)
+#define QTX_HOST_DEVICE __host__ __device__
+#else
+#define QTX_HOST_DEVICE
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define QTX_ALWAYS_INLINE inline __attribute__((always_inline))
+#define QTX_RESTRICT __restrict__
+#else
+#define QTX_ALWAYS_INLINE inline
+#define QTX_RESTRICT
+#endif
+
+// OpenMP is a build choice of the consumer (CMake option QTX_WITH_OPENMP adds it as a usage
+// requirement); the headers only look at whether the compiler has it switched on.
+#if defined(_OPENMP)
+#define QTX_HAS_OPENMP 1
+#else
+#define QTX_HAS_OPENMP 0
+#endif

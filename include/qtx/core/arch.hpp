@@ -1,0 +1,55 @@
+#pragma once
+// Backend tags. Inheritance is the fallback order: an overload taking `cpu::avx2 const&` also
+// serves `cpu::avx512_vnni`, so the most capable implemented backend wins at compile time.
+// qtx::cpu::native is the best tag the compiler's target flags (-march) allow; a tag above what
+// the compiler targets cannot be used (its intrinsics would not compile), runtime dispatch is the
+// consumer's choice (per-ISA translation units).
+#include <type_traits>
+
+namespace qtx::cpu {
+
+struct scalar {
+  static constexpr const char* name() noexcept { return "scalar"; }
+};
+struct avx2 : scalar {
+  static constexpr const char* name() noexcept { return "avx2"; }
+};
+struct avx512_vnni : avx2 {
+  static constexpr const char* name() noexcept { return "avx512_vnni"; }
+};
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+#define QTX_HAS_AVX512_VNNI 1
+#else
+#define QTX_HAS_AVX512_VNNI 0
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+#define QTX_HAS_AVX2 1
+#else
+#define QTX_HAS_AVX2 0
+#endif
+
+#if QTX_HAS_AVX512_VNNI
+using native = avx512_vnni;
+#elif QTX_HAS_AVX2
+using native = avx2;
+#else
+using native = scalar;
+#endif
+
+// True when the running CPU can execute code built for Arch (CPUID + OS register-state check).
+template <class Arch>
+bool supported() noexcept {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  __builtin_cpu_init();
+  if constexpr (std::is_same_v<Arch, avx512_vnni>) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  } else if constexpr (std::is_same_v<Arch, avx2>) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }
+#endif
+  return std::is_same_v<Arch, scalar>;
+}
+
+}  // namespace qtx::cpu

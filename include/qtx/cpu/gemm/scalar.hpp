@@ -1,0 +1,72 @@
+#pragma once
+// Portable scalar GEMM backend (qtx::cpu::scalar): correct on any CPU, the fallback of every tag.
+// B is stored K×N row-major; the integer path applies zero points by the rank-1 identity
+//   Σ_k (a − za)(b − zb) = Σ a·b − za·colsum(B)[n] − zb·rowsum(A)[m] + K·za·zb
+// so the inner loop is a plain integer dot product, as in the vector backends.
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "../../core/arch.hpp"
+#include "../../core/buffer.hpp"
+#include "../../core/parallel.hpp"
+#include "../../core/view.hpp"
+#include "../../epilogue/pipeline.hpp"
+
+namespace qtx::cpu {
+
+// Weights packed once for the scalar backend: a dense K×N copy plus the column sums that fold
+// the activation zero point into the accumulator.
+template <class TB>
+struct scalar_packed_b {
+  index_t k = 0, n = 0;
+  int32_t zero_point = 0;
+  aligned_buffer<TB> values;           // (K, N) row-major
+  aligned_buffer<int32_t> column_sums; // (N) Σ_k B(k, n), integer B only
+};
+
+template <class TB>
+scalar_packed_b<TB> pack_b(scalar, matrix_view<const TB> b, int32_t b_zero_point) {
+  scalar_packed_b<TB> p;
+  p.k = b.rows;
+  p.n = b.cols;
+  p.zero_point = b_zero_point;
+  p.values.reset(b.rows * b.cols);
+  for (index_t k = 0; k < b.rows; ++k)
+    for (index_t n = 0; n < b.cols; ++n) p.values[k * b.cols + n] = b(k, n);
+  if constexpr (!std::is_floating_point_v<TB>) {
+    p.column_sums.reset(b.cols);
+    for (index_t k = 0; k < b.rows; ++k)
+      for (index_t n = 0; n < b.cols; ++n) p.column_sums[n] += int32_t(b(k, n));
+  }
+  return p;
+}
+
+template <class TA, class TB, class TC, class Pipeline>
+void gemm(scalar, matrix_view<const TA> a, const scalar_packed_b<TB>& b, matrix_view<TC> c,
+          const Pipeline& ep, int32_t a_zero_point) {
+  const index_t K = a.cols, N = c.cols;
+  parallel_for(0, c.rows, [&](index_t m) {
+    if constexpr (std::is_floating_point_v<TA>) {
+      for (index_t n = 0; n < N; ++n) {
+        float acc = 0.0f;
+        for (index_t k = 0; k < K; ++k) acc += a(m, k) * b.values[k * N + n];
+        c(m, n) = epilogue::evaluate<TC>(ep, acc, m, n);
+      }
+    } else {
+      int32_t row_sum = 0;
+      for (index_t k = 0; k < K; ++k) row_sum += int32_t(a(m, k));
+      for (index_t n = 0; n < N; ++n) {
+        int32_t acc = 0;
+        for (index_t k = 0; k < K; ++k) acc += int32_t(a(m, k)) * int32_t(b.values[k * N + n]);
+        // int32 wrap-around is intended: the true result fits (ops/ checks K), so the
+        // modular sum of the four terms is exact.
+        acc = int32_t(uint32_t(acc) - uint32_t(a_zero_point * b.column_sums[n]) -
+                      uint32_t(b.zero_point * row_sum) + uint32_t(int32_t(K) * a_zero_point * b.zero_point));
+        c(m, n) = epilogue::evaluate<TC>(ep, acc, m, n);
+      }
+    }
+  });
+}
+
+}  // namespace qtx::cpu

@@ -1,0 +1,74 @@
+#pragma once
+// Quantization parameters: real = scale · (q − zero_point).
+//
+// The paper's W8A8 scheme: weights symmetric int8 in [−128, 127] with scale = absmax / 127 and
+// zero_point 0; activations asymmetric uint8 in [0, 255] over a range forced to contain 0, with
+// zero_point = round(−min / scale) (ties to even).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "../core/types.hpp"
+
+namespace qtx {
+
+// One scale and zero point for a whole tensor. Trivially copyable: usable on device too.
+struct quant_params {
+  float scale = 1.0f;
+  int32_t zero_point = 0;
+
+  // Quantizers multiply by this reciprocal (every backend does the same, so they agree bit-for-bit).
+  QTX_HOST_DEVICE float inv_scale() const { return 1.0f / scale; }
+};
+
+// One scale (and zero point) per channel along `axis` of a matrix: axis 1 = per output column n
+// of a GEMM (per_n), axis 0 = per row.
+struct channel_quant_params {
+  std::vector<float> scales;
+  std::vector<int32_t> zero_points;  // empty = all zero (symmetric)
+  int axis = 1;
+
+  index_t channels() const { return static_cast<index_t>(scales.size()); }
+  quant_params operator[](index_t c) const {
+    return {scales[c], zero_points.empty() ? 0 : zero_points[c]};
+  }
+};
+
+template <class T>
+void check_quant_params(const char* fn, const char* name, const quant_params& q) {
+  check(std::isfinite(q.scale) && q.scale > 0.0f, fn, ": ", name, ".scale (", q.scale,
+        ") must be finite and positive");
+  check(q.zero_point >= element_traits<T>::min && q.zero_point <= element_traits<T>::max, fn, ": ",
+        name, ".zero_point (", q.zero_point, ") is outside the range of ", element_traits<T>::name,
+        " [", element_traits<T>::min, ", ", element_traits<T>::max, "]");
+}
+
+// Asymmetric parameters for T over [lo, hi]; the range is widened to include 0 so that 0 is
+// exactly representable (zero padding, ReLU outputs). An empty or degenerate range gets scale 1.
+template <class T = uint8_t>
+quant_params asymmetric_params(float lo, float hi) {
+  check(!std::isnan(lo) && !std::isnan(hi), "asymmetric_params: range [", lo, ", ", hi,
+        "] contains NaN");
+  check(lo <= hi, "asymmetric_params: lo (", lo, ") > hi (", hi, ")");
+  lo = std::min(lo, 0.0f);
+  hi = std::max(hi, 0.0f);
+  constexpr float levels = float(element_traits<T>::max - element_traits<T>::min);
+  const float scale = (hi - lo) / levels;
+  if (!(scale > 0.0f) || !std::isfinite(scale)) return {1.0f, saturate_cast<T>(0)};
+  const int32_t zp = element_traits<T>::min + round_half_even(-lo / scale);
+  return {scale, saturate_cast<T>(zp)};
+}
+
+// Symmetric signed parameters: scale = absmax / qmax, zero point 0 (the paper's weights).
+template <class T = int8_t>
+quant_params symmetric_params(float absmax) {
+  check(!std::isnan(absmax) && absmax >= 0.0f, "symmetric_params: absmax (", absmax,
+        ") must be a non-negative number");
+  const float scale = absmax / float(element_traits<T>::max);
+  if (!(scale > 0.0f) || !std::isfinite(scale)) return {1.0f, 0};
+  return {scale, 0};
+}
+
+}  // namespace qtx

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs every Debian package qtx needs to build, test and benchmark.
+# Idempotent (apt-get skips what is present), quiet, and loud on failure.
+set -euo pipefail
+
+packages=(
+  g++ cmake make ninja-build
+  libeigen3-dev libxsimd-dev catch2 libbenchmark-dev nlohmann-json3-dev
+  libdnnl-dev   # oneDNN: side-by-side benchmarks only, never used by the headers
+  libomp-dev
+  xz-utils python3-numpy
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: must run as root (apt-get)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps.sh: all packages present"
+  exit 0
+fi
+echo "install-deps.sh: installing ${missing[*]}"
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps.sh: done"
