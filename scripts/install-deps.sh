@@ -7,7 +7,6 @@ packages=(
   g++ cmake make ninja-build
   libeigen3-dev libxsimd-dev catch2 libbenchmark-dev nlohmann-json3-dev
   libdnnl-dev   # oneDNN: side-by-side benchmarks only, never used by the headers
-  libomp-dev
   xz-utils python3-numpy
 )
 

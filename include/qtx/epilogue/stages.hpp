@@ -108,6 +108,12 @@ struct residual_add {
   QTX_HOST_DEVICE float operator()(float v, index_t m, index_t n) const { return v + residual(m, n); }
 };
 
+// v = v · factors[m]   (a per-output-row factor: the attention gate π of token m scales its head output)
+struct row_scale {
+  const float* factors;
+  QTX_HOST_DEVICE float operator()(float v, index_t m, index_t) const { return v * factors[m]; }
+};
+
 // v = v · alpha   (e.g. 1/√d on attention scores computed in float)
 struct scale {
   float alpha;

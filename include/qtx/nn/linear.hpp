@@ -1,0 +1,160 @@
+#pragma once
+// Linear layers: y = act(x · Wᵀ + b) [+ residual], W stored (out, in) as in PyTorch / Hugging Face.
+//
+// linear<Arch>  : float weights, packed once.
+// qlinear<Arch> : W8A8. Weights symmetric int8 (per output channel, or per tensor as in the paper),
+//                 input activations uint8 with calibrated quant params. The bias is stored as int32 in
+//                 accumulator units (b / (s_x·s_w[n]), rounded), so the epilogue is
+//                 acc + b_q → float(·)·s_x·s_w[n] → [GELU] → [+ residual] → [quantize to uint8].
+#include <algorithm>
+#include <cmath>
+#include <span>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "../epilogue/pipeline.hpp"
+#include "../ops/gemm.hpp"
+#include "../quant/params.hpp"
+#include "../quant/quantize.hpp"
+
+namespace qtx::nn {
+
+enum class activation { none, relu, gelu_erf, gelu_tanh };
+
+namespace detail {
+// Runs `body(pipeline)` with the activation stage appended to `stages` chosen at run time, then
+// the optional residual add and the tail stage: one switch, every combination instantiated once.
+template <class Body, class Tail, class... Stages>
+void with_epilogue(activation act, matrix_view<const float> residual, Tail tail, Body&& body,
+                   Stages... stages) {
+  namespace ep = qtx::epilogue;
+  auto finish = [&](auto... s) {
+    if (residual.data)
+      tail(body, s..., ep::residual_add{residual});
+    else
+      tail(body, s...);
+  };
+  switch (act) {
+    case activation::none: finish(stages...); break;
+    case activation::relu: finish(stages..., ep::relu{}); break;
+    case activation::gelu_erf: finish(stages..., ep::gelu_erf{}); break;
+    case activation::gelu_tanh: finish(stages..., ep::gelu_tanh{}); break;
+  }
+}
+
+inline void check_linear_args(const char* fn, index_t in, index_t out, index_t x_rows, index_t x_cols,
+                              index_t y_rows, index_t y_cols, matrix_view<const float> residual) {
+  check(x_cols == in, fn, ": x has ", x_cols, " columns, layer expects in_features ", in);
+  check(y_rows == x_rows && y_cols == out, fn, ": y is ", y_rows, "x", y_cols, ", expected ", x_rows,
+        "x", out);
+  check(!residual.data || (residual.rows == x_rows && residual.cols == out), fn, ": residual is ",
+        residual.rows, "x", residual.cols, ", expected ", x_rows, "x", out);
+}
+}  // namespace detail
+
+template <class Arch = cpu::native>
+class linear {
+ public:
+  linear() = default;
+  // weight (out, in); bias (out) or empty.
+  linear(matrix_view<const float> weight, std::span<const float> bias)
+      : in_(weight.cols), out_(weight.rows),
+        packed_(ops::pack_b<Arch>(weight.transposed())),
+        bias_(bias.begin(), bias.end()) {
+    if (bias_.empty()) bias_.assign(static_cast<std::size_t>(out_), 0.0f);
+    check(index_t(bias_.size()) == out_, "linear: bias has ", bias.size(), " values, expected ", out_);
+  }
+
+  index_t in_features() const { return in_; }
+  index_t out_features() const { return out_; }
+
+  // y (M, out) = act(x (M, in) · Wᵀ + b) [+ residual (M, out)]
+  void forward(matrix_view<const float> x, matrix_view<float> y, activation act = activation::none,
+               matrix_view<const float> residual = {}) const {
+    detail::check_linear_args("linear::forward", in_, out_, x.rows, x.cols, y.rows, y.cols, residual);
+    auto run = [&](auto... stages) {
+      ops::gemm(Arch{}, x, packed_, y, epilogue::make_pipeline(stages...));
+    };
+    auto tail = [](auto& body, auto... s) { body(s...); };
+    detail::with_epilogue(act, residual, tail, run, epilogue::bias<float>{bias_.data()});
+  }
+
+ private:
+  index_t in_ = 0, out_ = 0;
+  ops::packed_b<Arch, float> packed_;
+  std::vector<float> bias_;
+};
+
+template <class Arch = cpu::native>
+class qlinear {
+ public:
+  qlinear() = default;
+  // weight (out, in) float; bias (out) or empty; input: calibrated quant params of x (uint8).
+  qlinear(matrix_view<const float> weight, std::span<const float> bias, quant_params input,
+          bool per_channel = true)
+      : in_(weight.cols), out_(weight.rows), input_(input) {
+    check_quant_params<uint8_t>("qlinear", "input", input);
+    check(bias.empty() || index_t(bias.size()) == out_, "qlinear: bias has ", bias.size(),
+          " values, expected ", out_);
+    // Per-channel: one absmax per output row of W (= output column n of the GEMM).
+    std::vector<float> w_scale(static_cast<std::size_t>(out_));
+    float tensor_absmax = 0.0f;
+    for (index_t n = 0; n < out_; ++n) {
+      float absmax = 0.0f;
+      for (index_t k = 0; k < in_; ++k) absmax = std::max(absmax, std::abs(weight(n, k)));
+      w_scale[n] = absmax;
+      tensor_absmax = std::max(tensor_absmax, absmax);
+    }
+    for (auto& s : w_scale) s = symmetric_params<int8_t>(per_channel ? s : tensor_absmax).scale;
+    std::vector<int8_t> w_q(static_cast<std::size_t>(in_ * out_));  // (in, out) = Wᵀ
+    for (index_t n = 0; n < out_; ++n)
+      for (index_t k = 0; k < in_; ++k)
+        w_q[k * out_ + n] = quantize_one<int8_t>(weight(n, k), 1.0f / w_scale[n], 0);
+    packed_ = ops::pack_b<Arch>(make_view(w_q.data(), in_, out_));
+    acc_scale_.resize(w_scale.size());
+    bias_q_.resize(w_scale.size());
+    for (index_t n = 0; n < out_; ++n) {
+      acc_scale_[n] = input.scale * w_scale[n];
+      bias_q_[n] = bias.empty() ? 0 : round_half_even(bias[n] / acc_scale_[n]);
+    }
+  }
+
+  index_t in_features() const { return in_; }
+  index_t out_features() const { return out_; }
+  const quant_params& input_params() const { return input_; }
+
+  // y (M, out) float = act(dequant(x_q · W_qᵀ + b_q)) [+ residual]
+  void forward(matrix_view<const uint8_t> x, matrix_view<float> y, activation act = activation::none,
+               matrix_view<const float> residual = {}) const {
+    detail::check_linear_args("qlinear::forward", in_, out_, x.rows, x.cols, y.rows, y.cols, residual);
+    run(x, y, act, residual, [](auto& body, auto... s) { body(s...); });
+  }
+
+  // y_q (M, out) uint8 = quantize(act(dequant(x_q · W_qᵀ + b_q)) [+ residual], output)
+  void forward(matrix_view<const uint8_t> x, matrix_view<uint8_t> y, quant_params output,
+               activation act = activation::none, matrix_view<const float> residual = {}) const {
+    detail::check_linear_args("qlinear::forward", in_, out_, x.rows, x.cols, y.rows, y.cols, residual);
+    check_quant_params<uint8_t>("qlinear::forward", "output", output);
+    const epilogue::quantize q{output.inv_scale(), output.zero_point};
+    run(x, y, act, residual, [q](auto& body, auto... s) { body(s..., q); });
+  }
+
+ private:
+  template <class TC, class Tail>
+  void run(matrix_view<const uint8_t> x, matrix_view<TC> y, activation act,
+           matrix_view<const float> residual, Tail tail) const {
+    auto body = [&](auto... stages) {
+      ops::gemm(Arch{}, x, packed_, y, epilogue::make_pipeline(stages...), input_.zero_point);
+    };
+    detail::with_epilogue(act, residual, tail, body, epilogue::bias<int32_t>{bias_q_.data()},
+                          epilogue::dequantize<epilogue::per_n>{acc_scale_.data()});
+  }
+
+  index_t in_ = 0, out_ = 0;
+  quant_params input_;
+  ops::packed_b<Arch, int8_t> packed_;
+  std::vector<float> acc_scale_;
+  std::vector<int32_t> bias_q_;
+};
+
+}  // namespace qtx::nn
