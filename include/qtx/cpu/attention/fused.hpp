@@ -1,0 +1,153 @@
+#pragma once
+// Fused multi-head attention on the CPU: per (head, block of queries), scores → (clipped) softmax →
+// P·V → gate, without materialising the Tq × Tk matrix of a whole head.
+//
+// Why full score rows per query block (and not online softmax): the clip of clipped softmax
+// applies to the *normalised* probability, so every row needs its final max and sum before any
+// P·V contribution can be formed. A block of Bq query rows keeps its Bq × Tk scores in a per-task
+// buffer (Bq ≤ 64, so the extra memory is O(Bq·Tk) = O(T·d) per thread, not O(T²)), normalises
+// them exactly, and multiplies by V. Two passes over the keys (max/sum, then P·V) would also be
+// exact but recompute Q·Kᵀ; for T up to a few thousand the row buffer stays in L2 and is cheaper.
+//
+// K and V of each head are packed once (K_hᵀ as the (d, Tk) right operand of the score GEMM, V_h as
+// the (Tk, d) operand of P·V) and shared by all query blocks. W8A8: uint8 K and V are re-centred to
+// int8 (x − 128, zero point − 128) before packing, the product Q·Kᵀ stays in int32 and feeds the
+// softmax with the scale s_q·s_k·scale, probabilities are uint8 with scale 1/255 (zero point 0), and
+// P·V's epilogue dequantizes, applies the gate and requantizes in registers.
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+#include "../../core/buffer.hpp"
+#include "../../core/parallel.hpp"
+#include "../../core/view.hpp"
+#include "../../epilogue/pipeline.hpp"
+#include "../../ops/gemm.hpp"
+#include "../../quant/params.hpp"
+#include "softmax_block.hpp"
+
+namespace qtx::cpu {
+
+struct attention_params {
+  index_t n_heads = 1;
+  float scale = 1.0f;  // applied to Q·Kᵀ, usually 1/√d_head
+  float gamma = 0.0f;  // clipped softmax (γ ≤ 0, ζ ≥ 1); γ = 0, ζ = 1 is plain softmax
+  float zeta = 1.0f;
+  bool causal = false;
+  index_t causal_offset = 0;  // query i sees keys j ≤ i + causal_offset (decoding with a KV cache)
+};
+
+// Quantization of a W8A8 attention: inputs q, k, v and the output (when it is uint8).
+struct attention_quant {
+  quant_params q, k, v, out;
+};
+
+// Probabilities in [0, 1] as uint8: scale 1/255, zero point 0 (1.0 → 255 exactly).
+inline constexpr quant_params probability_params{1.0f / 255.0f, 0};
+// Query rows per task: 64 rows × Tk scores stay in L2 for Tk up to ~4k, and 64 ≥ the GEMM's row tile.
+inline constexpr index_t attention_query_block = 64;
+
+namespace detail {
+
+// uint8 x with zero point z equals int8 (x − 128) with zero point z − 128: the form the u8·s8 GEMM takes.
+inline aligned_buffer<int8_t> recentre_to_int8(matrix_view<const uint8_t> x) {
+  aligned_buffer<int8_t> y(x.rows * x.cols);
+  for (index_t r = 0; r < x.rows; ++r)
+    for (index_t c = 0; c < x.cols; ++c) y[r * x.cols + c] = int8_t(int32_t(x(r, c)) - 128);
+  return y;
+}
+
+template <class Arch, class T>
+struct packed_heads {
+  using element = std::conditional_t<std::is_same_v<T, float>, float, int8_t>;
+  std::vector<ops::packed_b<Arch, element>> keys_t, values;  // per head: K_hᵀ (d, Tk), V_h (Tk, d)
+
+  packed_heads(matrix_view<const T> k, matrix_view<const T> v, index_t n_heads, const attention_quant& quant)
+      : keys_t(static_cast<std::size_t>(n_heads)), values(static_cast<std::size_t>(n_heads)) {
+    const index_t d = k.cols / n_heads;
+    if constexpr (std::is_same_v<T, float>) {
+      pack_all(k, v, d, 0, 0);
+    } else {
+      const aligned_buffer<int8_t> k8 = recentre_to_int8(k), v8 = recentre_to_int8(v);
+      pack_all(make_view(k8.data(), k.rows, k.cols), make_view(v8.data(), v.rows, v.cols), d,
+               quant.k.zero_point - 128, quant.v.zero_point - 128);
+    }
+  }
+
+ private:
+  template <class E>
+  void pack_all(matrix_view<const E> k, matrix_view<const E> v, index_t d, int32_t zk, int32_t zv) {
+    parallel_for(0, index_t(keys_t.size()), [&](index_t h) {
+      keys_t[h] = ops::pack_b<Arch>(k.block(0, h * d, k.rows, d).transposed(), zk);
+      values[h] = ops::pack_b<Arch>(v.block(0, h * d, v.rows, d), zv);
+    });
+  }
+};
+
+}  // namespace detail
+
+template <class Arch, class T, class TO>
+void fused_attention(Arch arch, matrix_view<const T> q, matrix_view<const T> k, matrix_view<const T> v,
+                     matrix_view<TO> out, const attention_params& p, matrix_view<const float> key_mask,
+                     matrix_view<const float> gate, const attention_quant& quant) {
+  constexpr bool quantized = std::is_same_v<T, uint8_t>;
+  using score_t = std::conditional_t<quantized, int32_t, float>;
+  using prob_t = std::conditional_t<quantized, uint8_t, float>;
+  namespace ep = epilogue;
+
+  const index_t H = p.n_heads, d = q.cols / H, Tq = q.rows, Tk = k.rows;
+  const detail::packed_heads<Arch, T> heads(k, v, H, quant);
+  const index_t blocks = (Tq + attention_query_block - 1) / attention_query_block;
+  const float score_scale = quantized ? p.scale * quant.q.scale * quant.k.scale : p.scale;
+  const int32_t q_zero_point = quantized ? quant.q.zero_point : 0;
+
+  parallel_for(0, H * blocks, [&](index_t task) {
+    const index_t h = task / blocks, q0 = (task % blocks) * attention_query_block;
+    const index_t rows = std::min(attention_query_block, Tq - q0);
+    aligned_buffer<score_t> scores(rows * Tk);
+    aligned_buffer<prob_t> probs(quantized ? rows * Tk : 0);
+    const auto score_view = make_view(scores.data(), rows, Tk);
+    ops::gemm(arch, q.block(q0, h * d, rows, d), heads.keys_t[h], score_view, ep::make_pipeline(),
+              q_zero_point);
+
+    const softmax_block_params sp{score_scale, p.gamma, p.zeta, p.causal, p.causal_offset + q0};
+    matrix_view<prob_t> prob_view;
+    if constexpr (quantized) {
+      prob_view = make_view(probs.data(), rows, Tk);
+    } else {
+      prob_view = score_view;  // normalised in place
+    }
+    softmax_block(arch, matrix_view<const score_t>(score_view), prob_view, sp, key_mask, probability_params);
+
+    float gate_column[attention_query_block];
+    if (gate.data)
+      for (index_t i = 0; i < rows; ++i) gate_column[i] = gate(q0 + i, h);
+    auto context = out.block(q0, h * d, rows, d);
+    auto pv = [&](auto... stages) {
+      ops::gemm(arch, matrix_view<const prob_t>(prob_view), heads.values[h], context,
+                ep::make_pipeline(stages...), 0);
+    };
+    auto with_gate = [&](auto... stages) {
+      if (gate.data)
+        pv(stages..., ep::row_scale{gate_column});
+      else
+        pv(stages...);
+    };
+    if constexpr (quantized) {
+      const float pv_scale[] = {probability_params.scale * quant.v.scale};
+      const ep::dequantize<ep::per_tensor> dq{pv_scale};
+      if constexpr (std::is_same_v<TO, uint8_t>) {
+        if (gate.data)
+          pv(dq, ep::row_scale{gate_column}, ep::quantize{quant.out.inv_scale(), quant.out.zero_point});
+        else
+          pv(dq, ep::quantize{quant.out.inv_scale(), quant.out.zero_point});
+      } else {
+        with_gate(dq);
+      }
+    } else {
+      with_gate();
+    }
+  });
+}
+
+}  // namespace qtx::cpu

@@ -1,0 +1,153 @@
+#include <catch2/catch.hpp>
+
+#include <qtx/ops/attention.hpp>
+#include <qtx/ref/attention.hpp>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+using qtx::index_t;
+
+namespace {
+std::vector<float> random_vector(std::size_t n, float stddev, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, stddev);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+struct problem {
+  index_t Tq, Tk, H, d;
+  std::vector<float> q, k, v, mask, gate;
+  problem(index_t tq, index_t tk, index_t h, index_t dh, unsigned seed)
+      : Tq(tq), Tk(tk), H(h), d(dh), q(random_vector(tq * h * dh, 1.0f, seed)),
+        k(random_vector(tk * h * dh, 1.0f, seed + 1)), v(random_vector(tk * h * dh, 1.0f, seed + 2)),
+        mask(tk, 0.0f), gate(tq * h) {
+    std::mt19937 rng(seed + 3);
+    std::uniform_real_distribution<float> u(0.0f, 1.0f);
+    for (auto& g : gate) g = u(rng);
+    for (index_t j = tk - tk / 4; j < tk; ++j) mask[j] = -1e9f;  // padded keys
+  }
+  index_t D() const { return H * d; }
+  auto qv() const { return qtx::make_view(q.data(), Tq, D()); }
+  auto kv() const { return qtx::make_view(k.data(), Tk, D()); }
+  auto vv() const { return qtx::make_view(v.data(), Tk, D()); }
+};
+
+template <class Arch>
+void check_float_attention(const problem& pr, const qtx::ops::attention_params& p, bool masked, bool gated) {
+  std::vector<float> out(pr.Tq * pr.D()), ref(pr.Tq * pr.D());
+  auto mask = masked ? qtx::make_view(pr.mask.data(), 1, pr.Tk) : qtx::matrix_view<const float>{};
+  auto gate = gated ? qtx::make_view(pr.gate.data(), pr.Tq, pr.H) : qtx::matrix_view<const float>{};
+  qtx::ops::attention(Arch{}, pr.qv(), pr.kv(), pr.vv(), qtx::make_view(out.data(), pr.Tq, pr.D()), p, mask, gate);
+  qtx::ref::attention_config cfg{p.n_heads, p.scale, p.gamma, p.zeta, p.causal, p.causal_offset};
+  qtx::ref::attention(pr.qv(), pr.kv(), pr.vv(), qtx::make_view(ref.data(), pr.Tq, pr.D()), cfg, mask, gate);
+  for (std::size_t i = 0; i < out.size(); ++i) REQUIRE(out[i] == Approx(ref[i]).margin(2e-5).epsilon(1e-4));
+}
+}  // namespace
+
+TEST_CASE("fused float attention equals the materialised reference", "[attention]") {
+  using arch = qtx::cpu::native;
+  const index_t Tq = GENERATE(1, 7, 64, 65, 130);
+  const index_t d = GENERATE(16, 32);
+  problem pr(Tq, Tq, 3, d, unsigned(Tq * 7 + d));
+  for (float gamma : {0.0f, -0.025f}) {
+    qtx::ops::attention_params p{3, 1.0f / std::sqrt(float(d)), gamma, 1.0f, false, 0};
+    check_float_attention<arch>(pr, p, false, false);
+    check_float_attention<arch>(pr, p, true, true);
+    p.causal = true;
+    check_float_attention<arch>(pr, p, true, false);
+  }
+}
+
+TEST_CASE("a head with uniform scores contributes exactly zero under clipped softmax", "[attention]") {
+  // q = 0 makes every score equal: softmax is 1/T, and with γ = −0.025 at T = 128 the clip gives 0.
+  const index_t T = 128, H = 2, d = 8;
+  std::vector<float> q(T * H * d, 0.0f), k = random_vector(T * H * d, 1.0f, 3), v = random_vector(T * H * d, 1.0f, 4);
+  for (index_t t = 0; t < T; ++t)
+    for (index_t c = 0; c < d; ++c) q[t * H * d + d + c] = 1.0f;  // head 1 is not uniform
+  std::vector<float> out(T * H * d, 99.0f);
+  qtx::ops::attention(qtx::cpu::native{}, qtx::make_view(q.data(), T, H * d), qtx::make_view(k.data(), T, H * d),
+                      qtx::make_view(v.data(), T, H * d), qtx::make_view(out.data(), T, H * d),
+                      {H, 1.0f, -0.025f, 1.0f, false, 0});
+  for (index_t t = 0; t < T; ++t)
+    for (index_t c = 0; c < d; ++c) REQUIRE(out[t * H * d + c] == 0.0f);
+  bool head1_nonzero = false;
+  for (index_t t = 0; t < T; ++t) head1_nonzero |= out[t * H * d + d] != 0.0f;
+  CHECK(head1_nonzero);
+}
+
+TEST_CASE("causal attention decoded token by token equals full recomputation", "[attention]") {
+  const index_t T = 37, H = 2, d = 16, D = H * d;
+  problem pr(T, T, H, d, 11);
+  qtx::ops::attention_params p{H, 0.25f, -0.01f, 1.0f, true, 0};
+  std::vector<float> full(T * D);
+  qtx::ops::attention(qtx::cpu::native{}, pr.qv(), pr.kv(), pr.vv(), qtx::make_view(full.data(), T, D), p);
+  for (index_t t = 0; t < T; ++t) {
+    // The cache holds keys/values 0..t; the new query is row t and sees all of them.
+    std::vector<float> step(D);
+    qtx::ops::attention_params decode = p;
+    decode.causal_offset = t;
+    qtx::ops::attention(qtx::cpu::native{}, pr.qv().block(t, 0, 1, D), pr.kv().block(0, 0, t + 1, D),
+                        pr.vv().block(0, 0, t + 1, D), qtx::make_view(step.data(), 1, D), decode);
+    for (index_t c = 0; c < D; ++c) REQUIRE(step[c] == Approx(full[t * D + c]).margin(1e-6));
+  }
+}
+
+TEST_CASE("W8A8 attention stays within quantization error of float attention", "[attention]") {
+  const index_t T = GENERATE(5, 64, 97), H = 2, d = 32, D = H * d;
+  problem pr(T, T, H, d, unsigned(T));
+  auto quantize_all = [](const std::vector<float>& x, qtx::quant_params& qp) {
+    float lo = 0, hi = 0;
+    for (float v : x) lo = std::min(lo, v), hi = std::max(hi, v);
+    qp = qtx::asymmetric_params<uint8_t>(lo, hi);
+    std::vector<uint8_t> y(x.size());
+    qtx::quantize<uint8_t>(x, y, qp);
+    return y;
+  };
+  qtx::ops::attention_quant quant;
+  const auto q8 = quantize_all(pr.q, quant.q), k8 = quantize_all(pr.k, quant.k), v8 = quantize_all(pr.v, quant.v);
+  quant.out = qtx::asymmetric_params<uint8_t>(-3.0f, 3.0f);
+  for (bool gated : {false, true}) {
+    qtx::ops::attention_params p{H, 1.0f / std::sqrt(float(d)), -0.01f, 1.0f, false, 0};
+    auto gate = gated ? qtx::make_view(pr.gate.data(), T, H) : qtx::matrix_view<const float>{};
+    std::vector<float> ref(T * D), out_f(T * D);
+    std::vector<uint8_t> out_q(T * D);
+    qtx::ref::attention(pr.qv(), pr.kv(), pr.vv(), qtx::make_view(ref.data(), T, D),
+                        {H, p.scale, p.gamma, p.zeta, false, 0}, {}, gate);
+    qtx::ops::attention(qtx::cpu::native{}, qtx::make_view(q8.data(), T, D), qtx::make_view(k8.data(), T, D),
+                        qtx::make_view(v8.data(), T, D), qtx::make_view(out_f.data(), T, D), p, quant, {}, gate);
+    qtx::ops::attention(qtx::cpu::native{}, qtx::make_view(q8.data(), T, D), qtx::make_view(k8.data(), T, D),
+                        qtx::make_view(v8.data(), T, D), qtx::make_view(out_q.data(), T, D), p, quant, {}, gate);
+    double max_err = 0;
+    for (std::size_t i = 0; i < ref.size(); ++i) {
+      max_err = std::max(max_err, double(std::abs(out_f[i] - ref[i])));
+      // The uint8 output is the float output quantized (same epilogue up to the last stage).
+      REQUIRE(std::abs(int(out_q[i]) - int(qtx::quantize_one<uint8_t>(out_f[i], quant.out.inv_scale(),
+                                                                      quant.out.zero_point))) <= 1);
+    }
+    // Inputs carry ±s/2 error (s ≈ 8/255 here), probabilities ±1/510 each.
+    CHECK(max_err < 0.15);
+  }
+}
+
+TEST_CASE("attention rejects bad shapes, heads, masks and parameters", "[attention]") {
+  problem pr(4, 4, 2, 4, 1);
+  std::vector<float> out(4 * 8);
+  auto o = qtx::make_view(out.data(), 4, 8);
+  auto run = [&](qtx::ops::attention_params p, qtx::matrix_view<const float> mask = {},
+                 qtx::matrix_view<const float> gate = {}) {
+    qtx::ops::attention(qtx::cpu::native{}, pr.qv(), pr.kv(), pr.vv(), o, p, mask, gate);
+  };
+  CHECK_THROWS_WITH(run({3, 1.0f}), Catch::Contains("not a multiple of n_heads 3"));
+  CHECK_THROWS_WITH(run({0, 1.0f}), Catch::Contains("n_heads (0)"));
+  CHECK_THROWS_WITH(run({2, 1.0f, 0.1f, 1.0f}), Catch::Contains("gamma <= 0"));
+  CHECK_THROWS_WITH(run({2, 1.0f, 0.0f, 0.5f}), Catch::Contains("zeta >= 1"));
+  CHECK_THROWS_WITH(run({2, 1.0f}, qtx::make_view(pr.mask.data(), 1, 3)), Catch::Contains("key_mask is 1x3"));
+  CHECK_THROWS_WITH(run({2, 1.0f}, {}, qtx::make_view(pr.gate.data(), 4, 1)), Catch::Contains("gate is 4x1"));
+  CHECK_THROWS_AS(qtx::ops::attention(qtx::cpu::native{}, pr.qv(), pr.kv().block(0, 0, 3, 8), pr.vv(), o,
+                                      qtx::ops::attention_params{2, 1.0f}),
+                  qtx::error);
+}
