@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <qtx/nn/attention.hpp>
 #include <qtx/nn/linear.hpp>
+#include <qtx/ref/attention.hpp>
 #include <qtx/ops/gate.hpp>
 #include <qtx/ref/gemm.hpp>
 
@@ -128,4 +130,105 @@ TEST_CASE("attention gates: every variant against hand-computed values", "[nn][g
   CHECK_THROWS_AS(qtx::ops::attention_gate(qtx::cpu::native{}, lin, qtx::make_view(wide.data(), 1, 6),
                                            qtx::make_view(pi.data(), 1, 2)),
                   qtx::error);
+}
+
+namespace {
+struct attention_fixture {
+  index_t D = 32, H = 4;
+  std::vector<float> wq = random_vector(D * D, 0.2f, 20), wk = random_vector(D * D, 0.2f, 21),
+                     wv = random_vector(D * D, 0.2f, 22), wo = random_vector(D * D, 0.2f, 23);
+  std::vector<float> bq = random_vector(D, 0.1f, 24), bk = random_vector(D, 0.1f, 25),
+                     bv = random_vector(D, 0.1f, 26), bo = random_vector(D, 0.1f, 27);
+  qtx::nn::attention_weights weights() const {
+    return {qtx::make_view(wq.data(), D, D), qtx::make_view(wk.data(), D, D), qtx::make_view(wv.data(), D, D),
+            qtx::make_view(wo.data(), D, D), bq, bk, bv, bo};
+  }
+  qtx::gate_weights gate() const {
+    return {qtx::gate_kind::linear_per_head, H, D / H, 0, random_vector(D, 0.5f, 28),
+            std::vector<float>(H, qtx::logit(0.25f)), {}, {}};
+  }
+};
+
+// Projections in double + the reference attention: an oracle independent of the module's plumbing.
+std::vector<float> attention_module_oracle(const attention_fixture& f, const std::vector<float>& x, index_t T,
+                                           const nn::attention_options& o) {
+  const index_t D = f.D;
+  auto project = [&](const std::vector<float>& w, const std::vector<float>& b, const std::vector<float>& in) {
+    const auto y = linear_oracle(in, w, b, T, D, D, nn::activation::none, nullptr);
+    return std::vector<float>(y.begin(), y.end());
+  };
+  const auto q = project(f.wq, f.bq, x), k = project(f.wk, f.bk, x), v = project(f.wv, f.bv, x);
+  std::vector<float> pi(T * f.H, 1.0f), ctx(T * D);
+  if (o.gate) {
+    const auto& g = *o.gate;
+    for (index_t t = 0; t < T; ++t)
+      for (index_t h = 0; h < f.H; ++h) {
+        double z = g.b1[h];
+        for (index_t c = 0; c < g.d_head; ++c) z += double(g.w1[h * g.d_head + c]) * x[t * D + h * g.d_head + c];
+        pi[t * f.H + h] = float(1.0 / (1.0 + std::exp(-z)));
+      }
+  }
+  qtx::ref::attention(qtx::make_view(q.data(), T, D), qtx::make_view(k.data(), T, D), qtx::make_view(v.data(), T, D),
+                      qtx::make_view(ctx.data(), T, D),
+                      {o.n_heads, 1.0f / std::sqrt(float(D / o.n_heads)), o.gamma, o.zeta, o.causal, 0}, {},
+                      o.gate ? qtx::make_view(pi.data(), T, f.H) : qtx::matrix_view<const float>{});
+  return project(f.wo, f.bo, ctx);
+}
+}  // namespace
+
+TEST_CASE("multi_head_attention module: float, gated, clipped, cached decoding", "[nn][attention]") {
+  attention_fixture f;
+  const index_t T = 19;
+  const auto x = random_vector(T * f.D, 1.0f, 30);
+  for (bool gated : {false, true}) {
+    nn::attention_options o{f.H, gated ? 0.0f : -0.02f, 1.0f, true, {}};
+    if (gated) o.gate = f.gate();
+    nn::multi_head_attention<> mha(f.weights(), o);
+    std::vector<float> y(T * f.D);
+    mha.forward(qtx::make_view(x.data(), T, f.D), qtx::make_view(y.data(), T, f.D));
+    const auto ref = attention_module_oracle(f, x, T, o);
+    for (std::size_t i = 0; i < y.size(); ++i) REQUIRE(y[i] == Approx(ref[i]).margin(1e-4));
+    // Token-by-token decoding through a KV cache reproduces the full causal pass.
+    nn::kv_cache<float> cache(T, f.D);
+    for (index_t t = 0; t < T; ++t) {
+      std::vector<float> step(f.D);
+      mha.forward(qtx::make_view(x.data() + t * f.D, 1, f.D), qtx::make_view(step.data(), 1, f.D), {}, {}, &cache);
+      for (index_t c = 0; c < f.D; ++c) REQUIRE(step[c] == Approx(y[t * f.D + c]).margin(1e-5));
+    }
+    CHECK(cache.length() == T);
+    std::vector<float> one(f.D);
+    CHECK_THROWS_WITH(mha.forward(qtx::make_view(x.data(), 1, f.D), qtx::make_view(one.data(), 1, f.D), {}, {}, &cache),
+                      Catch::Contains("exceed the capacity"));
+  }
+}
+
+TEST_CASE("quantized_multi_head_attention tracks the float module", "[nn][attention]") {
+  attention_fixture f;
+  const index_t T = 23;
+  const auto x = random_vector(T * f.D, 1.0f, 31);
+  nn::attention_options o{f.H, -0.01f, 1.0f, false, f.gate()};
+  nn::multi_head_attention<> mha(f.weights(), o);
+  // Calibrate on the same input: min-max of every quantized tensor.
+  auto range = [](qtx::matrix_view<const float> v) {
+    float lo = 0, hi = 0;
+    for (index_t r = 0; r < v.rows; ++r)
+      for (index_t c = 0; c < v.cols; ++c) lo = std::min(lo, v(r, c)), hi = std::max(hi, v(r, c));
+    return qtx::asymmetric_params<uint8_t>(lo, hi);
+  };
+  nn::attention_calibration cal;
+  cal.input = range(qtx::make_view(x.data(), T, f.D));
+  typename nn::multi_head_attention<>::taps taps{[&](const char* name, qtx::matrix_view<const float> v) {
+    const std::string n = name;
+    (n == "q" ? cal.q : n == "k" ? cal.k : n == "v" ? cal.v : cal.context) = range(v);
+  }};
+  std::vector<float> y(T * f.D), yq(T * f.D);
+  mha.forward(qtx::make_view(x.data(), T, f.D), qtx::make_view(y.data(), T, f.D), {}, {}, nullptr, &taps);
+  nn::quantized_multi_head_attention<> qmha(f.weights(), o, cal);
+  std::vector<uint8_t> x_q(x.size());
+  qtx::quantize<uint8_t>(x, x_q, cal.input);
+  qmha.forward(qtx::make_view(x_q.data(), T, f.D), qtx::make_view(x.data(), T, f.D), qtx::make_view(yq.data(), T, f.D));
+  double err = 0, norm = 0;
+  for (std::size_t i = 0; i < y.size(); ++i) err += (y[i] - yq[i]) * (y[i] - yq[i]), norm += y[i] * y[i];
+  CHECK(std::sqrt(err / norm) < 0.05);  // W8A8 relative RMS error of one attention block
+  CHECK(err > 0.0);
 }

@@ -120,7 +120,7 @@ void attention_gate(Arch, const gate_weights& g, matrix_view<const float> x, mat
   check(pi.rows == x.rows && pi.cols == g.n_heads, "attention_gate: pi is ", pi.rows, "x", pi.cols,
         ", expected ", x.rows, "x", g.n_heads);
   parallel_for(0, x.rows, [&](index_t t) {
-    for (index_t h = 0; h < g.n_heads; ++h) pi(t, h) = sigmoid(detail::gate_logit(g, x.row(t), h));
+    for (index_t h = 0; h < g.n_heads; ++h) pi(t, h) = sigmoid(qtx::detail::gate_logit(g, x.row(t), h));
   });
 }
 

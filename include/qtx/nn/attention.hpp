@@ -1,0 +1,204 @@
+#pragma once
+// Multi-head self-attention modules (float and W8A8) with optional gate, clipped softmax and a KV
+// cache for incremental decoding:
+//
+//   Q, K, V = x W_Qᵀ + b_Q, …      O = attention(Q, K, V) (⊙ π gate per head)      y = O W_Oᵀ + b_O [+ residual]
+//
+// The gate reads the block's input hidden state x (float, also in W8A8, as in the paper).
+#include <cmath>
+#include <functional>
+#include <optional>
+#include <span>
+
+#include "../core/buffer.hpp"
+#include "../ops/attention.hpp"
+#include "../ops/gate.hpp"
+#include "linear.hpp"
+
+namespace qtx::nn {
+
+struct attention_options {
+  index_t n_heads = 1;
+  float gamma = 0.0f;  // clipped softmax; γ = 0, ζ = 1 is plain softmax
+  float zeta = 1.0f;
+  bool causal = false;
+  std::optional<gate_weights> gate;
+};
+
+// Keys and values of the tokens seen so far, for decoding one token at a time (OPT-style).
+template <class T>
+class kv_cache {
+ public:
+  kv_cache(index_t capacity, index_t d_model)
+      : capacity_(capacity), d_model_(d_model), k_(capacity * d_model), v_(capacity * d_model) {
+    check(capacity > 0 && d_model > 0, "kv_cache: capacity (", capacity, ") and d_model (", d_model,
+          ") must be positive");
+  }
+  index_t length() const { return length_; }
+  index_t capacity() const { return capacity_; }
+  void clear() { length_ = 0; }
+
+  // Space for the next `tokens` rows; commit() makes them visible.
+  matrix_view<T> next_keys(index_t tokens) { return reserve(k_, tokens); }
+  matrix_view<T> next_values(index_t tokens) { return reserve(v_, tokens); }
+  void commit(index_t tokens) { length_ += tokens; }
+  matrix_view<const T> keys() const { return make_view(k_.data(), length_, d_model_); }
+  matrix_view<const T> values() const { return make_view(v_.data(), length_, d_model_); }
+
+ private:
+  matrix_view<T> reserve(aligned_buffer<T>& b, index_t tokens) {
+    check(length_ + tokens <= capacity_, "kv_cache: ", length_, " cached + ", tokens,
+          " new tokens exceed the capacity ", capacity_);
+    return make_view(b.data() + length_ * d_model_, tokens, d_model_);
+  }
+  index_t capacity_, d_model_, length_ = 0;
+  aligned_buffer<T> k_, v_;
+};
+
+namespace detail {
+inline ops::attention_params attention_params_for(const attention_options& o, index_t d_model,
+                                                  index_t causal_offset) {
+  check(o.n_heads > 0 && d_model % o.n_heads == 0, "attention: d_model (", d_model,
+        ") is not a multiple of n_heads (", o.n_heads, ")");
+  return {o.n_heads, 1.0f / std::sqrt(float(d_model / o.n_heads)), o.gamma, o.zeta, o.causal, causal_offset};
+}
+
+// π (T, n_heads) for hidden states x, or an empty view when the module has no gate.
+inline matrix_view<const float> gate_probabilities(const std::optional<gate_weights>& g,
+                                                   matrix_view<const float> x, aligned_buffer<float>& pi) {
+  if (!g) return {};
+  pi.reset(x.rows * g->n_heads);
+  const auto view = make_view(pi.data(), x.rows, g->n_heads);
+  ops::attention_gate(cpu::native{}, *g, x, view);
+  return view;
+}
+}  // namespace detail
+
+// The four projections' weights in Hugging Face layout (out, in) with biases.
+struct attention_weights {
+  matrix_view<const float> wq, wk, wv, wo;
+  std::span<const float> bq, bk, bv, bo;
+};
+
+template <class Arch = cpu::native>
+class multi_head_attention {
+ public:
+  multi_head_attention() = default;
+  multi_head_attention(const attention_weights& w, attention_options options)
+      : q_(w.wq, w.bq), k_(w.wk, w.bk), v_(w.wv, w.bv), o_(w.wo, w.bo), options_(std::move(options)) {
+    check(q_.out_features() == o_.in_features(), "multi_head_attention: W_Q has ", q_.out_features(),
+          " outputs but W_O takes ", o_.in_features());
+    if (options_.gate) check_gate_weights("multi_head_attention", *options_.gate);
+  }
+  index_t d_model() const { return q_.out_features(); }
+  const attention_options& options() const { return options_; }
+
+  // Observes the tensors that W8A8 quantizes (Q, K, V, context), when given a callback.
+  struct taps {
+    std::function<void(const char*, matrix_view<const float>)> observe;
+  };
+
+  // y (T, D) = attention(x) W_Oᵀ + b_O [+ residual]. With a cache, x holds the new tokens only.
+  void forward(matrix_view<const float> x, matrix_view<float> y, matrix_view<const float> key_mask = {},
+               matrix_view<const float> residual = {}, kv_cache<float>* cache = nullptr,
+               const taps* tap = nullptr) const {
+    const index_t T = x.rows, D = d_model();
+    aligned_buffer<float> q(T * D), ctx(T * D), k_own, v_own, pi;
+    matrix_view<float> k_new, v_new;
+    if (cache) {
+      k_new = cache->next_keys(T);
+      v_new = cache->next_values(T);
+    } else {
+      k_own.reset(T * D);
+      v_own.reset(T * D);
+      k_new = make_view(k_own.data(), T, D);
+      v_new = make_view(v_own.data(), T, D);
+    }
+    const auto qv = make_view(q.data(), T, D);
+    q_.forward(x, qv);
+    k_.forward(x, k_new);
+    v_.forward(x, v_new);
+    const index_t past = cache ? cache->length() : 0;
+    if (cache) cache->commit(T);
+    const matrix_view<const float> keys = cache ? cache->keys() : matrix_view<const float>(k_new);
+    const matrix_view<const float> values = cache ? cache->values() : matrix_view<const float>(v_new);
+    const auto pi_view = detail::gate_probabilities(options_.gate, x, pi);
+    const auto ctx_view = make_view(ctx.data(), T, D);
+    ops::attention(Arch{}, matrix_view<const float>(qv), keys, values, ctx_view,
+                   detail::attention_params_for(options_, D, past), key_mask, pi_view);
+    if (tap && tap->observe) {
+      tap->observe("q", qv);
+      tap->observe("k", k_new);
+      tap->observe("v", v_new);
+      tap->observe("context", ctx_view);
+    }
+    o_.forward(ctx_view, y, activation::none, residual);
+  }
+
+  const linear<Arch>& q_proj() const { return q_; }
+
+ private:
+  linear<Arch> q_, k_, v_, o_;
+  attention_options options_;
+};
+
+// W8A8 attention: int8 projections, int8 Q·Kᵀ and P·V, uint8 Q/K/V/context with calibrated params.
+struct attention_calibration {
+  quant_params input, q, k, v, context;
+};
+
+template <class Arch = cpu::native>
+class quantized_multi_head_attention {
+ public:
+  quantized_multi_head_attention() = default;
+  quantized_multi_head_attention(const attention_weights& w, attention_options options,
+                                 const attention_calibration& cal, bool per_channel = true)
+      : q_(w.wq, w.bq, cal.input, per_channel), k_(w.wk, w.bk, cal.input, per_channel),
+        v_(w.wv, w.bv, cal.input, per_channel), o_(w.wo, w.bo, cal.context, per_channel),
+        options_(std::move(options)), cal_(cal) {
+    if (options_.gate) check_gate_weights("quantized_multi_head_attention", *options_.gate);
+  }
+  index_t d_model() const { return q_.out_features(); }
+
+  // y (T, D) float = attention(x_q) W_Oᵀ + b_O [+ residual]; x is the float form of x_q (gate input).
+  void forward(matrix_view<const uint8_t> x_q, matrix_view<const float> x, matrix_view<float> y,
+               matrix_view<const float> key_mask = {}, matrix_view<const float> residual = {},
+               kv_cache<uint8_t>* cache = nullptr) const {
+    const index_t T = x_q.rows, D = d_model();
+    check(x.rows == T && x.cols == D, "quantized_multi_head_attention: x is ", x.rows, "x", x.cols,
+          ", expected ", T, "x", D);
+    aligned_buffer<uint8_t> q(T * D), ctx(T * D), k_own, v_own;
+    aligned_buffer<float> pi;
+    matrix_view<uint8_t> k_new, v_new;
+    if (cache) {
+      k_new = cache->next_keys(T);
+      v_new = cache->next_values(T);
+    } else {
+      k_own.reset(T * D);
+      v_own.reset(T * D);
+      k_new = make_view(k_own.data(), T, D);
+      v_new = make_view(v_own.data(), T, D);
+    }
+    const auto qv = make_view(q.data(), T, D);
+    q_.forward(x_q, qv, cal_.q);
+    k_.forward(x_q, k_new, cal_.k);
+    v_.forward(x_q, v_new, cal_.v);
+    const index_t past = cache ? cache->length() : 0;
+    if (cache) cache->commit(T);
+    const matrix_view<const uint8_t> keys = cache ? cache->keys() : matrix_view<const uint8_t>(k_new);
+    const matrix_view<const uint8_t> values = cache ? cache->values() : matrix_view<const uint8_t>(v_new);
+    const auto pi_view = detail::gate_probabilities(options_.gate, x, pi);
+    const auto ctx_view = make_view(ctx.data(), T, D);
+    ops::attention(Arch{}, matrix_view<const uint8_t>(qv), keys, values, ctx_view,
+                   detail::attention_params_for(options_, D, past),
+                   ops::attention_quant{cal_.q, cal_.k, cal_.v, cal_.context}, key_mask, pi_view);
+    o_.forward(ctx_view, y, activation::none, residual);
+  }
+
+ private:
+  qlinear<Arch> q_, k_, v_, o_;
+  attention_options options_;
+  attention_calibration cal_;
+};
+
+}  // namespace qtx::nn
