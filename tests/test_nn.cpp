@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <qtx/nn/attention.hpp>
+#include <qtx/nn/layer_norm.hpp>
 #include <qtx/nn/linear.hpp>
 #include <qtx/ref/attention.hpp>
 #include <qtx/ops/gate.hpp>
@@ -231,4 +232,38 @@ TEST_CASE("quantized_multi_head_attention tracks the float module", "[nn][attent
   for (std::size_t i = 0; i < y.size(); ++i) err += (y[i] - yq[i]) * (y[i] - yq[i]), norm += y[i] * y[i];
   CHECK(std::sqrt(err / norm) < 0.05);  // W8A8 relative RMS error of one attention block
   CHECK(err > 0.0);
+}
+
+TEST_CASE("layer_norm module: float and uint8 outputs, optional residual", "[nn][layernorm]") {
+  const index_t M = 9, N = 37;
+  auto x = random_vector(M * N, 3.0f, 40);
+  for (auto& v : x) v += 1e4f;  // a large mean must not destroy the variance
+  const auto r = random_vector(M * N, 1.0f, 41), g = random_vector(N, 0.2f, 42), b = random_vector(N, 0.2f, 43);
+  nn::layer_norm<> ln(g, b, 1e-5f);
+  for (bool with_residual : {false, true}) {
+    std::vector<float> y(M * N);
+    const auto res = with_residual ? qtx::make_view(r.data(), M, N) : qtx::matrix_view<const float>{};
+    ln.forward(qtx::make_view(x.data(), M, N), qtx::make_view(y.data(), M, N), res);
+    for (index_t m = 0; m < M; ++m) {
+      double mean = 0, var = 0;
+      auto s = [&](index_t c) { return double(x[m * N + c]) + (with_residual ? r[m * N + c] : 0.0); };
+      for (index_t c = 0; c < N; ++c) mean += s(c) / N;
+      for (index_t c = 0; c < N; ++c) var += (s(c) - mean) * (s(c) - mean) / N;
+      for (index_t c = 0; c < N; ++c) {
+        const double ref = (s(c) - mean) / std::sqrt(var + 1e-5) * g[c] + b[c];
+        // Inputs near 1e4 carry float rounding of 1e4·2^-24 ≈ 6e-4 relative to σ ≈ 3.
+        REQUIRE(y[m * N + c] == Approx(ref).margin(2e-3));
+      }
+    }
+    const auto q = qtx::asymmetric_params<uint8_t>(-3.0f, 3.0f);
+    std::vector<uint8_t> yq(M * N);
+    ln.forward(qtx::make_view(x.data(), M, N), qtx::make_view(yq.data(), M, N), q, res);
+    for (std::size_t i = 0; i < y.size(); ++i)
+      REQUIRE(std::abs(int(yq[i]) - int(qtx::quantize_one<uint8_t>(y[i], q.inv_scale(), q.zero_point))) <= 1);
+  }
+  std::vector<float> y(M * N);
+  CHECK_THROWS_WITH(ln.forward(qtx::make_view(x.data(), M, N - 1, N), qtx::make_view(y.data(), M, N - 1, N)),
+                    Catch::Contains("36 columns"));
+  CHECK_THROWS_AS(nn::layer_norm<>(g, std::vector<float>(3), 1e-5f), qtx::error);
+  CHECK_THROWS_AS(nn::layer_norm<>(g, b, 0.0f), qtx::error);
 }
