@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "../core/error.hpp"
@@ -54,9 +55,15 @@ quant_params asymmetric_params(float lo, float hi) {
   check(lo <= hi, "asymmetric_params: lo (", lo, ") > hi (", hi, ")");
   lo = std::min(lo, 0.0f);
   hi = std::max(hi, 0.0f);
+  check(std::isfinite(lo) && std::isfinite(hi), "asymmetric_params: range [", lo, ", ", hi,
+        "] is not finite");
   constexpr float levels = float(element_traits<T>::max - element_traits<T>::min);
-  const float scale = (hi - lo) / levels;
-  if (!(scale > 0.0f) || !std::isfinite(scale)) return {1.0f, saturate_cast<T>(0)};
+  float scale = (hi - lo) / levels;
+  // hi − lo overflows float for ranges wider than FLT_MAX; the scale itself does not.
+  if (std::isinf(scale)) scale = float((double(hi) - double(lo)) / levels);
+  if (!(scale > 0.0f)) return {1.0f, saturate_cast<T>(0)};
+  // At least the smallest normal float, so that the quantizers' 1/scale stays finite.
+  scale = std::max(scale, std::numeric_limits<float>::min());
   const int32_t zp = element_traits<T>::min + round_half_even(-lo / scale);
   return {scale, saturate_cast<T>(zp)};
 }
@@ -66,9 +73,9 @@ template <class T = int8_t>
 quant_params symmetric_params(float absmax) {
   check(!std::isnan(absmax) && absmax >= 0.0f, "symmetric_params: absmax (", absmax,
         ") must be a non-negative number");
-  const float scale = absmax / float(element_traits<T>::max);
-  if (!(scale > 0.0f) || !std::isfinite(scale)) return {1.0f, 0};
-  return {scale, 0};
+  check(std::isfinite(absmax), "symmetric_params: absmax (", absmax, ") must be finite");
+  if (absmax == 0.0f) return {1.0f, 0};
+  return {std::max(absmax / float(element_traits<T>::max), std::numeric_limits<float>::min()), 0};
 }
 
 }  // namespace qtx
