@@ -7,7 +7,8 @@ packages=(
   g++ cmake make ninja-build
   libeigen3-dev libxsimd-dev catch2 libbenchmark-dev nlohmann-json3-dev
   libdnnl-dev   # oneDNN: side-by-side benchmarks only, never used by the headers
-  xz-utils python3-numpy
+  xz-utils python3-numpy gnuplot-nox
+  clang libclang-rt-14-dev   # libFuzzer for scripts/fuzz-safetensors.sh
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,281 @@
+#pragma once
+// A BERT encoder (post-LN, Hugging Face names) built from qtx::nn modules, in FP32 and W8A8.
+//
+// W8A8 quantization points (uint8 asymmetric activations, int8 symmetric per-channel weights):
+// every Linear input (the LN outputs, the attention context, the GELU output), Q, K and V, the
+// softmax probabilities (scale 1/255), and the LN outputs, which also become the float residual
+// stream (dequantized). Q·Kᵀ stays int32 into the softmax; biases are int32; LN statistics,
+// softmax and GELU internals, the gate and the embeddings are float, as in the paper. The residual
+// sums before LN are not rounded to 8 bits (they stay in the float epilogue of the GEMM).
+#include <qtx/io/safetensors.hpp>
+#include <qtx/io/wordpiece.hpp>
+#include <qtx/nn/attention.hpp>
+#include <qtx/nn/layer_norm.hpp>
+#include <qtx/nn/linear.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace bert {
+
+using qtx::index_t;
+using qtx::matrix_view;
+
+struct config {
+  index_t vocab = 0, hidden = 0, layers = 0, heads = 0, intermediate = 0, max_positions = 0;
+  float ln_eps = 1e-12f;
+  float gamma = 0.0f, zeta = 1.0f;  // clipped softmax (qtx extension keys, 0/1 = vanilla)
+  std::string gate = "none";        // gate kind name, or "none"
+  index_t gate_hidden = 0;
+};
+
+inline config read_config(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  qtx::check(in.good(), "bert: cannot open config '", path.string(), "'");
+  const auto j = nlohmann::json::parse(in);
+  config c;
+  c.vocab = j.at("vocab_size");
+  c.hidden = j.at("hidden_size");
+  c.layers = j.at("num_hidden_layers");
+  c.heads = j.at("num_attention_heads");
+  c.intermediate = j.at("intermediate_size");
+  c.max_positions = j.at("max_position_embeddings");
+  c.ln_eps = j.value("layer_norm_eps", 1e-12f);
+  c.gamma = j.value("qtx_softmax_gamma", 0.0f);
+  c.zeta = j.value("qtx_softmax_zeta", 1.0f);
+  c.gate = j.value("qtx_gate", std::string("none"));
+  c.gate_hidden = j.value("qtx_gate_hidden", index_t(0));
+  qtx::check(c.hidden > 0 && c.heads > 0 && c.hidden % c.heads == 0, "bert: hidden_size (", c.hidden,
+             ") must be a positive multiple of num_attention_heads (", c.heads, ")");
+  return c;
+}
+
+// The tensors W8A8 quantizes in each layer, in forward order.
+enum point : int { q, k, v, context, attention_ln, ffn_hidden, ffn_ln, points };
+inline const char* point_name(int p) {
+  static const char* names[] = {"q", "k", "v", "context", "attention_ln", "ffn_hidden", "ffn_ln"};
+  return names[p];
+}
+
+struct calibration {
+  qtx::quant_params embeddings_ln;
+  std::vector<std::array<qtx::quant_params, points>> layers;
+};
+
+// Weights as float, whatever their dtype in the file (F32, F16, BF16), kept for the model's life.
+class weight_store {
+ public:
+  explicit weight_store(const std::filesystem::path& file) : file_(qtx::io::safetensors_file::open(file)) {}
+  std::span<const float> vector(const std::string& name) {
+    const auto& b = load(name);
+    return {b.data(), std::size_t(b.size())};
+  }
+  matrix_view<const float> matrix(const std::string& name) {
+    const auto& t = file_.at(name);
+    qtx::check(t.rank() == 2, "bert: tensor '", name, "' has rank ", t.rank(), ", expected 2");
+    return qtx::make_view(load(name).data(), t.shape[0], t.shape[1]);
+  }
+  bool contains(const std::string& name) const { return file_.contains(name); }
+
+ private:
+  const qtx::aligned_buffer<float>& load(const std::string& name) {
+    auto it = cache_.find(name);
+    if (it == cache_.end()) it = cache_.emplace(name, file_.to_float(name)).first;
+    return it->second;
+  }
+  qtx::io::safetensors_file file_;
+  std::map<std::string, qtx::aligned_buffer<float>> cache_;
+};
+
+template <class Arch = qtx::cpu::native>
+class model {
+ public:
+  // Called with (layer, point, tensor) at every quantization point of the FP32 forward.
+  using observer = std::function<void(index_t, int, matrix_view<const float>)>;
+
+  model(const std::filesystem::path& dir) : cfg_(read_config(dir / "config.json")), w_(dir / "model.safetensors") {
+    word_ = w_.matrix("embeddings.word_embeddings.weight");
+    position_ = w_.matrix("embeddings.position_embeddings.weight");
+    token_type_ = w_.matrix("embeddings.token_type_embeddings.weight");
+    embeddings_ln_ = {w_.vector("embeddings.LayerNorm.weight"), w_.vector("embeddings.LayerNorm.bias"), cfg_.ln_eps};
+    for (index_t i = 0; i < cfg_.layers; ++i) {
+      fp32_layer l;
+      l.attention = {attention_weights(i), attention_options(i)};
+      l.attention_ln = layer_norm(prefix(i) + "attention.output.LayerNorm");
+      l.ffn_in = {w_.matrix(prefix(i) + "intermediate.dense.weight"), w_.vector(prefix(i) + "intermediate.dense.bias")};
+      l.ffn_out = {w_.matrix(prefix(i) + "output.dense.weight"), w_.vector(prefix(i) + "output.dense.bias")};
+      l.ffn_ln = layer_norm(prefix(i) + "output.LayerNorm");
+      fp32_.push_back(std::move(l));
+    }
+  }
+
+  const config& cfg() const { return cfg_; }
+
+  // Hidden states (T, hidden) of the last layer for one sequence of token ids.
+  void forward(std::span<const qtx::io::token_id> ids, qtx::aligned_buffer<float>& out,
+               const observer* obs = nullptr) const {
+    const index_t T = index_t(ids.size()), H = cfg_.hidden;
+    qtx::aligned_buffer<float> a(T * H), h(T * cfg_.intermediate);
+    embed(ids, out);
+    auto x = qtx::make_view(out.data(), T, H);
+    auto av = qtx::make_view(a.data(), T, H);
+    auto hv = qtx::make_view(h.data(), T, cfg_.intermediate);
+    embeddings_ln_.forward(x, x);
+    if (obs) (*obs)(-1, attention_ln, x);
+    for (index_t i = 0; i < cfg_.layers; ++i) {
+      const fp32_layer& l = fp32_[i];
+      typename qtx::nn::multi_head_attention<Arch>::taps taps;
+      if (obs)
+        taps.observe = [&](const char* name, matrix_view<const float> t) {
+          const std::string n = name;
+          (*obs)(i, n == "q" ? q : n == "k" ? k : n == "v" ? v : context, t);
+        };
+      l.attention.forward(x, av, {}, x, nullptr, obs ? &taps : nullptr);
+      l.attention_ln.forward(av, x);
+      if (obs) (*obs)(i, attention_ln, x);
+      l.ffn_in.forward(x, hv, qtx::nn::activation::gelu_erf);
+      if (obs) (*obs)(i, ffn_hidden, hv);
+      l.ffn_out.forward(hv, av, qtx::nn::activation::none, x);
+      l.ffn_ln.forward(av, x);
+      if (obs) (*obs)(i, ffn_ln, x);
+    }
+  }
+
+  // Builds the W8A8 layers from calibrated activation ranges.
+  void quantize(const calibration& cal, bool per_channel = true) {
+    cal_ = cal;
+    w8a8_.clear();
+    for (index_t i = 0; i < cfg_.layers; ++i) {
+      const auto& c = cal.layers[i];
+      const qtx::quant_params input = i == 0 ? cal.embeddings_ln : cal.layers[i - 1][ffn_ln];
+      w8a8_layer l;
+      l.attention = {attention_weights(i), attention_options(i),
+                     qtx::nn::attention_calibration{input, c[q], c[k], c[v], c[context]}, per_channel};
+      l.ffn_in = {w_.matrix(prefix(i) + "intermediate.dense.weight"), w_.vector(prefix(i) + "intermediate.dense.bias"),
+                  c[attention_ln], per_channel};
+      l.ffn_out = {w_.matrix(prefix(i) + "output.dense.weight"), w_.vector(prefix(i) + "output.dense.bias"),
+                   c[ffn_hidden], per_channel};
+      w8a8_.push_back(std::move(l));
+    }
+  }
+
+  void forward_w8a8(std::span<const qtx::io::token_id> ids, qtx::aligned_buffer<float>& out) const {
+    qtx::check(!w8a8_.empty(), "bert: forward_w8a8 before quantize()");
+    const index_t T = index_t(ids.size()), H = cfg_.hidden;
+    qtx::aligned_buffer<float> a(T * H);
+    qtx::aligned_buffer<uint8_t> x_q(T * H), h_q(T * cfg_.intermediate);
+    embed(ids, out);
+    auto x = qtx::make_view(out.data(), T, H);
+    auto av = qtx::make_view(a.data(), T, H);
+    auto xq = qtx::make_view(x_q.data(), T, H);
+    auto hq = qtx::make_view(h_q.data(), T, cfg_.intermediate);
+    // LN output → uint8; its dequantized value is the residual stream.
+    auto normalize = [&](const qtx::nn::layer_norm<Arch>& ln, matrix_view<const float> in, qtx::quant_params p) {
+      ln.forward(in, xq, p);
+      for (index_t r = 0; r < T; ++r)
+        for (index_t c = 0; c < H; ++c) x(r, c) = qtx::dequantize_one(xq(r, c), p.scale, p.zero_point);
+    };
+    normalize(embeddings_ln_, x, cal_.embeddings_ln);
+    for (index_t i = 0; i < cfg_.layers; ++i) {
+      const w8a8_layer& l = w8a8_[i];
+      const auto& c = cal_.layers[i];
+      l.attention.forward(xq, x, av, {}, x);
+      normalize(fp32_[i].attention_ln, av, c[attention_ln]);
+      l.ffn_in.forward(xq, hq, c[ffn_hidden], qtx::nn::activation::gelu_erf);
+      l.ffn_out.forward(hq, av, qtx::nn::activation::none, x);
+      normalize(fp32_[i].ffn_ln, av, c[ffn_ln]);
+    }
+  }
+
+ private:
+  struct fp32_layer {
+    qtx::nn::multi_head_attention<Arch> attention;
+    qtx::nn::layer_norm<Arch> attention_ln, ffn_ln;
+    qtx::nn::linear<Arch> ffn_in, ffn_out;
+  };
+  struct w8a8_layer {
+    qtx::nn::quantized_multi_head_attention<Arch> attention;
+    qtx::nn::qlinear<Arch> ffn_in, ffn_out;
+  };
+
+  static std::string prefix(index_t i) { return "encoder.layer." + std::to_string(i) + "."; }
+
+  qtx::nn::layer_norm<Arch> layer_norm(const std::string& name) {
+    return {w_.vector(name + ".weight"), w_.vector(name + ".bias"), cfg_.ln_eps};
+  }
+
+  qtx::nn::attention_weights attention_weights(index_t i) {
+    const std::string p = prefix(i) + "attention.";
+    return {w_.matrix(p + "self.query.weight"), w_.matrix(p + "self.key.weight"), w_.matrix(p + "self.value.weight"),
+            w_.matrix(p + "output.dense.weight"), w_.vector(p + "self.query.bias"), w_.vector(p + "self.key.bias"),
+            w_.vector(p + "self.value.bias"), w_.vector(p + "output.dense.bias")};
+  }
+
+  qtx::nn::attention_options attention_options(index_t i) {
+    qtx::nn::attention_options o{cfg_.heads, cfg_.gamma, cfg_.zeta, false, {}};
+    if (cfg_.gate == "none") return o;
+    const std::string p = prefix(i) + "attention.self.gate.";
+    qtx::gate_weights g;
+    g.n_heads = cfg_.heads;
+    g.d_head = cfg_.hidden / cfg_.heads;
+    auto vec = [&](const std::string& n) {
+      const auto s = w_.vector(p + n);
+      return std::vector<float>(s.begin(), s.end());
+    };
+    if (cfg_.gate == "linear_per_head") {
+      g.kind = qtx::gate_kind::linear_per_head;
+      g.w1 = vec("weight");
+      g.b1 = vec("bias");
+    } else if (cfg_.gate == "unconditional") {
+      g.kind = qtx::gate_kind::unconditional;
+      g.b1 = vec("bias");
+    } else {
+      qtx::check(false, "bert: unsupported qtx_gate '", cfg_.gate, "'");
+    }
+    o.gate = std::move(g);
+    return o;
+  }
+
+  void embed(std::span<const qtx::io::token_id> ids, qtx::aligned_buffer<float>& out) const {
+    const index_t T = index_t(ids.size()), H = cfg_.hidden;
+    qtx::check(T > 0 && T <= cfg_.max_positions, "bert: sequence of ", T, " tokens, the model takes 1..",
+               cfg_.max_positions);
+    out.reserve(T * H);
+    for (index_t t = 0; t < T; ++t) {
+      qtx::check(ids[t] >= 0 && ids[t] < cfg_.vocab, "bert: token id ", ids[t], " outside the vocabulary of ",
+                 cfg_.vocab);
+      for (index_t c = 0; c < H; ++c)
+        out[t * H + c] = word_(ids[t], c) + position_(t, c) + token_type_(0, c);
+    }
+  }
+
+  config cfg_;
+  weight_store w_;
+  matrix_view<const float> word_, position_, token_type_;
+  qtx::nn::layer_norm<Arch> embeddings_ln_;
+  std::vector<fp32_layer> fp32_;
+  std::vector<w8a8_layer> w8a8_;
+  calibration cal_;
+};
+
+// Sentence embedding as sentence-transformers computes it: mean over tokens, then L2-normalised.
+inline std::vector<float> mean_pool_normalize(const float* hidden, index_t T, index_t H) {
+  std::vector<double> sum(std::size_t(H), 0.0);
+  for (index_t t = 0; t < T; ++t)
+    for (index_t c = 0; c < H; ++c) sum[c] += hidden[t * H + c];
+  double norm = 0.0;
+  for (auto& s : sum) norm += (s / double(T)) * (s / double(T));
+  norm = std::sqrt(norm);
+  std::vector<float> e(static_cast<std::size_t>(H));
+  for (index_t c = 0; c < H; ++c) e[c] = float(sum[c] / double(T) / (norm > 0 ? norm : 1.0));
+  return e;
+}
+
+}  // namespace bert

@@ -1,0 +1,158 @@
+// BERT demo: a real pretrained sentence encoder (all-MiniLM-L6-v2) on real text, FP32 vs W8A8.
+//
+//   bert MODEL_DIR TEXT_DIR [--heldout N] [--calibration N] [--probe N] [--out DIR]
+//
+// MODEL_DIR holds model.safetensors, config.json and vocab.txt (scripts/setup-minilm.sh);
+// TEXT_DIR holds sotu_calibration.txt, sotu_heldout.txt and spam.tsv (tools/prepare_text.py).
+// It calibrates activation ranges with running min-max on calibration sentences, quantizes the
+// model to W8A8 and reports: per-layer outlier statistics of the FP32 model (the paper's max
+// inf-norm and average kurtosis), the FP32-vs-W8A8 embedding cosine on held-out sentences, a
+// logistic-regression spam probe trained on FP32 embeddings and evaluated on FP32 and W8A8
+// embeddings, and the latency per sentence of both.
+#include "bert.hpp"
+#include "../common/probe.hpp"
+#include "report.hpp"
+
+#include <qtx/quant/observers.hpp>
+#include <qtx/quant/outlier_stats.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+namespace {
+
+using qtx::index_t;
+
+struct options {
+  std::filesystem::path model_dir, text_dir, out_dir = "bert_out";
+  index_t heldout = 1000, calibration = 256, probe = 2000, max_tokens = 128;
+};
+
+options parse(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: %s MODEL_DIR TEXT_DIR [--heldout N] [--calibration N] [--probe N] [--out DIR]\n",
+                 argv[0]);
+    std::exit(2);
+  }
+  options o{argv[1], argv[2]};
+  for (int i = 3; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--heldout") o.heldout = std::stol(argv[i + 1]);
+    else if (flag == "--calibration") o.calibration = std::stol(argv[i + 1]);
+    else if (flag == "--probe") o.probe = std::stol(argv[i + 1]);
+    else if (flag == "--out") o.out_dir = argv[i + 1];
+    else qtx::check(false, "bert: unknown flag ", flag);
+  }
+  return o;
+}
+
+using ids_t = std::vector<qtx::io::token_id>;
+using clock_type = std::chrono::steady_clock;
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const options opt = parse(argc, argv);
+  std::filesystem::create_directories(opt.out_dir);
+  bert::model<> model(opt.model_dir);
+  const auto tok = qtx::io::wordpiece_tokenizer::from_file(opt.model_dir / "vocab.txt");
+  const auto& cfg = model.cfg();
+  std::printf("qtx BERT demo: %ld layers, hidden %ld, %ld heads, backend %s, %d threads\n", long(cfg.layers),
+              long(cfg.hidden), long(cfg.heads), qtx::cpu::native::name(), qtx::max_threads());
+
+  auto encode_all = [&](const std::vector<std::string>& texts) {
+    std::vector<ids_t> out;
+    for (const auto& t : texts) out.push_back(tok.encode(t, opt.max_tokens));
+    return out;
+  };
+  const auto calib_ids = encode_all(demo::read_lines(opt.text_dir / "sotu_calibration.txt", opt.calibration, 7));
+  const auto heldout_ids = encode_all(demo::read_lines(opt.text_dir / "sotu_heldout.txt", opt.heldout, 1));
+  const auto spam = demo::read_spam(opt.text_dir / "spam.tsv", opt.probe);
+
+  // 1. FP32 on calibration text: running min-max ranges and the paper's outlier statistics.
+  const index_t L = cfg.layers;
+  std::vector<std::array<qtx::running_minmax_observer, bert::points>> observers(L);
+  qtx::running_minmax_observer embeddings_observer;
+  std::vector<qtx::outlier_stats> layer_stats(L);
+  const bert::model<>::observer record = [&](index_t layer, int point, qtx::matrix_view<const float> t) {
+    if (layer < 0) return embeddings_observer.observe(t);
+    observers[layer][point].observe(t);
+    if (point == bert::ffn_ln) layer_stats[layer].add_sequence(t);
+  };
+  qtx::aligned_buffer<float> hidden;
+  demo::progress bar("calibrating (FP32)", index_t(calib_ids.size()));
+  for (const auto& ids : calib_ids) {
+    model.forward(ids, hidden, &record);
+    bar.tick();
+  }
+  bert::calibration cal;
+  cal.embeddings_ln = embeddings_observer.params<uint8_t>();
+  for (index_t i = 0; i < L; ++i) {
+    cal.layers.emplace_back();
+    for (int p = 0; p < bert::points; ++p) cal.layers[i][p] = observers[i][p].params<uint8_t>();
+  }
+  model.quantize(cal);
+
+  // 2. Held-out sentences: FP32 vs W8A8 embeddings and latency.
+  std::vector<std::vector<float>> fp32_embeddings, w8a8_embeddings;
+  double fp32_seconds = 0, w8a8_seconds = 0;
+  demo::progress bar2("held-out FP32 vs W8A8", index_t(heldout_ids.size()));
+  for (const auto& ids : heldout_ids) {
+    const index_t T = index_t(ids.size());
+    auto t0 = clock_type::now();
+    model.forward(ids, hidden);
+    auto t1 = clock_type::now();
+    fp32_embeddings.push_back(bert::mean_pool_normalize(hidden.data(), T, cfg.hidden));
+    model.forward_w8a8(ids, hidden);
+    auto t2 = clock_type::now();
+    w8a8_embeddings.push_back(bert::mean_pool_normalize(hidden.data(), T, cfg.hidden));
+    fp32_seconds += std::chrono::duration<double>(t1 - t0).count();
+    w8a8_seconds += std::chrono::duration<double>(t2 - t1).count();
+    bar2.tick();
+  }
+  demo::write_matrix(opt.out_dir / "heldout_ids.txt", heldout_ids);
+  demo::write_matrix(opt.out_dir / "heldout_fp32_embeddings.txt", fp32_embeddings);
+
+  // 3. Spam probe: logistic regression on FP32 embeddings, evaluated on FP32 and W8A8 embeddings.
+  std::vector<std::vector<float>> train_x, test_fp32, test_w8a8;
+  std::vector<int> train_y, test_y;
+  demo::progress bar3("spam probe embeddings", index_t(spam.size()));
+  for (const auto& e : spam) {
+    const auto ids = tok.encode(e.text, opt.max_tokens);
+    model.forward(ids, hidden);
+    auto f = bert::mean_pool_normalize(hidden.data(), index_t(ids.size()), cfg.hidden);
+    if (e.train) {
+      train_x.push_back(std::move(f));
+      train_y.push_back(e.spam);
+    } else {
+      test_fp32.push_back(std::move(f));
+      test_y.push_back(e.spam);
+      model.forward_w8a8(ids, hidden);
+      test_w8a8.push_back(bert::mean_pool_normalize(hidden.data(), index_t(ids.size()), cfg.hidden));
+    }
+    bar3.tick();
+  }
+  const demo::logistic_regression probe(train_x, train_y);
+
+  demo::report r;
+  r.layer_stats = layer_stats;
+  r.cosines = demo::cosines(fp32_embeddings, w8a8_embeddings);
+  r.probe_fp32 = probe.accuracy(test_fp32, test_y);
+  r.probe_w8a8 = probe.accuracy(test_w8a8, test_y);
+  r.probe_train = index_t(train_x.size());
+  r.probe_test = index_t(test_y.size());
+  r.ms_fp32 = 1e3 * fp32_seconds / double(heldout_ids.size());
+  r.ms_w8a8 = 1e3 * w8a8_seconds / double(heldout_ids.size());
+  double tokens = 0;
+  for (const auto& ids : heldout_ids) tokens += double(ids.size());
+  r.mean_tokens = tokens / double(heldout_ids.size());
+  r.print();
+  r.write_csv(opt.out_dir / "layer_stats.csv");
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bert: %s\n", e.what());
+  return 1;
+}

@@ -1,0 +1,106 @@
+// OPT demo: causal LM perplexity FP32 vs W8A8 on held-out text, and greedy generation.
+//
+//   opt MODEL_DIR TEXT_DIR [--sentences N] [--calibration N] [--prompt TEXT]
+//
+// MODEL_DIR: model.safetensors (Hugging Face OPT names), config.json (with optional qtx_softmax_gamma,
+// qtx_gate) and vocab.txt (WordPiece, as the models of tools/train use). TEXT_DIR as for the BERT demo.
+#include "../common/demo.hpp"
+#include "opt.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+namespace {
+using ids_t = std::vector<qtx::io::token_id>;
+using qtx::index_t;
+
+// Mean negative log-likelihood of each next token, from logits (T, V).
+double nll_sum(const qtx::aligned_buffer<float>& logits, const ids_t& ids, index_t V) {
+  double total = 0;
+  for (std::size_t t = 0; t + 1 < ids.size(); ++t) {
+    const float* row = logits.data() + t * V;
+    const float mx = *std::max_element(row, row + V);
+    double z = 0;
+    for (index_t c = 0; c < V; ++c) z += std::exp(double(row[c] - mx));
+    total += std::log(z) + mx - row[ids[t + 1]];
+  }
+  return total;
+}
+}  // namespace
+
+int main(int argc, char** argv) try {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: %s MODEL_DIR TEXT_DIR [--sentences N] [--calibration N] [--prompt TEXT]\n", argv[0]);
+    return 2;
+  }
+  const std::filesystem::path model_dir = argv[1], text_dir = argv[2];
+  index_t sentences = 200, calibration = 64;
+  std::string prompt = "the congress of the united states";
+  for (int i = 3; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--sentences") sentences = std::stol(argv[i + 1]);
+    else if (flag == "--calibration") calibration = std::stol(argv[i + 1]);
+    else if (flag == "--prompt") prompt = argv[i + 1];
+    else qtx::check(false, "opt: unknown flag ", flag);
+  }
+  opt::model<> model(model_dir);
+  const auto tok = qtx::io::wordpiece_tokenizer::from_file(model_dir / "vocab.txt");
+  const auto& cfg = model.cfg();
+  const index_t max_len = std::min<index_t>(cfg.max_positions, 128);
+  auto encode = [&](const std::string& s) { return tok.encode(s, max_len); };
+
+  std::vector<std::array<std::pair<float, float>, opt::points>> ranges(cfg.layers);
+  const opt::model<>::observer record = [&](index_t layer, int point, qtx::matrix_view<const float> t) {
+    auto& r = ranges[layer][point];
+    float lo = 0, hi = 0;
+    for (index_t i = 0; i < t.rows; ++i)
+      for (index_t c = 0; c < t.cols; ++c) lo = std::min(lo, t(i, c)), hi = std::max(hi, t(i, c));
+    // Running min-max with momentum 0.9 (the paper's estimator); the first batch sets the range.
+    const bool first = r.first == 0 && r.second == 0;
+    r.first = first ? lo : 0.9f * r.first + 0.1f * lo;
+    r.second = first ? hi : 0.9f * r.second + 0.1f * hi;
+  };
+  qtx::aligned_buffer<float> logits;
+  {
+    demo::progress bar("calibrating (FP32)", calibration);
+    for (const auto& s : demo::read_lines(text_dir / "sotu_calibration.txt", calibration, 13)) {
+      const auto ids = encode(s);
+      auto st = model.new_state<float>(index_t(ids.size()));
+      model.forward(ids, st, logits, &record);
+      bar.tick();
+    }
+  }
+  opt::calibration cal;
+  for (const auto& layer : ranges) {
+    cal.layers.emplace_back();
+    for (int p = 0; p < opt::points; ++p) cal.layers.back()[p] = qtx::asymmetric_params<uint8_t>(layer[p].first, layer[p].second);
+  }
+  model.quantize(cal);
+  double nll_fp32 = 0, nll_w8a8 = 0, count = 0;
+  {
+    demo::progress bar("held-out perplexity", sentences);
+    for (const auto& s : demo::read_lines(text_dir / "sotu_heldout.txt", sentences, 3)) {
+      const auto ids = encode(s);
+      auto st = model.new_state<float>(index_t(ids.size()));
+      model.forward(ids, st, logits);
+      nll_fp32 += nll_sum(logits, ids, cfg.vocab);
+      auto qst = model.new_state<uint8_t>(index_t(ids.size()));
+      model.forward_w8a8(ids, qst, logits);
+      nll_w8a8 += nll_sum(logits, ids, cfg.vocab);
+      count += double(ids.size() - 1);
+      bar.tick();
+    }
+  }
+  std::printf("\nperplexity FP32 %.3f, W8A8 %.3f over %.0f tokens\n", std::exp(nll_fp32 / count),
+              std::exp(nll_w8a8 / count), count);
+  auto ids = tok.encode(prompt, max_len);
+  ids.pop_back();  // drop [SEP]: continue the prompt
+  const auto out = opt::generate_greedy(model, ids, 20);
+  std::printf("greedy continuation of \"%s\":", prompt.c_str());
+  for (std::size_t i = ids.size(); i < out.size(); ++i) std::printf(" %s", tok.token_of(out[i]).c_str());
+  std::printf("\n");
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "opt: %s\n", e.what());
+  return 1;
+}

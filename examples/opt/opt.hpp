@@ -1,0 +1,230 @@
+#pragma once
+// An OPT decoder (pre-LN, causal, learned positions with OPT's offset of 2, ReLU FFN, LM head tied
+// to the token embeddings; Hugging Face names) built from qtx::nn modules, FP32 and W8A8, with a
+// KV cache for incremental decoding and greedy generation.
+//
+// W8A8 quantization points: the LN outputs (inputs of Q/K/V and FC1), Q, K, V, the attention context,
+// the ReLU output (input of FC2); int8 weights per output channel. The residual stream, LN
+// statistics, softmax internals, the gate and the LM head stay float (as in the paper).
+#include "../bert/bert.hpp"  // weight_store
+
+#include <qtx/nn/attention.hpp>
+#include <qtx/nn/layer_norm.hpp>
+#include <qtx/nn/linear.hpp>
+
+#include <array>
+#include <cmath>
+#include <memory>
+#include <vector>
+
+namespace opt {
+
+using qtx::index_t;
+using qtx::matrix_view;
+
+struct config {
+  index_t vocab = 0, hidden = 0, layers = 0, heads = 0, ffn = 0, max_positions = 0;
+  float gamma = 0.0f, zeta = 1.0f;
+  std::string gate = "none";
+};
+
+inline config read_config(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  qtx::check(in.good(), "opt: cannot open config '", path.string(), "'");
+  const auto j = nlohmann::json::parse(in);
+  config c;
+  c.vocab = j.at("vocab_size");
+  c.hidden = j.at("hidden_size");
+  c.layers = j.at("num_hidden_layers");
+  c.heads = j.at("num_attention_heads");
+  c.ffn = j.at("ffn_dim");
+  c.max_positions = j.at("max_position_embeddings");
+  c.gamma = j.value("qtx_softmax_gamma", 0.0f);
+  c.zeta = j.value("qtx_softmax_zeta", 1.0f);
+  c.gate = j.value("qtx_gate", std::string("none"));
+  qtx::check(c.hidden > 0 && c.heads > 0 && c.hidden % c.heads == 0, "opt: hidden_size (", c.hidden,
+             ") must be a positive multiple of num_attention_heads (", c.heads, ")");
+  return c;
+}
+
+enum point : int { attention_ln, q, k, v, context, ffn_ln, ffn_hidden, points };
+inline constexpr index_t position_offset = 2;  // OPT's learned positions start at row 2
+
+struct calibration {
+  std::vector<std::array<qtx::quant_params, points>> layers;
+};
+
+template <class Arch = qtx::cpu::native>
+class model {
+ public:
+  using observer = std::function<void(index_t, int, matrix_view<const float>)>;
+
+  explicit model(const std::filesystem::path& dir) : cfg_(read_config(dir / "config.json")), w_(dir / "model.safetensors") {
+    tokens_ = w_.matrix("model.decoder.embed_tokens.weight");
+    positions_ = w_.matrix("model.decoder.embed_positions.weight");
+    qtx::check(positions_.rows >= cfg_.max_positions + position_offset, "opt: embed_positions has ", positions_.rows,
+               " rows, expected ", cfg_.max_positions + position_offset);
+    final_ln_ = norm("model.decoder.final_layer_norm");
+    lm_head_ = {tokens_, {}};
+    for (index_t i = 0; i < cfg_.layers; ++i) {
+      fp32_layer l{{attention_weights(i), attention_options(i)}, norm(prefix(i) + "self_attn_layer_norm"),
+                   norm(prefix(i) + "final_layer_norm"), linear(i, "fc1"), linear(i, "fc2")};
+      fp32_.push_back(std::move(l));
+    }
+  }
+  const config& cfg() const { return cfg_; }
+
+  // Per-layer KV caches for one sequence being decoded.
+  template <class T>
+  struct state {
+    std::vector<std::unique_ptr<qtx::nn::kv_cache<T>>> caches;
+    index_t length() const { return caches.empty() ? 0 : caches[0]->length(); }
+  };
+  template <class T>
+  state<T> new_state(index_t capacity) const {
+    state<T> s;
+    for (index_t i = 0; i < cfg_.layers; ++i) s.caches.push_back(std::make_unique<qtx::nn::kv_cache<T>>(capacity, cfg_.hidden));
+    return s;
+  }
+
+  // Logits (T, vocab) for the new tokens `ids`, appended to the sequence held in `st`.
+  void forward(std::span<const qtx::io::token_id> ids, state<float>& st, qtx::aligned_buffer<float>& logits,
+               const observer* obs = nullptr) const {
+    const index_t T = index_t(ids.size()), H = cfg_.hidden;
+    qtx::aligned_buffer<float> xb, nb(T * H), hb(T * cfg_.ffn), yb(T * H);
+    embed(ids, st.length(), xb);
+    auto x = qtx::make_view(xb.data(), T, H), n = qtx::make_view(nb.data(), T, H), y = qtx::make_view(yb.data(), T, H);
+    auto h = qtx::make_view(hb.data(), T, cfg_.ffn);
+    for (index_t i = 0; i < cfg_.layers; ++i) {
+      const fp32_layer& l = fp32_[i];
+      typename qtx::nn::multi_head_attention<Arch>::taps taps;
+      if (obs)
+        taps.observe = [&](const char* name, matrix_view<const float> t) {
+          const std::string nm = name;
+          (*obs)(i, nm == "q" ? q : nm == "k" ? k : nm == "v" ? v : context, t);
+        };
+      l.attention_ln.forward(x, n);
+      if (obs) (*obs)(i, attention_ln, n);
+      l.attention.forward(n, y, {}, x, st.caches[i].get(), obs ? &taps : nullptr);
+      l.ffn_ln.forward(y, n);
+      if (obs) (*obs)(i, ffn_ln, n);
+      l.fc1.forward(n, h, qtx::nn::activation::relu);
+      if (obs) (*obs)(i, ffn_hidden, h);
+      l.fc2.forward(h, x, qtx::nn::activation::none, y);
+    }
+    head(x, n, logits);
+  }
+
+  void quantize(const calibration& cal, bool per_channel = true) {
+    cal_ = cal;
+    w8a8_.clear();
+    for (index_t i = 0; i < cfg_.layers; ++i) {
+      const auto& c = cal.layers[i];
+      w8a8_layer l{{attention_weights(i), attention_options(i),
+                    qtx::nn::attention_calibration{c[attention_ln], c[q], c[k], c[v], c[context]}, per_channel},
+                   {w_.matrix(prefix(i) + "fc1.weight"), w_.vector(prefix(i) + "fc1.bias"), c[ffn_ln], per_channel},
+                   {w_.matrix(prefix(i) + "fc2.weight"), w_.vector(prefix(i) + "fc2.bias"), c[ffn_hidden], per_channel}};
+      w8a8_.push_back(std::move(l));
+    }
+  }
+
+  void forward_w8a8(std::span<const qtx::io::token_id> ids, state<uint8_t>& st, qtx::aligned_buffer<float>& logits) const {
+    qtx::check(!w8a8_.empty(), "opt: forward_w8a8 before quantize()");
+    const index_t T = index_t(ids.size()), H = cfg_.hidden;
+    qtx::aligned_buffer<float> xb, nb(T * H), yb(T * H);
+    qtx::aligned_buffer<uint8_t> nq(T * H), hq(T * cfg_.ffn);
+    embed(ids, st.length(), xb);
+    auto x = qtx::make_view(xb.data(), T, H), n = qtx::make_view(nb.data(), T, H), y = qtx::make_view(yb.data(), T, H);
+    auto n8 = qtx::make_view(nq.data(), T, H);
+    auto h8 = qtx::make_view(hq.data(), T, cfg_.ffn);
+    auto normalize = [&](const qtx::nn::layer_norm<Arch>& ln, matrix_view<const float> in, qtx::quant_params p) {
+      ln.forward(in, n8, p);
+      for (index_t r = 0; r < T; ++r)
+        for (index_t c = 0; c < H; ++c) n(r, c) = qtx::dequantize_one(n8(r, c), p.scale, p.zero_point);
+    };
+    for (index_t i = 0; i < cfg_.layers; ++i) {
+      const auto& c = cal_.layers[i];
+      normalize(fp32_[i].attention_ln, x, c[attention_ln]);
+      w8a8_[i].attention.forward(n8, n, y, {}, x, st.caches[i].get());
+      normalize(fp32_[i].ffn_ln, y, c[ffn_ln]);
+      w8a8_[i].fc1.forward(n8, h8, c[ffn_hidden], qtx::nn::activation::relu);
+      w8a8_[i].fc2.forward(h8, x, qtx::nn::activation::none, y);
+    }
+    head(x, n, logits);
+  }
+
+ private:
+  struct fp32_layer {
+    qtx::nn::multi_head_attention<Arch> attention;
+    qtx::nn::layer_norm<Arch> attention_ln, ffn_ln;
+    qtx::nn::linear<Arch> fc1, fc2;
+  };
+  struct w8a8_layer {
+    qtx::nn::quantized_multi_head_attention<Arch> attention;
+    qtx::nn::qlinear<Arch> fc1, fc2;
+  };
+  static std::string prefix(index_t i) { return "model.decoder.layers." + std::to_string(i) + "."; }
+  qtx::nn::layer_norm<Arch> norm(const std::string& n) { return {w_.vector(n + ".weight"), w_.vector(n + ".bias"), 1e-5f}; }
+  qtx::nn::linear<Arch> linear(index_t i, const std::string& n) {
+    return {w_.matrix(prefix(i) + n + ".weight"), w_.vector(prefix(i) + n + ".bias")};
+  }
+  qtx::nn::attention_weights attention_weights(index_t i) {
+    const std::string p = prefix(i) + "self_attn.";
+    return {w_.matrix(p + "q_proj.weight"), w_.matrix(p + "k_proj.weight"), w_.matrix(p + "v_proj.weight"),
+            w_.matrix(p + "out_proj.weight"), w_.vector(p + "q_proj.bias"), w_.vector(p + "k_proj.bias"),
+            w_.vector(p + "v_proj.bias"), w_.vector(p + "out_proj.bias")};
+  }
+  qtx::nn::attention_options attention_options(index_t i) {
+    qtx::nn::attention_options o{cfg_.heads, cfg_.gamma, cfg_.zeta, true, {}};
+    if (cfg_.gate == "none") return o;
+    qtx::check(cfg_.gate == "linear_per_head", "opt: unsupported qtx_gate '", cfg_.gate, "'");
+    const std::string p = prefix(i) + "self_attn.gate.";
+    const auto w = w_.vector(p + "weight"), b = w_.vector(p + "bias");
+    o.gate = qtx::gate_weights{qtx::gate_kind::linear_per_head, cfg_.heads, cfg_.hidden / cfg_.heads, 0,
+                               {w.begin(), w.end()}, {b.begin(), b.end()}, {}, {}};
+    return o;
+  }
+  void embed(std::span<const qtx::io::token_id> ids, index_t past, qtx::aligned_buffer<float>& out) const {
+    const index_t T = index_t(ids.size()), H = cfg_.hidden;
+    qtx::check(T > 0 && past + T <= cfg_.max_positions, "opt: ", past, " cached + ", T,
+               " new tokens exceed max_position_embeddings ", cfg_.max_positions);
+    out.reset(T * H);
+    for (index_t t = 0; t < T; ++t) {
+      qtx::check(ids[t] >= 0 && ids[t] < cfg_.vocab, "opt: token id ", ids[t], " outside the vocabulary of ", cfg_.vocab);
+      for (index_t c = 0; c < H; ++c) out[t * H + c] = tokens_(ids[t], c) + positions_(past + t + position_offset, c);
+    }
+  }
+  // Final LN and the tied LM head (float): logits = LN(x) · E_tokensᵀ.
+  void head(matrix_view<const float> x, matrix_view<float> n, qtx::aligned_buffer<float>& logits) const {
+    final_ln_.forward(x, n);
+    logits.reset(x.rows * cfg_.vocab);
+    lm_head_.forward(n, qtx::make_view(logits.data(), x.rows, cfg_.vocab));
+  }
+
+  config cfg_;
+  bert::weight_store w_;
+  matrix_view<const float> tokens_, positions_;
+  qtx::nn::layer_norm<Arch> final_ln_;
+  qtx::nn::linear<Arch> lm_head_;
+  std::vector<fp32_layer> fp32_;
+  std::vector<w8a8_layer> w8a8_;
+  calibration cal_;
+};
+
+// Greedy generation: feed the prompt once, then one token at a time through the KV cache.
+template <class Model>
+std::vector<qtx::io::token_id> generate_greedy(const Model& m, std::vector<qtx::io::token_id> prompt, index_t new_tokens) {
+  auto st = m.template new_state<float>(index_t(prompt.size()) + new_tokens);
+  qtx::aligned_buffer<float> logits;
+  std::vector<qtx::io::token_id> feed = prompt;
+  for (index_t step = 0; step < new_tokens; ++step) {
+    m.forward(feed, st, logits);
+    const float* last = logits.data() + (index_t(feed.size()) - 1) * m.cfg().vocab;
+    const auto best = qtx::io::token_id(std::max_element(last, last + m.cfg().vocab) - last);
+    prompt.push_back(best);
+    feed = {best};
+  }
+  return prompt;
+}
+
+}  // namespace opt
