@@ -2,10 +2,10 @@
 // Portable scalar GEMM backend (qtx::cpu::scalar): correct on any CPU, the fallback of every tag.
 // B is stored K×N row-major; the integer path applies zero points by the rank-1 identity
 //   Σ_k (a − za)(b − zb) = Σ a·b − za·colsum(B)[n] − zb·rowsum(A)[m] + K·za·zb
-// so the inner loop is a plain integer dot product, as in the vector backends.
+// so the inner loop is a plain integer dot product, as in the vector backends. uint8 B is stored
+// as b − 128 (int8) with zero point zb − 128, which leaves every (b − zb) unchanged.
 #include <cstdint>
 #include <type_traits>
-#include <vector>
 
 #include "../../core/arch.hpp"
 #include "../../core/buffer.hpp"
@@ -26,18 +26,27 @@ struct scalar_packed_b {
 };
 
 template <class TB>
-scalar_packed_b<TB> pack_b(scalar, matrix_view<const TB> b, int32_t b_zero_point) {
-  scalar_packed_b<TB> p;
+using scalar_stored_t = std::conditional_t<std::is_same_v<TB, uint8_t>, int8_t, TB>;
+
+template <class TB>
+scalar_packed_b<scalar_stored_t<TB>> pack_b(scalar, matrix_view<const TB> b, int32_t b_zero_point) {
+  constexpr int32_t shift = std::is_same_v<TB, uint8_t> ? 128 : 0;
+  scalar_packed_b<scalar_stored_t<TB>> p;
   p.k = b.rows;
   p.n = b.cols;
-  p.zero_point = b_zero_point;
+  p.zero_point = b_zero_point - shift;
   p.values.reset(b.rows * b.cols);
-  for (index_t k = 0; k < b.rows; ++k)
-    for (index_t n = 0; n < b.cols; ++n) p.values[k * b.cols + n] = b(k, n);
-  if constexpr (!std::is_floating_point_v<TB>) {
-    p.column_sums.reset(b.cols);
-    for (index_t k = 0; k < b.rows; ++k)
-      for (index_t n = 0; n < b.cols; ++n) p.column_sums[n] += int32_t(b(k, n));
+  if constexpr (!std::is_floating_point_v<TB>) p.column_sums.reset(b.cols);
+  for (index_t k = 0; k < b.rows; ++k) {
+    for (index_t n = 0; n < b.cols; ++n) {
+      if constexpr (std::is_floating_point_v<TB>) {
+        p.values[k * b.cols + n] = b(k, n);
+      } else {
+        const int32_t v = int32_t(b(k, n)) - shift;
+        p.values[k * b.cols + n] = scalar_stored_t<TB>(v);
+        p.column_sums[n] += v;
+      }
+    }
   }
   return p;
 }
@@ -61,8 +70,9 @@ void gemm(scalar, matrix_view<const TA> a, const scalar_packed_b<TB>& b, matrix_
         for (index_t k = 0; k < K; ++k) acc += int32_t(a(m, k)) * int32_t(b.values[k * N + n]);
         // int32 wrap-around is intended: the true result fits (ops/ checks K), so the
         // modular sum of the four terms is exact.
-        acc = int32_t(uint32_t(acc) - uint32_t(a_zero_point * b.column_sums[n]) -
-                      uint32_t(b.zero_point * row_sum) + uint32_t(int32_t(K) * a_zero_point * b.zero_point));
+        acc = int32_t(uint32_t(acc) - uint32_t(a_zero_point) * uint32_t(b.column_sums[n]) -
+                      uint32_t(b.zero_point) * uint32_t(row_sum) +
+                      uint32_t(int64_t(K) * a_zero_point * b.zero_point));
         c(m, n) = epilogue::evaluate<TC>(ep, acc, m, n);
       }
     }
