@@ -1,0 +1,131 @@
+#pragma once
+// Vectorized element-wise row operations, each the formula of ref/elementwise.hpp on whole vectors:
+//   gelu (erf form)   y = 0.5·x·(1 + erf(x/√2))                 erf: cpu/rows/math.hpp
+//   gelu (tanh form)  y = x·sigmoid(2u), u = √(2/π)(x + 0.044715x³)   (= 0.5·x·(1 + tanh u), without
+//                     the cancellation of 1 + tanh u for negative x)
+//   quantize          q = quantize_one(x)            bit-exact (rounding ties to even, NaN → zp)
+//   dequantize        x = scale·(q − zp)             bit-exact
+//   requantize        q = quantize_one(float(acc), multiplier, zp)   bit-exact (float multiplier;
+//                     the fixed-point form runs the scalar reference on every backend)
+#include "../../ref/elementwise.hpp"
+#include "common.hpp"
+#include "math.hpp"
+
+namespace qtx::cpu::rows {
+
+#if QTX_HAS_AVX2 || QTX_HAS_AVX512_VNNI
+
+// Loads of a row's elements as the vector type the operation works on: float lanes for float,
+// int32 lanes for every integer type.
+template <class A>
+vfloat<A> load_lanes(const float* p) {
+  return vfloat<A>::load_unaligned(p);
+}
+template <class A, class T>
+  requires std::is_integral_v<T>
+vint<A> load_lanes(const T* p) {
+  return load_int<A>(p);
+}
+template <class A, class T>
+auto load_lanes_tail(const T* p, index_t n) {
+  if constexpr (std::is_same_v<T, float>)
+    return load_float_tail<A>(p, n);
+  else
+    return load_int_tail<A>(p, n);
+}
+
+// y(r, :) = write(f(x(r, :))) over all rows, threads over row blocks.
+template <class A, class In, class Out, class F>
+void map_rows(matrix_view<const In> x, matrix_view<Out> y, const row_writer<A, Out>& write, F&& f) {
+  constexpr index_t W = lanes<A>;
+  for_row_blocks(x.rows, row_block_count(x.rows, x.cols), [&](index_t, index_t first, index_t end) {
+    for (index_t i = first; i < end; ++i) {
+      const In* xr = x.row(i);
+      Out* yr = y.row(i);
+      index_t j = 0;
+      for (; j + W <= x.cols; j += W) write(yr + j, f(load_lanes<A>(xr + j)));
+      if (j < x.cols) write.tail(yr + j, f(load_lanes_tail<A>(xr + j, x.cols - j)), x.cols - j);
+    }
+  });
+}
+
+namespace gelu_constants {
+inline constexpr float inv_sqrt2 = 0.70710678118654752f;
+inline constexpr float sqrt_2_over_pi = 0.79788456080286536f;
+inline constexpr float cubic = 0.044715f;
+}  // namespace gelu_constants
+
+template <class A>
+QTX_ALWAYS_INLINE vfloat<A> gelu_erf(vfloat<A> v) {
+  return (vfloat<A>(0.5f) * v) * (vfloat<A>(1.0f) + rows::erf(v * vfloat<A>(gelu_constants::inv_sqrt2)));
+}
+template <class A>
+QTX_ALWAYS_INLINE vfloat<A> gelu_tanh(vfloat<A> v) {
+  using namespace gelu_constants;
+  const vfloat<A> inner = vfloat<A>(sqrt_2_over_pi) * xsimd::fma(vfloat<A>(cubic) * v, v * v, v);
+  return v * rows::sigmoid(inner + inner);
+}
+
+#endif  // QTX_HAS_AVX2 || QTX_HAS_AVX512_VNNI
+
+// Backend entries (arguments checked by ops/elementwise.hpp). Strided views: reference path.
+template <class Arch>
+void gelu(Arch, matrix_view<const float> x, matrix_view<float> y, gelu_approximation form) {
+  if constexpr (has_simd<Arch>) {
+    using A = simd_arch_t<Arch>;
+    if (x.row_contiguous() && y.row_contiguous()) {
+      if (form == gelu_approximation::none)
+        map_rows<A>(x, y, row_writer<A, float>{}, [](vfloat<A> v) { return gelu_erf<A>(v); });
+      else
+        map_rows<A>(x, y, row_writer<A, float>{}, [](vfloat<A> v) { return gelu_tanh<A>(v); });
+      return;
+    }
+  }
+  ref::gelu(x, y, form);
+}
+
+template <class Arch, class T>
+void quantize(Arch, matrix_view<const float> x, matrix_view<T> q, quant_params p) {
+  if constexpr (has_simd<Arch>) {
+    using A = simd_arch_t<Arch>;
+    if (x.row_contiguous() && q.row_contiguous()) {
+      map_rows<A>(x, q, row_writer<A, T>(p), [](vfloat<A> v) { return v; });
+      return;
+    }
+  }
+  ref::quantize(x, q, p);
+}
+
+template <class Arch, class T>
+void dequantize(Arch, matrix_view<const T> q, matrix_view<float> x, quant_params p) {
+  if constexpr (has_simd<Arch>) {
+    using A = simd_arch_t<Arch>;
+    if (x.row_contiguous() && q.row_contiguous()) {
+      const vint<A> zero_point(p.zero_point);
+      const vfloat<A> scale(p.scale);
+      map_rows<A>(q, x, row_writer<A, float>{}, [&](vint<A> v) { return scale * xsimd::to_float(v - zero_point); });
+      return;
+    }
+  }
+  ref::dequantize(q, x, p);
+}
+
+template <class Arch, class T>
+void requantize(Arch, matrix_view<const int32_t> acc, matrix_view<T> q, float multiplier, int32_t zero_point) {
+  if constexpr (has_simd<Arch>) {
+    using A = simd_arch_t<Arch>;
+    if (acc.row_contiguous() && q.row_contiguous()) {
+      map_rows<A>(acc, q, row_writer<A, T>(multiplier, zero_point), [](vint<A> v) { return xsimd::to_float(v); });
+      return;
+    }
+  }
+  ref::requantize(acc, q, multiplier, zero_point);
+}
+
+template <class Arch, class T>
+void requantize(Arch, matrix_view<const int32_t> acc, matrix_view<T> q, fixed_point_multiplier multiplier,
+                int32_t zero_point) {
+  ref::requantize(acc, q, multiplier, zero_point);
+}
+
+}  // namespace qtx::cpu::rows

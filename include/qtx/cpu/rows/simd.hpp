@@ -1,0 +1,209 @@
+#pragma once
+// The row kernels' vector vocabulary. Kernels are one template body over an xsimd architecture A
+// (xsimd::avx512bw for cpu::avx512_vnni, xsimd::fma3<xsimd::avx2> for cpu::avx2); this header maps
+// backend tags to A and supplies what xsimd 8.1 lacks: loads of 8/32-bit integers as float, partial
+// loads/stores of a row's tail, and the 8-bit quantizing store.
+//
+// The quantizing store reproduces quantize_one<T> (quant/quantize.hpp) exactly:
+//   quantize_one(x) = clamp(round_half_even(x · inv_scale) + zp, qmin, qmax), NaN → zp.
+// Clamping x · inv_scale to the integers [qmin − zp, qmax − zp] *before* rounding is equivalent
+// (rounding is monotone and the bounds are integers) and keeps the conversion in range.
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "../../core/arch.hpp"
+#include "../../core/types.hpp"
+#include "../../quant/params.hpp"
+
+#if QTX_HAS_AVX2 || QTX_HAS_AVX512_VNNI
+#include <immintrin.h>
+
+#include <xsimd/xsimd.hpp>
+#endif
+
+namespace qtx::cpu::rows {
+
+// The scalar backend has no vector architecture: its row operations are the ref/ oracles.
+struct no_simd {};
+inline no_simd simd_arch_for(scalar) { return {}; }
+#if QTX_HAS_AVX2
+inline xsimd::fma3<xsimd::avx2> simd_arch_for(avx2) { return {}; }
+#endif
+#if QTX_HAS_AVX512_VNNI
+inline xsimd::avx512bw simd_arch_for(avx512_vnni) { return {}; }
+#endif
+// The vector architecture a backend tag runs (inheritance picks the best compiled one).
+template <class Tag>
+using simd_arch_t = decltype(simd_arch_for(Tag{}));
+
+template <class Tag>
+inline constexpr bool has_simd = !std::is_same_v<simd_arch_t<Tag>, no_simd>;
+
+#if QTX_HAS_AVX2 || QTX_HAS_AVX512_VNNI
+
+template <class A>
+using vfloat = xsimd::batch<float, A>;
+template <class A>
+using vint = xsimd::batch<int32_t, A>;
+template <class A>
+inline constexpr index_t lanes = index_t(vfloat<A>::size);
+
+// ---- 8-bit widening loads and narrowing stores (the per-ISA part) ----
+
+#if QTX_HAS_AVX2
+using avx2_arch = xsimd::fma3<xsimd::avx2>;
+inline vint<avx2_arch> widen(const uint8_t* p, avx2_arch) {
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+inline vint<avx2_arch> widen(const int8_t* p, avx2_arch) {
+  return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+// q holds values already inside T's range: keep the low byte of each lane.
+// Round to the nearest integer, ties to even (cvtps2dq under the default MXCSR, as round_half_even).
+inline vint<avx2_arch> round_to_int(vfloat<avx2_arch> v, avx2_arch) { return _mm256_cvtps_epi32(v); }
+inline float reduce_max(vfloat<avx2_arch> v, avx2_arch) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+// p · 2^n for integral n (as float) in [−150, 128]: two normal powers of two, one final rounding.
+inline vfloat<avx2_arch> scale_by_pow2(vfloat<avx2_arch> p, vfloat<avx2_arch> n, avx2_arch) {
+  constexpr int bias = 127, mantissa_bits = 23;
+  const __m256i e = _mm256_cvtps_epi32(n);
+  const __m256i half = _mm256_srai_epi32(e, 1);
+  const auto pow2 = [&](__m256i k) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(bias)), mantissa_bits));
+  };
+  return _mm256_mul_ps(_mm256_mul_ps(p, pow2(half)), pow2(_mm256_sub_epi32(e, half)));
+}
+template <class T>
+void narrow_store(T* p, vint<avx2_arch> q, avx2_arch) {
+  const __m256i words = _mm256_packs_epi32(q, q);  // [q0..q3 q0..q3 | q4..q7 q4..q7] as int16
+  const __m256i bytes = std::is_signed_v<T> ? _mm256_packs_epi16(words, words) : _mm256_packus_epi16(words, words);
+  const __m128i lo = _mm256_castsi256_si128(bytes), hi = _mm256_extracti128_si256(bytes, 1);
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_unpacklo_epi32(lo, hi));
+}
+#endif
+
+#if QTX_HAS_AVX512_VNNI
+using avx512_arch = xsimd::avx512bw;
+inline vint<avx512_arch> widen(const uint8_t* p, avx512_arch) {
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline vint<avx512_arch> widen(const int8_t* p, avx512_arch) {
+  return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline vint<avx512_arch> round_to_int(vfloat<avx512_arch> v, avx512_arch) { return _mm512_cvtps_epi32(v); }
+inline float reduce_max(vfloat<avx512_arch> v, avx512_arch) { return _mm512_reduce_max_ps(v); }
+// p · 2^n (vscalefps: exact scaling, subnormal results rounded once, overflow to inf).
+inline vfloat<avx512_arch> scale_by_pow2(vfloat<avx512_arch> p, vfloat<avx512_arch> n, avx512_arch) {
+  return _mm512_scalef_ps(p, n);
+}
+template <class T>
+void narrow_store(T* p, vint<avx512_arch> q, avx512_arch) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(q));
+}
+#endif
+
+// ---- loads as float: float, int32 (exact below 2^24, else round to nearest even like float(int)),
+//      8-bit integers (exact) ----
+
+template <class A>
+vfloat<A> load_float(const float* p) {
+  return vfloat<A>::load_unaligned(p);
+}
+template <class A>
+vfloat<A> load_float(const int32_t* p) {
+  return xsimd::to_float(vint<A>::load_unaligned(p));
+}
+template <class A>
+vint<A> load_int(const int32_t* p) {
+  return vint<A>::load_unaligned(p);
+}
+template <class A, class T>
+  requires(sizeof(T) == 1)
+vint<A> load_int(const T* p) {
+  return widen(p, A{});
+}
+
+// The first n < lanes elements of p, zero-filled (rows end anywhere; reading past them is not allowed).
+template <class A, class T>
+vfloat<A> load_float_tail(const T* p, index_t n) {
+  alignas(64) T part[lanes<A>] = {};
+  std::memcpy(part, p, std::size_t(n) * sizeof(T));
+  return load_float<A>(static_cast<const T*>(part));
+}
+template <class A, class T>
+vint<A> load_int_tail(const T* p, index_t n) {
+  alignas(64) T part[lanes<A>] = {};
+  std::memcpy(part, p, std::size_t(n) * sizeof(T));
+  return load_int<A>(static_cast<const T*>(part));
+}
+
+// Lanes [0, n) true.
+template <class A>
+xsimd::batch_bool<float, A> first_lanes(index_t n) {
+  alignas(64) float index[lanes<A>];
+  for (index_t i = 0; i < lanes<A>; ++i) index[i] = float(i);
+  return vfloat<A>::load_aligned(index) < vfloat<A>(float(n));
+}
+
+// ---- stores: float as is, 8-bit types through quantize_one semantics ----
+
+// Writes vectors of float results to a row of Out: plain stores for float, quantizing stores
+// (x → quantize_one<Out>(x, inv_scale, zero_point) on every lane) for 8-bit types.
+template <class A, class Out>
+struct row_writer {
+  static_assert(sizeof(Out) == 1 && element_traits<Out>::is_quantized, "row_writer: Out must be float or 8-bit");
+  vfloat<A> inv_scale, lowest, highest;  // bounds of the level before the zero point is added
+  vint<A> zero_point;
+
+  explicit row_writer(quant_params p) : row_writer(p.inv_scale(), p.zero_point) {}
+  // inv_scale = 1/scale for quantize, the multiplier for requantize (requantize_one semantics).
+  row_writer(float inv, int32_t zp)
+      : inv_scale(inv),
+        lowest(float(element_traits<Out>::min - zp)),
+        highest(float(element_traits<Out>::max - zp)),
+        zero_point(zp) {}
+
+  vint<A> levels(vfloat<A> x) const {
+    vfloat<A> v = x * inv_scale;
+    v = xsimd::select(v == v, v, vfloat<A>(0.0f));  // NaN → the zero point
+    v = xsimd::min(xsimd::max(v, lowest), highest);
+    return round_to_int(v, A{}) + zero_point;
+  }
+  void operator()(Out* p, vfloat<A> x) const { narrow_store(p, levels(x), A{}); }
+  // The first n < lanes elements only (through a stack copy: nothing is written past the row).
+  void tail(Out* p, vfloat<A> x, index_t n) const {
+    alignas(64) Out part[lanes<A>];
+    (*this)(part, x);
+    std::memcpy(p, part, std::size_t(n));
+  }
+};
+
+template <class A>
+struct row_writer<A, float> {
+  explicit row_writer(quant_params = {}) {}
+  void operator()(float* p, vfloat<A> x) const { x.store_unaligned(p); }
+  void tail(float* p, vfloat<A> x, index_t n) const {
+    alignas(64) float part[lanes<A>];
+    x.store_aligned(part);
+    std::memcpy(p, part, std::size_t(n) * sizeof(float));
+  }
+};
+
+// Horizontal reductions (once per row).
+// Lanes holding NaN may or may not win the max; callers treat NaN rows through the sum instead.
+template <class A>
+float reduce_max(vfloat<A> v) {
+  return reduce_max(v, A{});
+}
+template <class A>
+float reduce_sum(vfloat<A> v) {
+  return xsimd::hadd(v);
+}
+
+#endif  // QTX_HAS_AVX2 || QTX_HAS_AVX512_VNNI
+
+}  // namespace qtx::cpu::rows

@@ -1,0 +1,146 @@
+#pragma once
+// Vectorized (clipped) softmax over rows: y_j = clip(e_j · r + γ, 0, 1), e_j = exp(z_j − max),
+// r = (ζ − γ) / Σ e, z_j = input_scale · x_j + mask_j — the formula and defined cases of
+// ref/softmax.hpp, which the scalar backend runs as is.
+//
+// Three passes over a row that stays in L1/L2: (1) max of z, (2) e_j = exp(z_j − max) stored
+// (into y itself for float output, else a per-thread scratch row) while summing, (3) scale, clip
+// and store — quantizing to 8 bits in the same pass when Out is uint8/int8. The clip applies to
+// the normalised probability, so the sum must be known before any output: the row is read twice
+// and the exponentials are kept, not recomputed. Rows are split over threads in contiguous blocks.
+#include <limits>
+
+#include "../../core/buffer.hpp"
+#include "../../ref/softmax.hpp"
+#include "common.hpp"
+#include "math.hpp"
+
+namespace qtx::cpu::rows {
+
+#if QTX_HAS_AVX2 || QTX_HAS_AVX512_VNNI
+
+// Independent accumulators per pass: enough to cover the latency of add/max.
+inline constexpr index_t softmax_unroll = 4;
+
+// z_j = input_scale · x_j (+ mask_j) for one row, a vector at a time.
+template <class A, class In, bool HasMask>
+struct score_row {
+  const In* x;
+  const float* mask;
+  vfloat<A> input_scale;
+
+  QTX_ALWAYS_INLINE vfloat<A> combine(vfloat<A> xv, vfloat<A> mv) const {
+    if constexpr (HasMask)
+      return xsimd::fma(input_scale, xv, mv);
+    else
+      return input_scale * xv;  // = fma(input_scale, x, 0) of the reference
+  }
+  QTX_ALWAYS_INLINE vfloat<A> at(index_t j) const {
+    return combine(load_float<A>(x + j), HasMask ? load_float<A>(mask + j) : vfloat<A>(0.0f));
+  }
+  QTX_ALWAYS_INLINE vfloat<A> tail(index_t j, index_t n) const {
+    return combine(load_float_tail<A>(x + j, n), HasMask ? load_float_tail<A>(mask + j, n) : vfloat<A>(0.0f));
+  }
+};
+
+template <class A, class In, bool HasMask>
+float row_max(const score_row<A, In, HasMask>& z, index_t n) {
+  constexpr index_t W = lanes<A>;
+  const vfloat<A> neg_inf(-std::numeric_limits<float>::infinity());
+  vfloat<A> m[softmax_unroll] = {neg_inf, neg_inf, neg_inf, neg_inf};
+  index_t j = 0;
+  for (; j + softmax_unroll * W <= n; j += softmax_unroll * W)
+    for (index_t u = 0; u < softmax_unroll; ++u) m[u] = xsimd::max(m[u], z.at(j + u * W));
+  for (; j + W <= n; j += W) m[0] = xsimd::max(m[0], z.at(j));
+  if (j < n) m[1] = xsimd::max(m[1], xsimd::select(first_lanes<A>(n - j), z.tail(j, n - j), neg_inf));
+  return reduce_max<A>(xsimd::max(xsimd::max(m[0], m[1]), xsimd::max(m[2], m[3])));
+}
+
+// e_j = exp(z_j − shift) into e[0, n); returns Σ e_j.
+template <class A, class In, bool HasMask>
+float exp_and_sum(const score_row<A, In, HasMask>& z, float shift_value, float* e, index_t n) {
+  constexpr index_t W = lanes<A>;
+  const vfloat<A> shift(shift_value);
+  vfloat<A> s[softmax_unroll] = {vfloat<A>(0.0f), vfloat<A>(0.0f), vfloat<A>(0.0f), vfloat<A>(0.0f)};
+  index_t j = 0;
+  for (; j + softmax_unroll * W <= n; j += softmax_unroll * W)
+    for (index_t u = 0; u < softmax_unroll; ++u) {
+      const vfloat<A> v = exp_nonpositive(z.at(j + u * W) - shift);
+      v.store_unaligned(e + j + u * W);
+      s[u] += v;
+    }
+  for (; j + W <= n; j += W) {
+    const vfloat<A> v = exp_nonpositive(z.at(j) - shift);
+    v.store_unaligned(e + j);
+    s[0] += v;
+  }
+  if (j < n) {
+    const vfloat<A> v = xsimd::select(first_lanes<A>(n - j), exp_nonpositive(z.tail(j, n - j) - shift), vfloat<A>(0.0f));
+    row_writer<A, float>{}.tail(e + j, v, n - j);
+    s[1] += v;
+  }
+  return reduce_sum<A>((s[0] + s[1]) + (s[2] + s[3]));
+}
+
+// y_j = clip(e_j · r + γ, 0, 1) for j < visible, the value of a zero probability after.
+template <class A, class Out>
+void scale_clip_store(const float* e, index_t visible, Out* y, index_t cols, float r_value, float gamma_value,
+                      const row_writer<A, Out>& write) {
+  constexpr index_t W = lanes<A>;
+  const vfloat<A> r(r_value), gamma(gamma_value), zero(0.0f), one(1.0f);
+  // max(0, v) then min(1, ·): a NaN v passes through both (x86 returns the second operand).
+  const auto clip = [&](vfloat<A> ev) { return xsimd::min(one, xsimd::max(zero, xsimd::fma(ev, r, gamma))); };
+  index_t j = 0;
+  for (; j + W <= visible; j += W) write(y + j, clip(vfloat<A>::load_unaligned(e + j)));
+  if (j < visible) write.tail(y + j, clip(load_float_tail<A>(e + j, visible - j)), visible - j);
+  for (j = visible; j + W <= cols; j += W) write(y + j, zero);
+  if (j < cols) write.tail(y + j, zero, cols - j);
+}
+
+template <class A, bool HasMask, class In, class Out>
+void softmax_rows(matrix_view<const In> x, matrix_view<Out> y, const softmax_params& p,
+                  matrix_view<const float> mask, quant_params y_params) {
+  const index_t blocks = row_block_count(x.rows, x.cols);
+  // Float output keeps the exponentials in y itself; 8-bit output needs a float row per thread.
+  aligned_buffer<float> scratch(std::is_same_v<Out, float> ? 0 : blocks * x.cols);
+  const row_writer<A, Out> write(y_params);
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for_row_blocks(x.rows, blocks, [&](index_t block, index_t first, index_t end) {
+    for (index_t i = first; i < end; ++i) {
+      const index_t visible = softmax_visible_columns(p, i, x.cols);
+      const score_row<A, In, HasMask> z{x.row(i), HasMask ? mask.row(mask.rows == 1 ? 0 : i) : nullptr,
+                                         vfloat<A>(p.input_scale)};
+      float* e;
+      if constexpr (std::is_same_v<Out, float>)
+        e = y.row(i);
+      else
+        e = scratch.data() + block * x.cols;
+      const float m = row_max(z, visible);
+      const float sum = exp_and_sum(z, m == neg_inf ? 0.0f : m, e, visible);
+      const float r = sum == 0.0f ? 0.0f : (p.zeta - p.gamma) * (1.0f / sum);
+      scale_clip_store(e, visible, y.row(i), x.cols, r, p.gamma, write);
+    }
+  });
+}
+
+#endif  // QTX_HAS_AVX2 || QTX_HAS_AVX512_VNNI
+
+// Backend entry (arguments checked by ops::softmax). Views with strided columns take the
+// reference path on every backend.
+template <class Arch, class In, class Out>
+void softmax(Arch, matrix_view<const In> x, matrix_view<Out> y, const softmax_params& p,
+             matrix_view<const float> mask, quant_params y_params) {
+  if constexpr (has_simd<Arch>) {
+    using A = simd_arch_t<Arch>;
+    if (x.row_contiguous() && y.row_contiguous() && mask.row_contiguous()) {
+      if (mask.data)
+        softmax_rows<A, true>(x, y, p, mask, y_params);
+      else
+        softmax_rows<A, false>(x, y, p, mask, y_params);
+      return;
+    }
+  }
+  ref::softmax(x, y, p, mask, y_params);
+}
+
+}  // namespace qtx::cpu::rows

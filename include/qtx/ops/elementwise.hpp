@@ -1,0 +1,96 @@
+#pragma once
+// Public element-wise operations over matrix views: GELU, quantize, dequantize, requantize.
+//
+//   qtx::ops::gelu(arch, h, h);                                   // in place, erf form (BERT)
+//   qtx::ops::gelu(arch, h, y, qtx::gelu_approximation::tanh);    // GPT-2 / OPT form
+//   qtx::ops::quantize(arch, x, x_u8, x_params);                  // quantize_one semantics, bit-exact
+//   qtx::ops::dequantize(arch, x_u8, x, x_params);
+//   qtx::ops::requantize(arch, acc_s32, y_u8, s_in / s_out, y_zero_point);
+//
+// Output and input must have the same shape; an output may be the same view as an input of the
+// same element type (GELU in place); other overlaps are errors. Strided views are accepted.
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "../core/arch.hpp"
+#include "../core/error.hpp"
+#include "../core/view.hpp"
+#include "../cpu/rows/common.hpp"
+#include "../cpu/rows/elementwise.hpp"
+#include "../quant/params.hpp"
+#include "../ref/elementwise.hpp"
+
+namespace qtx::ops {
+
+namespace detail {
+template <class In, class Out>
+void check_map(const char* fn, const matrix_view<In>& x, const char* x_name, const matrix_view<Out>& y,
+               const char* y_name) {
+  check_view(fn, x_name, x);
+  check_view(fn, y_name, y);
+  check_same_shape(fn, x_name, x, y_name, y);
+  cpu::rows::check_alias(fn, y_name, y, x_name, x);
+}
+template <class T>
+constexpr bool is_8bit = std::is_same_v<T, uint8_t> || std::is_same_v<T, int8_t>;
+}  // namespace detail
+
+template <class Arch, class XV>
+void gelu(Arch arch, matrix_view<XV> x_view, matrix_view<float> y,
+          gelu_approximation form = gelu_approximation::none) {
+  static_assert(std::is_same_v<std::remove_const_t<XV>, float>, "ops::gelu: x must be float");
+  const matrix_view<const float> x = x_view;
+  detail::check_map("gelu", x, "x", y, "y");
+  check(form == gelu_approximation::none || form == gelu_approximation::tanh, "gelu: unknown approximation (",
+        int(form), ")");
+  if (!x.empty()) cpu::rows::gelu(arch, x, y, form);
+}
+
+template <class Arch, class XV, class T>
+void quantize(Arch arch, matrix_view<XV> x_view, matrix_view<T> q, quant_params p) {
+  static_assert(std::is_same_v<std::remove_const_t<XV>, float>, "ops::quantize: x must be float");
+  static_assert(detail::is_8bit<T>, "ops::quantize: q must be (non-const) uint8 or int8");
+  const matrix_view<const float> x = x_view;
+  detail::check_map("quantize", x, "x", q, "q");
+  check_quant_params<T>("quantize", "params", p);
+  if (!x.empty()) cpu::rows::quantize(arch, x, q, p);
+}
+
+template <class Arch, class QV>
+void dequantize(Arch arch, matrix_view<QV> q_view, matrix_view<float> x, quant_params p) {
+  using T = std::remove_const_t<QV>;
+  static_assert(detail::is_8bit<T>, "ops::dequantize: q must be uint8 or int8");
+  const matrix_view<const T> q = q_view;
+  detail::check_map("dequantize", q, "q", x, "x");
+  check_quant_params<T>("dequantize", "params", p);
+  if (!q.empty()) cpu::rows::dequantize(arch, q, x, p);
+}
+
+template <class Arch, class AV, class T>
+void requantize(Arch arch, matrix_view<AV> acc_view, matrix_view<T> q, float multiplier, int32_t zero_point) {
+  static_assert(std::is_same_v<std::remove_const_t<AV>, int32_t>, "ops::requantize: acc must be int32");
+  static_assert(detail::is_8bit<T>, "ops::requantize: q must be (non-const) uint8 or int8");
+  const matrix_view<const int32_t> acc = acc_view;
+  detail::check_map("requantize", acc, "acc", q, "q");
+  check(std::isfinite(multiplier) && multiplier > 0.0f, "requantize: multiplier (", multiplier,
+        ") must be finite and positive");
+  check_quant_params<T>("requantize", "output", {1.0f, zero_point});
+  if (!acc.empty()) cpu::rows::requantize(arch, acc, q, multiplier, zero_point);
+}
+
+template <class Arch, class AV, class T>
+void requantize(Arch arch, matrix_view<AV> acc_view, matrix_view<T> q, fixed_point_multiplier multiplier,
+                int32_t zero_point) {
+  static_assert(std::is_same_v<std::remove_const_t<AV>, int32_t>, "ops::requantize: acc must be int32");
+  static_assert(detail::is_8bit<T>, "ops::requantize: q must be (non-const) uint8 or int8");
+  const matrix_view<const int32_t> acc = acc_view;
+  detail::check_map("requantize", acc, "acc", q, "q");
+  check(multiplier.m0 >= (1 << 30) && multiplier.shift >= -31 && multiplier.shift <= 31,
+        "requantize: fixed-point multiplier (m0 ", multiplier.m0, ", shift ", multiplier.shift,
+        ") is not normalised; build it with to_fixed_point");
+  check_quant_params<T>("requantize", "output", {1.0f, zero_point});
+  if (!acc.empty()) cpu::rows::requantize(arch, acc, q, multiplier, zero_point);
+}
+
+}  // namespace qtx::ops
