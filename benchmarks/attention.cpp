@@ -10,6 +10,7 @@
 
 #include <qtx/nn/attention.hpp>
 #include <qtx/ops/attention.hpp>
+#include <qtx/ops/softmax.hpp>
 
 #include <cmath>
 #include <random>
@@ -97,8 +98,7 @@ void BM_core_unfused(benchmark::State& state) {
       }
       for (index_t h = 0; h < heads; ++h) {
         const auto s = qtx::make_view(scores.data() + h * T * T, T, T);
-        qtx::cpu::softmax_block(arch{}, qtx::matrix_view<const float>(s), s,
-                                {p.scale, p.gamma, p.zeta, false, 0}, {}, qtx::cpu::probability_params);
+        qtx::ops::softmax(arch{}, s, s, qtx::softmax_params{p.scale, p.gamma, p.zeta, false, 0});
       }
       for (index_t h = 0; h < heads; ++h) {
         const auto s = qtx::make_view(scores.data() + h * T * T, T, T);

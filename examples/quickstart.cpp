@@ -5,6 +5,7 @@
 // 2. Quantize it to uint8 with min-max ranges, weights to int8, run the integer GEMM with a
 //    fused requantizing epilogue, and compare with the float GEMM.
 // 3. Show what the outliers cost: the same layer without them quantizes far more accurately.
+// 4. Clipped softmax, the paper's fix: a head that wants to "do nothing" gets exact zeros.
 #include <qtx/qtx.hpp>
 
 #include <algorithm>
@@ -80,5 +81,25 @@ int main() {
               clean.relative_rms);
   std::printf("  with 2 outlier channels: activation scale %.4f, relative RMS error %.4f (%.1fx worse)\n",
               outliers.act_scale, outliers.relative_rms, outliers.relative_rms / clean.relative_rms);
+
+  // A head whose scores are nearly uniform (it has nothing to attend to): plain softmax spreads
+  // 1/T over every key, so the head still mixes values; clipped softmax (γ = −α/T) outputs exact
+  // zeros, which the head can only approach with plain softmax by pushing its logits to extremes.
+  constexpr qtx::index_t keys = 128;
+  std::vector<float> scores(keys), plain(keys), clipped(keys);
+  for (float& v : scores) v = 0.05f * normal(rng);
+  std::vector<uint8_t> clipped_u8(keys);
+  const auto s = qtx::make_view(scores.data(), 1, keys);
+  qtx::ops::softmax(qtx::cpu::native{}, s, qtx::make_view(plain.data(), 1, keys));
+  const qtx::softmax_params clip{1.0f, qtx::gamma_for(3.2f, keys), 1.0f};
+  qtx::ops::softmax(qtx::cpu::native{}, s, qtx::make_view(clipped.data(), 1, keys), clip);
+  qtx::ops::softmax(qtx::cpu::native{}, s, qtx::make_view(clipped_u8.data(), 1, keys), clip, {},
+                    qtx::quant_params{1.0f / 255.0f, 0});
+  auto sum = [](const std::vector<float>& v) { float t = 0; for (float x : v) t += x; return t; };
+  std::printf("softmax over %ld near-uniform scores: plain sums to %.4f (max %.5f); clipped (gamma %.4f) "
+              "sums to %.4f, %ld of %ld exact zeros, uint8 max level %d\n",
+              long(keys), sum(plain), *std::max_element(plain.begin(), plain.end()), clip.gamma, sum(clipped),
+              long(std::count(clipped.begin(), clipped.end(), 0.0f)), long(keys),
+              int(*std::max_element(clipped_u8.begin(), clipped_u8.end())));
   return 0;
 }

@@ -1,5 +1,6 @@
 #pragma once
-// Umbrella header for CPU users (never includes cuda/).
+// Umbrella header for CPU users (never includes cuda/). The model-building layers (qtx/nn/) and the
+// file readers (qtx/io/, which need nlohmann-json) are included separately.
 #include "config.hpp"
 #include "core/arch.hpp"
 #include "core/buffer.hpp"
@@ -8,7 +9,14 @@
 #include "core/types.hpp"
 #include "core/view.hpp"
 #include "epilogue/pipeline.hpp"
+#include "ops/attention.hpp"
+#include "ops/elementwise.hpp"
+#include "ops/gate.hpp"
 #include "ops/gemm.hpp"
+#include "ops/layernorm.hpp"
+#include "ops/softmax.hpp"
+#include "quant/observers.hpp"
+#include "quant/outlier_stats.hpp"
 #include "quant/params.hpp"
 #include "quant/quantize.hpp"
 #include "version.hpp"

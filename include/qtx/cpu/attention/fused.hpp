@@ -24,7 +24,7 @@
 #include "../../epilogue/pipeline.hpp"
 #include "../../ops/gemm.hpp"
 #include "../../quant/params.hpp"
-#include "softmax_block.hpp"
+#include "../rows/softmax.hpp"
 
 namespace qtx::cpu {
 
@@ -110,14 +110,15 @@ void fused_attention(Arch arch, matrix_view<const T> q, matrix_view<const T> k, 
     ops::gemm(arch, q.block(q0, h * d, rows, d), heads.keys_t[h], score_view, ep::make_pipeline(),
               q_zero_point);
 
-    const softmax_block_params sp{score_scale, p.gamma, p.zeta, p.causal, p.causal_offset + q0};
+    // Row i of the block is query q0 + i: the causal window moves with the block.
+    const softmax_params sp{score_scale, p.gamma, p.zeta, p.causal, p.causal_offset + q0};
     matrix_view<prob_t> prob_view;
     if constexpr (quantized) {
       prob_view = make_view(probs.data(), rows, Tk);
     } else {
       prob_view = score_view;  // normalised in place
     }
-    softmax_block(arch, matrix_view<const score_t>(score_view), prob_view, sp, key_mask, probability_params);
+    rows::softmax(arch, matrix_view<const score_t>(score_view), prob_view, sp, key_mask, probability_params);
 
     float gate_column[attention_query_block];
     if (gate.data)
