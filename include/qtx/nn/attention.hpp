@@ -63,6 +63,34 @@ inline ops::attention_params attention_params_for(const attention_options& o, in
   return {o.n_heads, 1.0f / std::sqrt(float(d_model / o.n_heads)), o.gamma, o.zeta, o.causal, causal_offset};
 }
 
+// Where the new tokens' keys and values are written (the cache, or buffers of this call), and
+// the full keys and values attention then reads.
+template <class T>
+struct kv_destination {
+  kv_cache<T>* cache;
+  index_t past;
+  aligned_buffer<T> k_own, v_own;
+  matrix_view<T> k_new, v_new;
+
+  kv_destination(kv_cache<T>* c, index_t tokens, index_t d_model) : cache(c), past(c ? c->length() : 0) {
+    if (cache) {
+      k_new = cache->next_keys(tokens);
+      v_new = cache->next_values(tokens);
+      return;
+    }
+    k_own.reset(tokens * d_model);
+    v_own.reset(tokens * d_model);
+    k_new = make_view(k_own.data(), tokens, d_model);
+    v_new = make_view(v_own.data(), tokens, d_model);
+  }
+  // Call once k_new and v_new hold the projections.
+  std::pair<matrix_view<const T>, matrix_view<const T>> commit() {
+    if (!cache) return {k_new, v_new};
+    cache->commit(k_new.rows);
+    return {cache->keys(), cache->values()};
+  }
+};
+
 // π (T, n_heads) for hidden states x, or an empty view when the module has no gate.
 inline matrix_view<const float> gate_probabilities(const std::optional<gate_weights>& g,
                                                    matrix_view<const float> x, aligned_buffer<float>& pi) {
@@ -103,33 +131,22 @@ class multi_head_attention {
                matrix_view<const float> residual = {}, kv_cache<float>* cache = nullptr,
                const taps* tap = nullptr) const {
     const index_t T = x.rows, D = d_model();
-    aligned_buffer<float> q(T * D), ctx(T * D), k_own, v_own, pi;
-    matrix_view<float> k_new, v_new;
-    if (cache) {
-      k_new = cache->next_keys(T);
-      v_new = cache->next_values(T);
-    } else {
-      k_own.reset(T * D);
-      v_own.reset(T * D);
-      k_new = make_view(k_own.data(), T, D);
-      v_new = make_view(v_own.data(), T, D);
-    }
+    aligned_buffer<float> q(T * D), ctx(T * D), pi;
+    detail::kv_destination<float> kv(cache, T, D);
     const auto qv = make_view(q.data(), T, D);
     q_.forward(x, qv);
-    k_.forward(x, k_new);
-    v_.forward(x, v_new);
-    const index_t past = cache ? cache->length() : 0;
-    if (cache) cache->commit(T);
-    const matrix_view<const float> keys = cache ? cache->keys() : matrix_view<const float>(k_new);
-    const matrix_view<const float> values = cache ? cache->values() : matrix_view<const float>(v_new);
+    k_.forward(x, kv.k_new);
+    v_.forward(x, kv.v_new);
+    const index_t past = kv.past;
+    const auto [keys, values] = kv.commit();
     const auto pi_view = detail::gate_probabilities(options_.gate, x, pi);
     const auto ctx_view = make_view(ctx.data(), T, D);
     ops::attention(Arch{}, matrix_view<const float>(qv), keys, values, ctx_view,
                    detail::attention_params_for(options_, D, past), key_mask, pi_view);
     if (tap && tap->observe) {
       tap->observe("q", qv);
-      tap->observe("k", k_new);
-      tap->observe("v", v_new);
+      tap->observe("k", kv.k_new);
+      tap->observe("v", kv.v_new);
       tap->observe("context", ctx_view);
     }
     o_.forward(ctx_view, y, activation::none, residual);
@@ -167,26 +184,15 @@ class quantized_multi_head_attention {
     const index_t T = x_q.rows, D = d_model();
     check(x.rows == T && x.cols == D, "quantized_multi_head_attention: x is ", x.rows, "x", x.cols,
           ", expected ", T, "x", D);
-    aligned_buffer<uint8_t> q(T * D), ctx(T * D), k_own, v_own;
+    aligned_buffer<uint8_t> q(T * D), ctx(T * D);
     aligned_buffer<float> pi;
-    matrix_view<uint8_t> k_new, v_new;
-    if (cache) {
-      k_new = cache->next_keys(T);
-      v_new = cache->next_values(T);
-    } else {
-      k_own.reset(T * D);
-      v_own.reset(T * D);
-      k_new = make_view(k_own.data(), T, D);
-      v_new = make_view(v_own.data(), T, D);
-    }
+    detail::kv_destination<uint8_t> kv(cache, T, D);
     const auto qv = make_view(q.data(), T, D);
     q_.forward(x_q, qv, cal_.q);
-    k_.forward(x_q, k_new, cal_.k);
-    v_.forward(x_q, v_new, cal_.v);
-    const index_t past = cache ? cache->length() : 0;
-    if (cache) cache->commit(T);
-    const matrix_view<const uint8_t> keys = cache ? cache->keys() : matrix_view<const uint8_t>(k_new);
-    const matrix_view<const uint8_t> values = cache ? cache->values() : matrix_view<const uint8_t>(v_new);
+    k_.forward(x_q, kv.k_new, cal_.k);
+    v_.forward(x_q, kv.v_new, cal_.v);
+    const index_t past = kv.past;
+    const auto [keys, values] = kv.commit();
     const auto pi_view = detail::gate_probabilities(options_.gate, x, pi);
     const auto ctx_view = make_view(ctx.data(), T, D);
     ops::attention(Arch{}, matrix_view<const uint8_t>(qv), keys, values, ctx_view,
