@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <span>
+#include <type_traits>
 
 #include "../core/error.hpp"
 #include "../core/types.hpp"
@@ -26,6 +27,15 @@ QTX_HOST_DEVICE inline T quantize_one(float x, float inv_scale, int32_t zero_poi
   return saturate_cast<T>(int32_t(shifted < element_traits<T>::min   ? element_traits<T>::min
                                   : shifted > element_traits<T>::max ? element_traits<T>::max
                                                                      : shifted));
+}
+
+// A float result stored as Out: unchanged for float, quantize_one with `p` for 8-bit types.
+template <class Out>
+QTX_HOST_DEVICE inline Out store_float_as(float v, quant_params p) {
+  if constexpr (std::is_same_v<Out, float>)
+    return v;
+  else
+    return quantize_one<Out>(v, p.inv_scale(), p.zero_point);
 }
 
 template <class T>

@@ -49,10 +49,7 @@ void layer_norm(matrix_view<const float> x, matrix_view<const float> residual, m
 
     for (index_t j = 0; j < n; ++j) {
       const float v = std::fma(centered(j) * rstd, weight[j], bias[j]);
-      if constexpr (std::is_same_v<Out, float>)
-        y(i, j) = v;
-      else
-        y(i, j) = quantize_one<Out>(v, y_params.inv_scale(), y_params.zero_point);
+      y(i, j) = store_float_as<Out>(v, y_params);
     }
   }
 }

@@ -72,10 +72,7 @@ void softmax(matrix_view<XV> x, matrix_view<Out> y, const softmax_params& p,
         v = std::fma(z[j], r, p.gamma);
         v = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);  // written so that NaN passes through
       }
-      if constexpr (std::is_same_v<Out, float>)
-        y(i, j) = v;
-      else
-        y(i, j) = quantize_one<Out>(v, y_params.inv_scale(), y_params.zero_point);
+      y(i, j) = store_float_as<Out>(v, y_params);
     }
   }
 }
