@@ -146,7 +146,7 @@ void microkernel(a_rows<typename Dot::a_elem> a, const typename Dot::b_elem* QTX
     typename Dot::acc bv[NV];
     if constexpr (PrefetchGroups > 0) {
       const char* ahead = reinterpret_cast<const char*>(b + (g + PrefetchGroups) * nr * kg);
-      unrolled<b_lines_per_group>([&](auto line) QTX_INLINE_LAMBDA { _mm_prefetch(ahead + line * cache_line, _MM_HINT_T0); });
+      unrolled<b_lines_per_group>([&](auto line) QTX_INLINE_LAMBDA { __builtin_prefetch(ahead + line * cache_line, 0, 3); });
     }
     unrolled<NV>([&](auto j) QTX_INLINE_LAMBDA {
       bv[j] = Dot::load_b(b + (g * nr + j * V::lanes) * kg);
