@@ -114,9 +114,25 @@ class model {
       l.ffn_ln = layer_norm(prefix(i) + "output.LayerNorm");
       fp32_.push_back(std::move(l));
     }
+    if (w_.contains(mlm_prefix + "bias")) load_mlm_head();
   }
 
   const config& cfg() const { return cfg_; }
+
+  // Masked-LM head of BertForMaskedLM checkpoints (cls.predictions.*), kept in float in W8A8 like
+  // the paper's LM heads: logits (T, vocab) = LN(gelu(h W_tᵀ + b_t)) · E_wordᵀ + b.
+  bool has_mlm_head() const { return mlm_.has_value(); }
+  void mlm_logits(matrix_view<const float> hidden, qtx::aligned_buffer<float>& logits) const {
+    qtx::check(mlm_.has_value(), "bert: mlm_logits on a checkpoint without cls.predictions.* tensors");
+    qtx::check(hidden.cols == cfg_.hidden, "bert: mlm_logits on hidden states of width ", hidden.cols,
+               ", expected ", cfg_.hidden);
+    qtx::aligned_buffer<float> t(hidden.rows * cfg_.hidden);
+    const auto tv = qtx::make_view(t.data(), hidden.rows, cfg_.hidden);
+    mlm_->transform.forward(hidden, tv, qtx::nn::activation::gelu_erf);
+    mlm_->transform_ln.forward(tv, tv);
+    logits.reset(hidden.rows * cfg_.vocab);
+    mlm_->decoder.forward(tv, qtx::make_view(logits.data(), hidden.rows, cfg_.vocab));
+  }
 
   // Hidden states (T, hidden) of the last layer for one sequence of token ids.
   void forward(std::span<const qtx::io::token_id> ids, qtx::aligned_buffer<float>& out,
@@ -205,6 +221,19 @@ class model {
     qtx::nn::qlinear<Arch> ffn_in, ffn_out;
   };
 
+  struct mlm_head {
+    qtx::nn::linear<Arch> transform;
+    qtx::nn::layer_norm<Arch> transform_ln;
+    qtx::nn::linear<Arch> decoder;  // tied to the word embeddings
+  };
+  static inline const std::string mlm_prefix = "cls.predictions.";
+
+  void load_mlm_head() {
+    const std::string t = mlm_prefix + "transform.";
+    mlm_ = mlm_head{{w_.matrix(t + "dense.weight"), w_.vector(t + "dense.bias")}, layer_norm(t + "LayerNorm"),
+                    {word_, w_.vector(mlm_prefix + "bias")}};
+  }
+
   static std::string prefix(index_t i) { return "encoder.layer." + std::to_string(i) + "."; }
 
   qtx::nn::layer_norm<Arch> layer_norm(const std::string& name) {
@@ -263,6 +292,7 @@ class model {
   std::vector<fp32_layer> fp32_;
   std::vector<w8a8_layer> w8a8_;
   calibration cal_;
+  std::optional<mlm_head> mlm_;
 };
 
 // Sentence embedding as sentence-transformers computes it: mean over tokens, then L2-normalised.

@@ -1,6 +1,10 @@
 // BERT demo: a real pretrained sentence encoder (all-MiniLM-L6-v2) on real text, FP32 vs W8A8.
 //
 //   bert MODEL_DIR TEXT_DIR [--heldout N] [--calibration N] [--probe N] [--out DIR]
+//   bert MODEL_DIR TEXT_DIR --mlm-eval [--heldout N] [--calibration N] [--out DIR]
+//
+// --mlm-eval: for masked-LM checkpoints (tools/train/bert_mlm.py), the paper's Table 2 row instead:
+// MLM perplexity FP32 vs W8A8 on held-out text, max inf-norm, avg kurtosis (see mlm_eval.hpp).
 //
 // MODEL_DIR holds model.safetensors, config.json and vocab.txt (scripts/setup-minilm.sh);
 // TEXT_DIR holds sotu_calibration.txt, sotu_heldout.txt and spam.tsv (tools/prepare_text.py).
@@ -11,6 +15,7 @@
 // embeddings, and the latency per sentence of both.
 #include "bert.hpp"
 #include "../common/probe.hpp"
+#include "mlm_eval.hpp"
 #include "report.hpp"
 
 #include <qtx/quant/observers.hpp>
@@ -29,6 +34,7 @@ using qtx::index_t;
 struct options {
   std::filesystem::path model_dir, text_dir, out_dir = "bert_out";
   index_t heldout = 1000, calibration = 256, probe = 2000, max_tokens = 128;
+  bool mlm_eval = false;
 };
 
 options parse(int argc, char** argv) {
@@ -38,8 +44,14 @@ options parse(int argc, char** argv) {
     std::exit(2);
   }
   options o{argv[1], argv[2]};
-  for (int i = 3; i + 1 < argc; i += 2) {
+  for (int i = 3; i < argc; i += 2) {
     const std::string flag = argv[i];
+    if (flag == "--mlm-eval") {
+      o.mlm_eval = true;
+      --i;  // takes no value
+      continue;
+    }
+    qtx::check(i + 1 < argc, "bert: flag ", flag, " needs a value");
     if (flag == "--heldout") o.heldout = std::stol(argv[i + 1]);
     else if (flag == "--calibration") o.calibration = std::stol(argv[i + 1]);
     else if (flag == "--probe") o.probe = std::stol(argv[i + 1]);
@@ -60,6 +72,14 @@ int main(int argc, char** argv) try {
   bert::model<> model(opt.model_dir);
   const auto tok = qtx::io::wordpiece_tokenizer::from_file(opt.model_dir / "vocab.txt");
   const auto& cfg = model.cfg();
+  if (opt.mlm_eval) {
+    std::printf("qtx BERT MLM evaluation: %ld layers, hidden %ld, %ld heads, gamma %g, gate %s, backend %s\n",
+                long(cfg.layers), long(cfg.hidden), long(cfg.heads), cfg.gamma, cfg.gate.c_str(),
+                qtx::cpu::native::name());
+    const auto r = bert::mlm_eval(model, tok, opt.text_dir, opt.heldout, opt.calibration, opt.max_tokens);
+    bert::write_mlm_report(r, opt.out_dir);
+    return 0;
+  }
   std::printf("qtx BERT demo: %ld layers, hidden %ld, %ld heads, backend %s, %d threads\n", long(cfg.layers),
               long(cfg.hidden), long(cfg.heads), qtx::cpu::native::name(), qtx::max_threads());
 

@@ -1,0 +1,152 @@
+"""Shared pieces of the qtx training scripts: attention with the paper's three variants, a
+safetensors writer (fp16 storage), the corpus, and the exported config keys the qtx examples read.
+
+Attention variants (Bondarenko et al. 2023):
+  vanilla  softmax(QKᵀ/√d) V
+  clipped  clip((ζ − γ)·softmax(QKᵀ/√d) + γ, 0, 1) V   with γ = −α/T, ζ = 1 (no renormalisation)
+  gated    π ⊙ softmax(QKᵀ/√d) V per head, π(t,h) = sigmoid(w_h · x(t,h) + b_h), x(t,h) the head's
+           d_head slice of the block's input hidden state; b_h starts at logit(π_init)
+"""
+import json
+import math
+import os
+import random
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parents[2]
+VARIANTS = ("vanilla", "clipped", "gated")
+SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def gamma_for(alpha, T):
+    return -alpha / T
+
+
+def clipped_softmax(scores, gamma, zeta=1.0):
+    p = torch.softmax(scores, dim=-1)
+    if gamma == 0.0 and zeta == 1.0:
+        return p
+    return torch.clamp((zeta - gamma) * p + gamma, 0.0, 1.0)
+
+
+class SelfAttention(nn.Module):
+    """Q/K/V/O projections with the variant's softmax and optional per-head linear gate.
+
+    names: dict with keys q, k, v, o, gate → the Hugging Face submodule names of the model family."""
+
+    def __init__(self, hidden, heads, variant, gamma=0.0, pi_init=0.5):
+        super().__init__()
+        self.hidden, self.heads, self.d_head = hidden, heads, hidden // heads
+        self.variant, self.gamma = variant, gamma if variant == "clipped" else 0.0
+        self.q, self.k, self.v, self.o = (nn.Linear(hidden, hidden) for _ in range(4))
+        if variant == "gated":
+            self.gate_weight = nn.Parameter(torch.zeros(heads, self.d_head))
+            nn.init.normal_(self.gate_weight, std=0.02)
+            self.gate_bias = nn.Parameter(torch.full((heads,), math.log(pi_init / (1 - pi_init))))
+
+    def forward(self, x, key_mask=None, causal=False):
+        B, T, H = x.shape
+        split = lambda t: t.view(B, T, self.heads, self.d_head).transpose(1, 2)  # B, h, T, dh
+        q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)
+        if key_mask is not None:  # B, T (1 = real token)
+            scores = scores.masked_fill(key_mask[:, None, None, :] == 0, float("-inf"))
+        if causal:
+            future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+            scores = scores.masked_fill(future, float("-inf"))
+        p = clipped_softmax(scores, self.gamma)
+        ctx = p @ v  # B, h, T, dh
+        if self.variant == "gated":
+            xh = x.view(B, T, self.heads, self.d_head)
+            pi = torch.sigmoid((xh * self.gate_weight).sum(-1) + self.gate_bias)  # B, T, h
+            ctx = ctx * pi.transpose(1, 2)[..., None]
+        ctx = ctx.transpose(1, 2).reshape(B, T, H)
+        return self.o(ctx)
+
+    def export(self, prefix, names, out):
+        for key in ("q", "k", "v", "o"):
+            lin = getattr(self, key)
+            out[f"{prefix}{names[key]}.weight"] = lin.weight
+            out[f"{prefix}{names[key]}.bias"] = lin.bias
+        if self.variant == "gated":
+            out[f"{prefix}{names['gate']}.weight"] = self.gate_weight
+            out[f"{prefix}{names['gate']}.bias"] = self.gate_bias
+
+
+def qtx_config(variant, gamma):
+    return {"qtx_variant": variant, "qtx_softmax_gamma": gamma if variant == "clipped" else 0.0,
+            "qtx_softmax_zeta": 1.0, "qtx_gate": "linear_per_head" if variant == "gated" else "none"}
+
+
+def write_safetensors(path, tensors, dtype=torch.float16):
+    """Minimal safetensors writer: 8-byte header length, JSON header, raw little-endian data."""
+    names = sorted(tensors)
+    header, blobs, offset = {}, [], 0
+    for n in names:
+        t = tensors[n].detach().to("cpu", dtype).contiguous()
+        data = t.numpy().tobytes()
+        header[n] = {"dtype": {torch.float16: "F16", torch.float32: "F32"}[dtype], "shape": list(t.shape),
+                     "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * ((8 - len(head) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(head)))
+        f.write(head)
+        for b in blobs:
+            f.write(b)
+
+
+def save_checkpoint(out_dir, tensors, config, vocab_lines=None, extra=None):
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_safetensors(out_dir / "model.safetensors", tensors)
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    if vocab_lines is not None:
+        (out_dir / "vocab.txt").write_text("\n".join(vocab_lines) + "\n", encoding="utf-8")
+    if extra:
+        (out_dir / "train_log.json").write_text(json.dumps(extra, indent=2) + "\n")
+
+
+def text_splits(text_dir):
+    """tools/prepare_text.py's SOTU splits (≤ 2000 train, > 2000 held out); made if missing."""
+    text_dir = Path(text_dir)
+    if not (text_dir / "sotu_calibration.txt").exists():
+        subprocess.run([sys.executable, str(REPO / "tools/prepare_text.py"), "/work/shared/data", str(text_dir)],
+                       check=True)
+    read = lambda n: [l for l in (text_dir / n).read_text(encoding="utf-8").splitlines() if l.strip()]
+    return read("sotu_calibration.txt"), read("sotu_heldout.txt")
+
+
+def restricted_vocab(tok, sentences, max_len):
+    """The corpus's WordPiece tokens plus every single-character piece and the specials, in the
+    original order. Greedy longest-match gives the same pieces with this vocabulary on the corpus
+    (every piece it picked is kept and no longer one is added), and still covers unseen words."""
+    keep = set()
+    for s in sentences:
+        keep.update(tok.encode(s, max_len))
+    lines = []
+    for i, t in enumerate(tok.tokens):
+        single = len(t) == 1 or (t.startswith("##") and len(t) == 3)
+        if i in keep or single or t in SPECIALS:
+            lines.append(t)
+    return lines
+
+
+def set_threads():
+    torch.set_num_threads(int(os.environ.get("QTX_TRAIN_THREADS", "1")))
