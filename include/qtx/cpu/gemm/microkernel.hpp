@@ -85,7 +85,11 @@ struct dot_f32_fma256 {
 // is an array indexed only by constants, so it lives in registers.
 // The lambdas are forced inline too: at -O2 GCC would otherwise call them and keep the tile in
 // memory (measured: half the speed).
+#if defined(__GNUC__) || defined(__clang__)
 #define QTX_INLINE_LAMBDA __attribute__((always_inline))
+#else
+#define QTX_INLINE_LAMBDA
+#endif
 template <int N, class F>
 QTX_ALWAYS_INLINE void unrolled(F&& f) {
   [&]<int... I>(std::integer_sequence<int, I...>) QTX_INLINE_LAMBDA { (f(std::integral_constant<int, I>{}), ...); }(

@@ -6,9 +6,10 @@
 //                       whole panel, so the kernel never branches on either and never reads past
 //                       the user's matrix. The column sums Σ_k B(k, n) are kept for the zero-point
 //                       correction.
-//   A (activations, per call): blocks of up to MR rows; a block of r rows holds groups × r × kg
-//                       elements, [g][row][kk], so each k-group step broadcasts one 32-bit lane
-//                       per row. Row sums are taken in the same pass when B has a zero point.
+//   A (activations, per call, when it cannot be read in place, see vector.hpp): blocks of up to
+//                       MR rows; a block of r rows holds groups × r × kg elements, [g][row][kk],
+//                       so each k-group step broadcasts one 32-bit lane per row. Row sums are
+//                       taken in the same pass when B has a zero point.
 //
 // uint8 B (attention operands) is stored as b − 128 in int8 with zero point zb − 128: the
 // products (a − za)(b − zb) are unchanged.

@@ -1,12 +1,17 @@
 #pragma once
-// Vector GEMM backends (cpu::avx2, cpu::avx512_vnni): pack A, then run the microkernel over the
-// output tiles, threaded with parallel_for.
+// Vector GEMM backends (cpu::avx2, cpu::avx512_vnni): pack A (or read it in place), then run the
+// microkernel over the output tiles, threaded with parallel_for.
 //
 //   integer:  acc(m, n) = Σ_k A(m,k)·B(k,n) − za·colsum(B)[n] − zb·rowsum(A)[m] + K·za·zb
 //             = Σ_k (A(m,k) − za)(B(k,n) − zb), summed modulo 2^32: exact, since ops/ bounds K so
-//             that the true value fits in int32. The m-term and K·za·zb are row offsets from the
-//             A packing, the n-term is −za times the column sums kept with packed B; the
-//             accumulators start at their sum, so the inner loop is pure vpdpbusd / vpmaddwd.
+//             that the true value fits in int32. The m-term and K·za·zb are per-call row offsets,
+//             the n-term is −za times the column sums kept with packed B; the accumulators start
+//             at their sum, so the inner loop is pure vpdpbusd / vpmaddwd.
+//
+// Loop order per thread: rows in passes of rows_per_pass, then B panels, then K blocks, then row
+// blocks of ≤ MR rows; the threads split the panels first (each streams its own share of the
+// weights), rows second. Decode shapes (M ≤ MR) are one row block whose kernel has exactly M
+// rows, with B pinned in registers: B streams once, at the L2 bandwidth for M = 1.
 //   float:    acc(m, n) = Σ_k A(m,k)·B(k,n) with FMA, k ascending.
 //   C(m, n) = store(epilogue(acc(m, n), m, n)), applied on registers (epilogue.hpp).
 #include <algorithm>
@@ -117,8 +122,11 @@ void gemm(Arch, matrix_view<const TA> a, const gemm_detail::packed_panels<Config
   const index_t parts = split.row_parts * split.col_parts;
   // A is read in place when it already is what the kernel broadcasts: row-contiguous, of the
   // kernel's element type (u8 for VNNI, float), K a whole number of k-groups (no read past a
-  // row). Otherwise (AVX2's int16 widening, strided views, K tails) it is packed.
-  const bool in_place = std::is_same_v<elem, TA> && a.col_stride == 1 && K % kg == 0;
+  // row); otherwise (AVX2's int16 widening, strided views, K tails) it is packed. In place saves
+  // the copy (+2–3 % on one thread), but with several threads the shared packed copy measured
+  // faster (+6 % at 128×768×768), except for decode rows (M ≤ MR) where there is nothing to share.
+  const bool in_place =
+      std::is_same_v<elem, TA> && a.col_stride == 1 && K % kg == 0 && (parts == 1 || M <= mr);
   const bool private_packing = !in_place && M * K < private_packing_limit;
   const index_t packing_slots = private_packing ? parts : 1;
   const index_t a_size = in_place ? 0 : M * groups * kg;
