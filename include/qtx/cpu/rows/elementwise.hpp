@@ -71,6 +71,7 @@ QTX_ALWAYS_INLINE vfloat<A> gelu_tanh(vfloat<A> v) {
 // Backend entries (arguments checked by ops/elementwise.hpp). Strided views: reference path.
 template <class Arch>
 void gelu(Arch, matrix_view<const float> x, matrix_view<float> y, gelu_approximation form) {
+#if QTX_HAS_AVX2 || QTX_HAS_AVX512_VNNI  // the vector path only exists where it compiles
   if constexpr (has_simd<Arch>) {
     using A = simd_arch_t<Arch>;
     if (x.row_contiguous() && y.row_contiguous()) {
@@ -81,11 +82,13 @@ void gelu(Arch, matrix_view<const float> x, matrix_view<float> y, gelu_approxima
       return;
     }
   }
+#endif
   ref::gelu(x, y, form);
 }
 
 template <class Arch, class T>
 void quantize(Arch, matrix_view<const float> x, matrix_view<T> q, quant_params p) {
+#if QTX_HAS_AVX2 || QTX_HAS_AVX512_VNNI  // the vector path only exists where it compiles
   if constexpr (has_simd<Arch>) {
     using A = simd_arch_t<Arch>;
     if (x.row_contiguous() && q.row_contiguous()) {
@@ -93,11 +96,13 @@ void quantize(Arch, matrix_view<const float> x, matrix_view<T> q, quant_params p
       return;
     }
   }
+#endif
   ref::quantize(x, q, p);
 }
 
 template <class Arch, class T>
 void dequantize(Arch, matrix_view<const T> q, matrix_view<float> x, quant_params p) {
+#if QTX_HAS_AVX2 || QTX_HAS_AVX512_VNNI  // the vector path only exists where it compiles
   if constexpr (has_simd<Arch>) {
     using A = simd_arch_t<Arch>;
     if (x.row_contiguous() && q.row_contiguous()) {
@@ -107,11 +112,13 @@ void dequantize(Arch, matrix_view<const T> q, matrix_view<float> x, quant_params
       return;
     }
   }
+#endif
   ref::dequantize(q, x, p);
 }
 
 template <class Arch, class T>
 void requantize(Arch, matrix_view<const int32_t> acc, matrix_view<T> q, float multiplier, int32_t zero_point) {
+#if QTX_HAS_AVX2 || QTX_HAS_AVX512_VNNI  // the vector path only exists where it compiles
   if constexpr (has_simd<Arch>) {
     using A = simd_arch_t<Arch>;
     if (acc.row_contiguous() && q.row_contiguous()) {
@@ -119,6 +126,7 @@ void requantize(Arch, matrix_view<const int32_t> acc, matrix_view<T> q, float mu
       return;
     }
   }
+#endif
   ref::requantize(acc, q, multiplier, zero_point);
 }
 
