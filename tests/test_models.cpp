@@ -275,6 +275,7 @@ TEST_CASE("tiny OPT: cached decoding equals the full causal pass; W8A8 tracks FP
     }
     // W8A8 with min-max calibration on the same sequence: logits stay close to FP32.
     opt::calibration cal;
+    cal.embeddings = qtx::asymmetric_params<uint8_t>(ranges[{-1, 0}].first, ranges[{-1, 0}].second);
     for (index_t l = 0; l < to.layers; ++l) {
       cal.layers.emplace_back();
       for (int p = 0; p < opt::points; ++p)

@@ -7,6 +7,8 @@
 // stream (dequantized). Q·Kᵀ stays int32 into the softmax; biases are int32; LN statistics,
 // softmax and GELU internals, the gate and the embeddings are float, as in the paper. The residual
 // sums before LN are not rounded to 8 bits (they stay in the float epilogue of the GEMM).
+#include "../common/w8a8.hpp"
+
 #include <qtx/io/safetensors.hpp>
 #include <qtx/io/wordpiece.hpp>
 #include <qtx/nn/attention.hpp>
@@ -192,11 +194,9 @@ class model {
     auto av = qtx::make_view(a.data(), T, H);
     auto xq = qtx::make_view(x_q.data(), T, H);
     auto hq = qtx::make_view(h_q.data(), T, cfg_.intermediate);
-    // LN output → uint8; its dequantized value is the residual stream.
+    // Post-LN: the LN output → uint8 is the residual stream; its dequantized value feeds the next add.
     auto normalize = [&](const qtx::nn::layer_norm<Arch>& ln, matrix_view<const float> in, qtx::quant_params p) {
-      ln.forward(in, xq, p);
-      for (index_t r = 0; r < T; ++r)
-        for (index_t c = 0; c < H; ++c) x(r, c) = qtx::dequantize_one(xq(r, c), p.scale, p.zero_point);
+      demo::layer_norm_u8(ln, in, xq, x, p);
     };
     normalize(embeddings_ln_, x, cal_.embeddings_ln);
     for (index_t i = 0; i < cfg_.layers; ++i) {

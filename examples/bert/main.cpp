@@ -169,8 +169,7 @@ int main(int argc, char** argv) try {
   double tokens = 0;
   for (const auto& ids : heldout_ids) tokens += double(ids.size());
   r.mean_tokens = tokens / double(heldout_ids.size());
-  r.print();
-  r.write_csv(opt.out_dir / "layer_stats.csv");
+  r.print(opt.out_dir / "layer_stats.csv");
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bert: %s\n", e.what());

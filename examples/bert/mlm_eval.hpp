@@ -29,16 +29,6 @@ inline constexpr index_t mask_period = 7;
 struct mlm_result {
   double ppl_fp32 = 0, ppl_w8a8 = 0, masked_tokens = 0;
   std::vector<qtx::outlier_stats> layer_stats;
-  double max_inf_norm() const {
-    double m = 0;
-    for (const auto& s : layer_stats) m = std::max(m, double(s.max_inf_norm()));
-    return m;
-  }
-  double avg_kurtosis() const {
-    double k = 0;
-    for (const auto& s : layer_stats) k += s.mean_kurtosis() / double(layer_stats.size());
-    return k;
-  }
 };
 
 // −log softmax(row)[target], in double.
@@ -112,20 +102,12 @@ mlm_result mlm_eval(Model& model, const qtx::io::wordpiece_tokenizer& tok, const
 
 inline void write_mlm_report(const mlm_result& r, const std::filesystem::path& out_dir) {
   std::printf("\nOutlier statistics of the FP32 model (layer outputs, calibration text):\n");
-  std::printf("  layer  max inf-norm  mean inf-norm  avg kurtosis\n");
-  for (std::size_t i = 0; i < r.layer_stats.size(); ++i)
-    std::printf("  %5zu  %12.2f  %13.2f  %12.1f\n", i, r.layer_stats[i].max_inf_norm(),
-                r.layer_stats[i].mean_inf_norm(), r.layer_stats[i].mean_kurtosis());
+  const auto outliers = demo::report_layer_stats(r.layer_stats, out_dir / "layer_stats.csv");
   std::printf("\nMLM perplexity over %.0f masked held-out tokens: FP32 %.3f, W8A8 %.3f; max inf-norm %.2f, avg kurtosis %.1f\n",
-              r.masked_tokens, r.ppl_fp32, r.ppl_w8a8, r.max_inf_norm(), r.avg_kurtosis());
-  std::ofstream csv(out_dir / "layer_stats.csv");
-  csv << "layer,max_inf_norm,mean_inf_norm,avg_kurtosis\n";
-  for (std::size_t i = 0; i < r.layer_stats.size(); ++i)
-    csv << i << ',' << r.layer_stats[i].max_inf_norm() << ',' << r.layer_stats[i].mean_inf_norm() << ','
-        << r.layer_stats[i].mean_kurtosis() << '\n';
+              r.masked_tokens, r.ppl_fp32, r.ppl_w8a8, outliers.max_inf_norm, outliers.avg_kurtosis);
   std::ofstream(out_dir / "summary.json") << "{\"metric\": \"mlm_ppl\", \"fp32\": " << r.ppl_fp32
-                                         << ", \"w8a8\": " << r.ppl_w8a8 << ", \"max_inf_norm\": " << r.max_inf_norm()
-                                         << ", \"avg_kurtosis\": " << r.avg_kurtosis()
+                                         << ", \"w8a8\": " << r.ppl_w8a8 << ", \"max_inf_norm\": " << outliers.max_inf_norm
+                                         << ", \"avg_kurtosis\": " << outliers.avg_kurtosis
                                          << ", \"masked_tokens\": " << r.masked_tokens << "}\n";
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // The BERT demo's printed summary and per-layer CSV (the data of the inf-norm plot).
 #include "../common/demo.hpp"
+#include "../common/w8a8.hpp"
 
 #include <qtx/quant/outlier_stats.hpp>
 
@@ -19,17 +20,10 @@ struct report {
   double probe_fp32 = 0, probe_w8a8 = 0, ms_fp32 = 0, ms_w8a8 = 0, mean_tokens = 0;
   index_t probe_train = 0, probe_test = 0;
 
-  void print() const {
+  // Prints the summary and writes the per-layer CSV (the data of the inf-norm plot) to csv_path.
+  void print(const std::filesystem::path& csv_path) const {
     std::printf("\nOutlier statistics of the FP32 model (layer outputs, per sequence, averaged):\n");
-    std::printf("  layer  max inf-norm  mean inf-norm  avg kurtosis\n");
-    double max_inf = 0, mean_kurt = 0;
-    for (std::size_t i = 0; i < layer_stats.size(); ++i) {
-      const auto& s = layer_stats[i];
-      std::printf("  %5zu  %12.2f  %13.2f  %12.1f\n", i, s.max_inf_norm(), s.mean_inf_norm(), s.mean_kurtosis());
-      max_inf = std::max(max_inf, double(s.max_inf_norm()));
-      mean_kurt += s.mean_kurtosis() / double(layer_stats.size());
-    }
-    std::printf("  model: max inf-norm %.2f, avg kurtosis %.1f\n", max_inf, mean_kurt);
+    report_layer_stats(layer_stats, csv_path);
     const double mean_cos = std::accumulate(cosines.begin(), cosines.end(), 0.0) / double(cosines.size());
     const double min_cos = *std::min_element(cosines.begin(), cosines.end());
     std::printf("\nFP32 vs W8A8 embedding cosine over %zu held-out sentences: mean %.5f, min %.5f\n", cosines.size(),
@@ -39,14 +33,6 @@ struct report {
     std::printf("  accuracy FP32 %.2f %%, W8A8 %.2f %%\n", 100 * probe_fp32, 100 * probe_w8a8);
     std::printf("Latency per sentence (mean %.1f tokens): FP32 %.2f ms, W8A8 %.2f ms (%.2fx)\n", mean_tokens, ms_fp32,
                 ms_w8a8, ms_fp32 / ms_w8a8);
-  }
-
-  void write_csv(const std::filesystem::path& path) const {
-    std::ofstream out(path);
-    out << "layer,max_inf_norm,mean_inf_norm,avg_kurtosis\n";
-    for (std::size_t i = 0; i < layer_stats.size(); ++i)
-      out << i << ',' << layer_stats[i].max_inf_norm() << ',' << layer_stats[i].mean_inf_norm() << ','
-          << layer_stats[i].mean_kurtosis() << '\n';
   }
 };
 

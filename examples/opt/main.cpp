@@ -1,11 +1,17 @@
-// OPT demo: causal LM perplexity FP32 vs W8A8 on held-out text, and greedy generation.
+// OPT demo: causal LM perplexity FP32 vs W8A8 on held-out text, the FP32 model's outlier statistics
+// (max inf-norm, average kurtosis of every layer's output), and greedy generation.
 //
-//   opt MODEL_DIR TEXT_DIR [--sentences N] [--calibration N] [--prompt TEXT]
+//   opt MODEL_DIR TEXT_DIR [--sentences N] [--calibration N] [--prompt TEXT] [--out DIR]
 //
 // MODEL_DIR: model.safetensors (Hugging Face OPT names), config.json (with optional qtx_softmax_gamma,
 // qtx_gate) and vocab.txt (WordPiece, as the models of tools/train use). TEXT_DIR as for the BERT demo.
+// Activation ranges: running min-max (momentum 0.9) over `calibration` training sentences. DIR receives
+// summary.json and layer_stats.csv (what tools/train/evaluate.py tabulates and plots).
 #include "../common/demo.hpp"
+#include "../common/w8a8.hpp"
 #include "opt.hpp"
+
+#include <qtx/quant/observers.hpp>
 
 #include <cmath>
 #include <cstdio>
@@ -30,10 +36,12 @@ double nll_sum(const qtx::aligned_buffer<float>& logits, const ids_t& ids, index
 
 int main(int argc, char** argv) try {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s MODEL_DIR TEXT_DIR [--sentences N] [--calibration N] [--prompt TEXT]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s MODEL_DIR TEXT_DIR [--sentences N] [--calibration N] [--prompt TEXT] [--out DIR]\n",
+                 argv[0]);
     return 2;
   }
   const std::filesystem::path model_dir = argv[1], text_dir = argv[2];
+  std::filesystem::path out_dir = "opt_out";
   index_t sentences = 200, calibration = 64;
   std::string prompt = "the congress of the united states";
   for (int i = 3; i + 1 < argc; i += 2) {
@@ -41,6 +49,7 @@ int main(int argc, char** argv) try {
     if (flag == "--sentences") sentences = std::stol(argv[i + 1]);
     else if (flag == "--calibration") calibration = std::stol(argv[i + 1]);
     else if (flag == "--prompt") prompt = argv[i + 1];
+    else if (flag == "--out") out_dir = argv[i + 1];
     else qtx::check(false, "opt: unknown flag ", flag);
   }
   opt::model<> model(model_dir);
@@ -49,16 +58,19 @@ int main(int argc, char** argv) try {
   const index_t max_len = std::min<index_t>(cfg.max_positions, 128);
   auto encode = [&](const std::string& s) { return tok.encode(s, max_len); };
 
-  std::vector<std::array<std::pair<float, float>, opt::points>> ranges(cfg.layers);
+  qtx::check(calibration > 0, "opt: --calibration must be positive, got ", calibration);
+  std::filesystem::create_directories(out_dir);
+  std::printf("qtx OPT: %ld layers, hidden %ld, %ld heads, gamma %g, gate %s, backend %s\n", long(cfg.layers),
+              long(cfg.hidden), long(cfg.heads), cfg.gamma, cfg.gate.c_str(), qtx::cpu::native::name());
+
+  // 1. FP32 on training sentences: running min-max ranges and outlier statistics per layer.
+  qtx::running_minmax_observer embeddings;
+  std::vector<std::array<qtx::running_minmax_observer, opt::points>> observers(cfg.layers);
+  std::vector<qtx::outlier_stats> stats(cfg.layers);
   const opt::model<>::observer record = [&](index_t layer, int point, qtx::matrix_view<const float> t) {
-    auto& r = ranges[layer][point];
-    float lo = 0, hi = 0;
-    for (index_t i = 0; i < t.rows; ++i)
-      for (index_t c = 0; c < t.cols; ++c) lo = std::min(lo, t(i, c)), hi = std::max(hi, t(i, c));
-    // Running min-max with momentum 0.9 (the paper's estimator); the first batch sets the range.
-    const bool first = r.first == 0 && r.second == 0;
-    r.first = first ? lo : 0.9f * r.first + 0.1f * lo;
-    r.second = first ? hi : 0.9f * r.second + 0.1f * hi;
+    if (layer < 0) return embeddings.observe(t);
+    observers[layer][point].observe(t);
+    if (point == opt::ffn_residual) stats[layer].add_sequence(t);
   };
   qtx::aligned_buffer<float> logits;
   {
@@ -71,9 +83,10 @@ int main(int argc, char** argv) try {
     }
   }
   opt::calibration cal;
-  for (const auto& layer : ranges) {
+  cal.embeddings = embeddings.params<uint8_t>();
+  for (const auto& layer : observers) {
     cal.layers.emplace_back();
-    for (int p = 0; p < opt::points; ++p) cal.layers.back()[p] = qtx::asymmetric_params<uint8_t>(layer[p].first, layer[p].second);
+    for (int p = 0; p < opt::points; ++p) cal.layers.back()[p] = layer[p].params<uint8_t>();
   }
   model.quantize(cal);
   double nll_fp32 = 0, nll_w8a8 = 0, count = 0;
@@ -91,8 +104,15 @@ int main(int argc, char** argv) try {
       bar.tick();
     }
   }
-  std::printf("\nperplexity FP32 %.3f, W8A8 %.3f over %.0f tokens\n", std::exp(nll_fp32 / count),
-              std::exp(nll_w8a8 / count), count);
+  const double ppl_fp32 = std::exp(nll_fp32 / count), ppl_w8a8 = std::exp(nll_w8a8 / count);
+  std::printf("\nOutlier statistics of the FP32 model (layer outputs = residual stream, %ld calibration sentences):\n",
+              long(calibration));
+  const auto outliers = demo::report_layer_stats(stats, out_dir / "layer_stats.csv");
+  std::printf("\nperplexity FP32 %.3f, W8A8 %.3f over %.0f tokens\n", ppl_fp32, ppl_w8a8, count);
+  std::ofstream(out_dir / "summary.json") << "{\"metric\": \"ppl\", \"fp32\": " << ppl_fp32 << ", \"w8a8\": " << ppl_w8a8
+                                          << ", \"max_inf_norm\": " << outliers.max_inf_norm
+                                          << ", \"avg_kurtosis\": " << outliers.avg_kurtosis << ", \"tokens\": " << count
+                                          << "}\n";
   auto ids = tok.encode(prompt, max_len);
   ids.pop_back();  // drop [SEP]: continue the prompt
   const auto out = opt::generate_greedy(model, ids, 20);

@@ -3,10 +3,14 @@
 // to the token embeddings; Hugging Face names) built from qtx::nn modules, FP32 and W8A8, with a
 // KV cache for incremental decoding and greedy generation.
 //
-// W8A8 quantization points: the LN outputs (inputs of Q/K/V and FC1), Q, K, V, the attention context,
-// the ReLU output (input of FC2); int8 weights per output channel. The residual stream, LN
-// statistics, softmax internals, the gate and the LM head stay float (as in the paper).
+// W8A8 quantization points (uint8 asymmetric activations, int8 symmetric per-channel weights): the
+// embedded tokens, the LN outputs (inputs of Q/K/V and FC1), Q, K, V, the attention context, the ReLU
+// output (input of FC2) and both residual sums: in a pre-LN model the residual stream is where the
+// outliers live, so it is rounded to its uint8 grid after every add (its dequantized value is the
+// stream). LN statistics, softmax internals, the gate, the final LN and the LM head stay float, as in
+// the paper.
 #include "../bert/bert.hpp"  // weight_store
+#include "../common/w8a8.hpp"
 
 #include <qtx/nn/attention.hpp>
 #include <qtx/nn/layer_norm.hpp>
@@ -47,16 +51,20 @@ inline config read_config(const std::filesystem::path& path) {
   return c;
 }
 
-enum point : int { attention_ln, q, k, v, context, ffn_ln, ffn_hidden, points };
+// Per-layer quantization points, in forward order.
+enum point : int { attention_ln, q, k, v, context, attention_residual, ffn_ln, ffn_hidden, ffn_residual, points };
 inline constexpr index_t position_offset = 2;  // OPT's learned positions start at row 2
 
 struct calibration {
+  qtx::quant_params embeddings;
   std::vector<std::array<qtx::quant_params, points>> layers;
 };
 
 template <class Arch = qtx::cpu::native>
 class model {
  public:
+  // Called with (layer, point, tensor) at every quantization point of the FP32 forward; layer −1,
+  // point 0 is the embedded tokens.
   using observer = std::function<void(index_t, int, matrix_view<const float>)>;
 
   explicit model(const std::filesystem::path& dir) : cfg_(read_config(dir / "config.json")), w_(dir / "model.safetensors") {
@@ -95,6 +103,7 @@ class model {
     embed(ids, st.length(), xb);
     auto x = qtx::make_view(xb.data(), T, H), n = qtx::make_view(nb.data(), T, H), y = qtx::make_view(yb.data(), T, H);
     auto h = qtx::make_view(hb.data(), T, cfg_.ffn);
+    if (obs) (*obs)(-1, 0, x);
     for (index_t i = 0; i < cfg_.layers; ++i) {
       const fp32_layer& l = fp32_[i];
       typename qtx::nn::multi_head_attention<Arch>::taps taps;
@@ -106,11 +115,13 @@ class model {
       l.attention_ln.forward(x, n);
       if (obs) (*obs)(i, attention_ln, n);
       l.attention.forward(n, y, {}, x, st.caches[i].get(), obs ? &taps : nullptr);
+      if (obs) (*obs)(i, attention_residual, y);
       l.ffn_ln.forward(y, n);
       if (obs) (*obs)(i, ffn_ln, n);
       l.fc1.forward(n, h, qtx::nn::activation::relu);
       if (obs) (*obs)(i, ffn_hidden, h);
       l.fc2.forward(h, x, qtx::nn::activation::none, y);
+      if (obs) (*obs)(i, ffn_residual, x);
     }
     head(x, n, logits);
   }
@@ -132,23 +143,21 @@ class model {
     qtx::check(!w8a8_.empty(), "opt: forward_w8a8 before quantize()");
     const index_t T = index_t(ids.size()), H = cfg_.hidden;
     qtx::aligned_buffer<float> xb, nb(T * H), yb(T * H);
-    qtx::aligned_buffer<uint8_t> nq(T * H), hq(T * cfg_.ffn);
+    qtx::aligned_buffer<uint8_t> nq(T * H), hq(T * cfg_.ffn), scratch;
     embed(ids, st.length(), xb);
     auto x = qtx::make_view(xb.data(), T, H), n = qtx::make_view(nb.data(), T, H), y = qtx::make_view(yb.data(), T, H);
     auto n8 = qtx::make_view(nq.data(), T, H);
     auto h8 = qtx::make_view(hq.data(), T, cfg_.ffn);
-    auto normalize = [&](const qtx::nn::layer_norm<Arch>& ln, matrix_view<const float> in, qtx::quant_params p) {
-      ln.forward(in, n8, p);
-      for (index_t r = 0; r < T; ++r)
-        for (index_t c = 0; c < H; ++c) n(r, c) = qtx::dequantize_one(n8(r, c), p.scale, p.zero_point);
-    };
+    demo::round_to_grid(Arch{}, x, cal_.embeddings, scratch);
     for (index_t i = 0; i < cfg_.layers; ++i) {
       const auto& c = cal_.layers[i];
-      normalize(fp32_[i].attention_ln, x, c[attention_ln]);
+      demo::layer_norm_u8(fp32_[i].attention_ln, x, n8, n, c[attention_ln]);
       w8a8_[i].attention.forward(n8, n, y, {}, x, st.caches[i].get());
-      normalize(fp32_[i].ffn_ln, y, c[ffn_ln]);
+      demo::round_to_grid(Arch{}, y, c[attention_residual], scratch);
+      demo::layer_norm_u8(fp32_[i].ffn_ln, y, n8, n, c[ffn_ln]);
       w8a8_[i].fc1.forward(n8, h8, c[ffn_hidden], qtx::nn::activation::relu);
       w8a8_[i].fc2.forward(h8, x, qtx::nn::activation::none, y);
+      demo::round_to_grid(Arch{}, x, c[ffn_residual], scratch);
     }
     head(x, n, logits);
   }

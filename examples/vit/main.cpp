@@ -124,25 +124,16 @@ int main(int argc, char** argv) try {
       bar.tick();
     }
   }
-  double max_inf = 0, kurt = 0;
   std::printf("\nOutlier statistics of the FP32 model (layer outputs, %ld calibration images):\n", long(calibration));
-  std::printf("  layer  max inf-norm  mean inf-norm  avg kurtosis\n");
-  std::ofstream csv(out_dir / "layer_stats.csv");
-  csv << "layer,max_inf_norm,mean_inf_norm,avg_kurtosis\n";
-  for (index_t i = 0; i < L; ++i) {
-    std::printf("  %5ld  %12.2f  %13.2f  %12.1f\n", long(i), stats[i].max_inf_norm(), stats[i].mean_inf_norm(),
-                stats[i].mean_kurtosis());
-    csv << i << ',' << stats[i].max_inf_norm() << ',' << stats[i].mean_inf_norm() << ',' << stats[i].mean_kurtosis() << '\n';
-    max_inf = std::max(max_inf, double(stats[i].max_inf_norm()));
-    kurt += stats[i].mean_kurtosis() / double(L);
-  }
+  const auto outliers = demo::report_layer_stats(stats, out_dir / "layer_stats.csv");
   const double acc_fp32 = 100.0 * double(correct_fp32) / double(images), acc_w8a8 = 100.0 * double(correct_w8a8) / double(images);
   std::printf("\nTop-1 accuracy over %ld test images: FP32 %.2f %%, W8A8 %.2f %% (predictions agree on %.2f %%); "
               "max inf-norm %.2f, avg kurtosis %.1f\n",
-              long(images), acc_fp32, acc_w8a8, 100.0 * double(agree) / double(images), max_inf, kurt);
+              long(images), acc_fp32, acc_w8a8, 100.0 * double(agree) / double(images), outliers.max_inf_norm,
+              outliers.avg_kurtosis);
   std::ofstream(out_dir / "summary.json") << "{\"metric\": \"top1_accuracy\", \"fp32\": " << acc_fp32
-                                          << ", \"w8a8\": " << acc_w8a8 << ", \"max_inf_norm\": " << max_inf
-                                          << ", \"avg_kurtosis\": " << kurt << ", \"images\": " << images << "}\n";
+                                          << ", \"w8a8\": " << acc_w8a8 << ", \"max_inf_norm\": " << outliers.max_inf_norm
+                                          << ", \"avg_kurtosis\": " << outliers.avg_kurtosis << ", \"images\": " << images << "}\n";
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "vit: %s\n", e.what());

@@ -15,6 +15,7 @@
 // residual sums, which are rounded to their uint8 grid (their dequantized value is the stream). The
 // gate, LN statistics, softmax/GELU internals, the final LN and the classifier stay float, as in the paper.
 #include "../bert/bert.hpp"  // weight_store
+#include "../common/w8a8.hpp"
 
 #include <qtx/nn/attention.hpp>
 #include <qtx/nn/layer_norm.hpp>
@@ -169,31 +170,26 @@ class model {
     qtx::check(!w8a8_.empty() || cfg_.layers == 0, "vit: forward_w8a8 before quantize()");
     const index_t T = cfg_.tokens(), H = cfg_.hidden;
     qtx::aligned_buffer<float> pb, xb(T * H), nb(T * H), yb(T * H);
-    qtx::aligned_buffer<uint8_t> pq, nq(T * H), hq(T * cfg_.intermediate);
+    qtx::aligned_buffer<uint8_t> pq, nq(T * H), hq(T * cfg_.intermediate), scratch;
     const auto patches = patch_matrix(img, pb);
     pq.reset(patches.rows * patches.cols);
     const auto p8 = qtx::make_view(pq.data(), patches.rows, patches.cols);
-    quantize_into(patches, p8, cal_.pixels);
+    qtx::ops::quantize(Arch{}, matrix_view<const float>(patches), p8, cal_.pixels);
     auto x = qtx::make_view(xb.data(), T, H), n = qtx::make_view(nb.data(), T, H), y = qtx::make_view(yb.data(), T, H);
     auto n8 = qtx::make_view(nq.data(), T, H);
     auto h8 = qtx::make_view(hq.data(), T, cfg_.intermediate);
     patch_q_.forward(p8, x.block(1, 0, T - 1, H));
     finish_embedding(x);
-    round_to_grid(x, cal_.embeddings);
-    auto normalize = [&](const qtx::nn::layer_norm<Arch>& ln, matrix_view<const float> in, qtx::quant_params p) {
-      ln.forward(in, n8, p);
-      for (index_t r = 0; r < T; ++r)
-        for (index_t c = 0; c < H; ++c) n(r, c) = qtx::dequantize_one(n8(r, c), p.scale, p.zero_point);
-    };
+    demo::round_to_grid(Arch{}, x, cal_.embeddings, scratch);
     for (index_t i = 0; i < cfg_.layers; ++i) {
       const auto& c = cal_.layers[i];
-      normalize(fp32_[i].ln_before, x, c[attention_ln]);
+      demo::layer_norm_u8(fp32_[i].ln_before, x, n8, n, c[attention_ln]);
       w8a8_[i].attention.forward(n8, n, y, {}, x);
-      round_to_grid(y, c[attention_residual]);
-      normalize(fp32_[i].ln_after, y, c[ffn_ln]);
+      demo::round_to_grid(Arch{}, y, c[attention_residual], scratch);
+      demo::layer_norm_u8(fp32_[i].ln_after, y, n8, n, c[ffn_ln]);
       w8a8_[i].fc1.forward(n8, h8, c[ffn_hidden], qtx::nn::activation::gelu_erf);
       w8a8_[i].fc2.forward(h8, x, qtx::nn::activation::none, y);
-      round_to_grid(x, c[ffn_residual]);
+      demo::round_to_grid(Arch{}, x, c[ffn_residual], scratch);
     }
     return head(x, n);
   }
@@ -267,19 +263,6 @@ class model {
     for (index_t c = 0; c < H; ++c) x(0, c) = cls_[c];
     for (index_t t = 0; t < T; ++t)
       for (index_t c = 0; c < H; ++c) x(t, c) += positions_[t * H + c];
-  }
-
-  static void quantize_into(matrix_view<const float> x, matrix_view<uint8_t> out, qtx::quant_params p) {
-    for (index_t r = 0; r < x.rows; ++r)
-      for (index_t c = 0; c < x.cols; ++c)
-        out(r, c) = uint8_t(qtx::quantize_one<uint8_t>(x(r, c), p.inv_scale(), p.zero_point));
-  }
-  // A residual sum stored as uint8: x ← dequantize(quantize(x)).
-  static void round_to_grid(matrix_view<float> x, qtx::quant_params p) {
-    for (index_t r = 0; r < x.rows; ++r)
-      for (index_t c = 0; c < x.cols; ++c)
-        x(r, c) = qtx::dequantize_one(qtx::quantize_one<uint8_t>(x(r, c), p.inv_scale(), p.zero_point), p.scale,
-                                      p.zero_point);
   }
 
   // Final LN (float) and the classifier on the [CLS] token.

@@ -3,9 +3,11 @@
 the paper's Table 2 layout (FP32 metric, max inf-norm, avg kurtosis, W8A8 metric) plus per-layer
 plots to docs/.
 
-  tools/train/evaluate.py --build build-fid [--bert-sentences 500] [--vit-images 1000] [--calibration 256]
+  tools/train/evaluate.py --build build-fid [--bert-sentences 500] [--opt-sentences 500] [--vit-images 1000]
+                          [--calibration 256]
 
 BERT MLM checkpoints: examples/bert --mlm-eval (held-out SOTU > 2000, deterministic masking);
+OPT causal LM checkpoints: examples/opt (next-token perplexity on every 3rd held-out sentence);
 ViT checkpoints: examples/vit (Fashion-MNIST test images). Activation ranges: running min-max over
 `calibration` training sentences / images. Outputs: build-fidelity/eval/<name>/{summary.json,
 layer_stats.csv,log.txt}, docs/fidelity/<name>.png, docs/fidelity/trend_*.png, docs/fidelity/table.md.
@@ -34,6 +36,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=str(REPO / "build-fid"))
     ap.add_argument("--bert-sentences", type=int, default=500)
+    ap.add_argument("--opt-sentences", type=int, default=500)
     ap.add_argument("--vit-images", type=int, default=1000)
     ap.add_argument("--calibration", type=int, default=256)
     ap.add_argument("--only", default="", help="evaluate only checkpoints whose name contains this")
@@ -52,6 +55,9 @@ def main():
             if cfg["model_type"] == "bert":
                 run([build / "examples/bert", ck, text, "--mlm-eval", "--heldout", a.bert_sentences,
                      "--calibration", a.calibration, "--out", out], out / "log.txt")
+            elif cfg["model_type"] == "opt":
+                run([build / "examples/opt", ck, text, "--sentences", a.opt_sentences, "--calibration", a.calibration,
+                     "--out", out], out / "log.txt")
             elif cfg["model_type"] == "vit":
                 run([build / "examples/vit", ck, idx, "--images", a.vit_images, "--calibration", a.calibration,
                      "--out", out], out / "log.txt")
@@ -70,14 +76,14 @@ def main():
     lines = ["| checkpoint | variant | steps | metric | FP32 | max inf-norm | avg kurtosis | W8A8 | Δ (W8A8 − FP32) |",
              "|---|---|---:|---|---:|---:|---:|---:|---:|"]
     for r in sorted(rows, key=lambda r: (r["family"], r["variant"] != "vanilla", r["variant"], r["step"])):
-        metric = "MLM ppl ↓" if r["metric"] == "mlm_ppl" else "top-1 % ↑"
+        metric = {"mlm_ppl": "MLM ppl ↓", "ppl": "ppl ↓", "top1_accuracy": "top-1 % ↑"}[r["metric"]]
         lines.append(f"| {r['name']} | {r['variant']} | {r['step']} | {metric} | {r['fp32']:.2f} | "
                      f"{r['max_inf_norm']:.2f} | {r['avg_kurtosis']:.1f} | {r['w8a8']:.2f} | {r['w8a8'] - r['fp32']:+.2f} |")
     (docs / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
     # Trend of the vanilla models' outliers with training length.
-    for family in ("bert", "vit"):
+    for family in ("bert", "opt", "vit"):
         pts = sorted((r["step"], r["max_inf_norm"], r["avg_kurtosis"]) for r in rows
                      if r["family"] == family and r["variant"] == "vanilla")
         if len(pts) < 2:

@@ -12,7 +12,7 @@
 //   dot_f32_fma     vfmadd231ps.
 //
 // The accumulators start at the zero-point correction (int) or 0 (float), so the loop is pure
-// multiply-add; the epilogue then runs on each accumulator register and stores it (epilogue.hpp).
+// multiply-add; the epilogue then runs on each finished vector of the tile and stores it (epilogue.hpp).
 #include <cstdint>
 #include <cstring>
 #include <utility>
@@ -96,20 +96,24 @@ QTX_ALWAYS_INLINE void unrolled(F&& f) {
       std::make_integer_sequence<int, N>{});
 }
 
-// Where a tile goes and what it starts from: integer accumulators start at
-// row_offsets[i] + column_sums[j]·(−za) (NR readable column sums: B is padded), float ones at 0.
-template <class TC, class Pipeline, class Acc>
-struct tile_target {
-  matrix_view<TC> c;
-  const Pipeline* ep;
-  index_t m0, n0, n_count;  // tile origin in C; n_count ≤ NR columns exist
+// What a tile's sums start from and where they are left: integer accumulators start at
+// row_offsets[i] + column_sums[j]·(−za) (NR readable column sums: B is padded), float ones at 0, or,
+// for every K block after the first, at the sums the previous block left in `sums`.
+template <class Acc>
+struct tile_sums {
   const int32_t* row_offsets;
   const int32_t* column_sums;
   int32_t minus_a_zero_point;
-  // K blocking: the MR × NR partial sums kept between K blocks (unused when K is one block).
-  Acc* partial;
-  bool resume;  // start from *partial instead of the zero-point correction
-  bool finish;  // last K block: epilogue and store to C (else save the sums to *partial)
+  Acc* sums;    // MR × NR, vector (i, j) at (i·NV + j)·lanes; L1-resident
+  bool resume;  // start from *sums instead of the zero-point correction
+};
+
+// Where a finished tile goes: n_count ≤ NR columns of C from (m0, n0), through the epilogue.
+template <class TC, class Pipeline>
+struct tile_store {
+  matrix_view<TC> c;
+  const Pipeline* ep;
+  index_t m0, n0, n_count;
 };
 
 // The MR rows of A a tile reads: k-group g of row i is the kg elements at
@@ -123,9 +127,14 @@ struct a_rows {
 
 // B: one panel, groups × NR × kg elements ([g][col][kk]). B is prefetched PrefetchGroups k-groups
 // ahead (0 = off), into the next panel at the end (a hint: never faults).
-template <class Dot, int MR, int NV, int PrefetchGroups, class TC, class Pipeline>
+//
+// The K loop knows nothing of the epilogue: it always leaves its sums in out.sums and store_tile
+// finishes them. One K loop per tile shape instead of one per (tile shape, epilogue) cut the object
+// code of a model by ~6x and its compile time with it; the cost is MR·NV vector stores and loads
+// per tile against groups·MR·NV multiply-adds (< 1 % at K = 768, within noise in bench_gemm).
+template <class Dot, int MR, int NV, int PrefetchGroups>
 void microkernel(a_rows<typename Dot::a_elem> a, const typename Dot::b_elem* QTX_RESTRICT b, index_t groups,
-                 const tile_target<TC, Pipeline, typename Dot::acc_elem>& out) {
+                 const tile_sums<typename Dot::acc_elem>& out) {
   using V = typename Dot::simd;
   constexpr int kg = Dot::k_group;
   constexpr int nr = NV * V::lanes;
@@ -136,7 +145,7 @@ void microkernel(a_rows<typename Dot::a_elem> a, const typename Dot::b_elem* QTX
   unrolled<MR>([&](auto i) QTX_INLINE_LAMBDA {
     unrolled<NV>([&](auto j) QTX_INLINE_LAMBDA {
       if (out.resume) {
-        acc[i][j] = V::load_full(out.partial + (i * NV + j) * V::lanes);
+        acc[i][j] = V::load_full(out.sums + (i * NV + j) * V::lanes);
       } else if constexpr (!std::is_same_v<typename Dot::a_elem, float>) {
         acc[i][j] = V::add(V::mullo(V::load_full(out.column_sums + j * V::lanes), V::set1(out.minus_a_zero_point)),
                            V::set1(out.row_offsets[i]));
@@ -164,22 +173,23 @@ void microkernel(a_rows<typename Dot::a_elem> a, const typename Dot::b_elem* QTX
     });
   }
 
-  if (!out.finish) {
-    unrolled<MR>([&](auto i) QTX_INLINE_LAMBDA {
-      unrolled<NV>([&](auto j) QTX_INLINE_LAMBDA { V::store_full(out.partial + (i * NV + j) * V::lanes, acc[i][j]); });
-    });
-    return;
-  }
   unrolled<MR>([&](auto i) QTX_INLINE_LAMBDA {
-    unrolled<NV>([&](auto j) QTX_INLINE_LAMBDA {
-      const index_t first = j * V::lanes;
-      if (first < out.n_count) {
-        const index_t count = out.n_count - first < V::lanes ? out.n_count - first : V::lanes;
-        const lane_block<V> at{out.m0 + i, out.n0 + first, count, V::first(count)};
-        store_lanes<V>(out.c, apply_pipeline<V>(*out.ep, acc[i][j], at), at);
-      }
-    });
+    unrolled<NV>([&](auto j) QTX_INLINE_LAMBDA { V::store_full(out.sums + (i * NV + j) * V::lanes, acc[i][j]); });
   });
+}
+
+// The epilogue of a finished tile of `rows` × NV vectors, read back from L1: plain loops, so each
+// epilogue is compiled once per GEMM configuration, not once per tile height.
+template <class V, int NV, class TC, class Pipeline, class Acc>
+void store_tile(const Acc* sums, int rows, const tile_store<TC, Pipeline>& out) {
+  for (int i = 0; i < rows; ++i) {
+    for (int j = 0; j < NV && j * V::lanes < out.n_count; ++j) {
+      const index_t first = j * V::lanes;
+      const index_t count = out.n_count - first < V::lanes ? out.n_count - first : V::lanes;
+      const lane_block<V> at{out.m0 + i, out.n0 + first, count, V::first(count)};
+      store_lanes<V>(out.c, apply_pipeline<V>(*out.ep, V::load_full(sums + (i * NV + j) * V::lanes), at), at);
+    }
+  }
 }
 
 }  // namespace qtx::cpu::gemm_detail

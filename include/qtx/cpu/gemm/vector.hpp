@@ -40,7 +40,7 @@ template <class Elem>
 struct workspace {
   aligned_buffer<Elem> a;               // packed A, one copy per packing slot
   aligned_buffer<int32_t> row_offsets;  // −zb·rowsum(A) + K·za·zb, one set per packing slot
-  aligned_buffer<int32_t> partial_int;  // K-blocking partial tiles, one set per part
+  aligned_buffer<int32_t> partial_int;  // tile sums (K-blocking partials, finished tiles), one set per part
   aligned_buffer<float> partial_float;
   template <class Acc>
   Acc* partials(index_t count) {
@@ -83,16 +83,16 @@ inline constexpr index_t private_packing_limit = index_t(1) << 16;
 // Below this many multiply-adds a fork/join (~1 µs) costs more than it saves.
 inline constexpr index_t parallel_gemm_threshold = index_t(1) << 17;
 
-template <class Config, class TC, class Pipeline>
+template <class Config>
 using kernel_fn = void (*)(a_rows<typename Config::a_elem>, const typename Config::b_elem*, index_t,
-                           const tile_target<TC, Pipeline, typename Config::acc_elem>&);
+                           const tile_sums<typename Config::acc_elem>&);
 
 // kernels[r − 1] handles a block of r ≤ MR rows.
-template <class Config, class TC, class Pipeline>
+template <class Config>
 constexpr auto kernels_by_rows() {
   return []<int... R>(std::integer_sequence<int, R...>) {
-    return std::array<kernel_fn<Config, TC, Pipeline>, sizeof...(R)>{
-        &microkernel<typename Config::dot, R + 1, Config::nv, Config::prefetch_groups, TC, Pipeline>...};
+    return std::array<kernel_fn<Config>, sizeof...(R)>{
+        &microkernel<typename Config::dot, R + 1, Config::nv, Config::prefetch_groups>...};
   }(std::make_integer_sequence<int, Config::mr>{});
 }
 
@@ -137,7 +137,7 @@ void gemm(Arch, matrix_view<const TA> a, const gemm_detail::packed_panels<Config
   const index_t k_blocks = std::max<index_t>(1, (groups + Config::k_block_groups - 1) / Config::k_block_groups);
   constexpr index_t blocks_per_pass = std::max<index_t>(1, Config::rows_per_pass / mr);
   constexpr index_t partial_size = blocks_per_pass * mr * nr;
-  acc_elem* all_partials = k_blocks > 1 ? ws.template partials<acc_elem>(parts * partial_size) : nullptr;
+  acc_elem* all_partials = ws.template partials<acc_elem>(parts * partial_size);
 
   // Row blocks of near-equal height (e.g. 32 rows = 6+6+5+5+5+5, not 6·5+2): a short block does
   // little work per B load and would run bandwidth-bound.
@@ -170,7 +170,7 @@ void gemm(Arch, matrix_view<const TA> a, const gemm_detail::packed_panels<Config
     return {packed + (m0 * groups + g0 * rows) * kg, kg, rows * kg};
   };
 
-  static constexpr auto kernels = kernels_by_rows<Config, TC, Pipeline>();
+  static constexpr auto kernels = kernels_by_rows<Config>();
   parallel_for(0, parts, [&](index_t part) {
     const auto [rb_begin, rb_end] = part_range(row_blocks, split.row_parts, part / split.col_parts);
     const auto [p_begin, p_end] = part_range(b.panels, split.col_parts, part % split.col_parts);
@@ -179,7 +179,7 @@ void gemm(Arch, matrix_view<const TA> a, const gemm_detail::packed_panels<Config
       for (index_t block = rb_begin; block < rb_end; ++block) pack_block(block, slot);
     const elem* packed_a = ws.a.data() + slot * a_size;
     const int32_t* row_offsets = Config::integer ? ws.row_offsets.data() + slot * M : nullptr;
-    acc_elem* partials = all_partials ? all_partials + part * partial_size : nullptr;
+    acc_elem* partials = all_partials + part * partial_size;
     for (index_t pass = rb_begin; pass < rb_end; pass += blocks_per_pass) {
       const index_t pass_end = std::min(pass + blocks_per_pass, rb_end);
       for (index_t p = p_begin; p < p_end; ++p) {
@@ -189,12 +189,13 @@ void gemm(Arch, matrix_view<const TA> a, const gemm_detail::packed_panels<Config
           for (index_t block = pass; block < pass_end; ++block) {
             const auto [m0, m1] = block_rows(block);
             const int rows = int(m1 - m0);
-            const tile_target<TC, Pipeline, acc_elem> out{
-                c, &ep, m0, n0, std::min<index_t>(nr, N - n0),
-                row_offsets ? row_offsets + m0 : nullptr,
-                Config::integer ? b.column_sums.data() + n0 : nullptr, -a_zero_point,
-                partials ? partials + (block - pass) * mr * nr : nullptr, kb > 0, kb == k_blocks - 1};
-            kernels[rows - 1](a_block(packed_a, m0, rows, g0), b.panel(p) + g0 * nr * kg, g_count, out);
+            acc_elem* sums = partials + (block - pass) * mr * nr;
+            const tile_sums<acc_elem> start{row_offsets ? row_offsets + m0 : nullptr,
+                                            Config::integer ? b.column_sums.data() + n0 : nullptr, -a_zero_point,
+                                            sums, kb > 0};
+            kernels[rows - 1](a_block(packed_a, m0, rows, g0), b.panel(p) + g0 * nr * kg, g_count, start);
+            if (kb == k_blocks - 1)
+              store_tile<typename Config::dot::simd, Config::nv>(sums, rows, tile_store<TC, Pipeline>{c, &ep, m0, n0, std::min<index_t>(nr, N - n0)});
           }
         }
       }

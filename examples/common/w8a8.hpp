@@ -1,0 +1,60 @@
+#pragma once
+// Pieces every example model's W8A8 forward pass shares: activations that are stored as uint8
+// between layers, and the per-layer outlier report of the FP32 model (the paper's Table 2 columns).
+#include <qtx/nn/layer_norm.hpp>
+#include <qtx/ops/elementwise.hpp>
+#include <qtx/quant/outlier_stats.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+namespace demo {
+
+using qtx::index_t;
+using qtx::matrix_view;
+
+// A residual sum stored as uint8: x ← dequantize(quantize(x)). Pre-LN models carry their residual
+// stream this way, so its outliers cost resolution exactly as they would in an int8 deployment.
+template <class Arch>
+void round_to_grid(Arch arch, matrix_view<float> x, qtx::quant_params p, qtx::aligned_buffer<uint8_t>& scratch) {
+  scratch.reset(x.rows * x.cols);
+  const auto q = qtx::make_view(scratch.data(), x.rows, x.cols);
+  qtx::ops::quantize(arch, matrix_view<const float>(x), q, p);
+  qtx::ops::dequantize(arch, matrix_view<const uint8_t>(q), x, p);
+}
+
+// LayerNorm straight to uint8 (the next GEMM's input) plus its dequantized value, for the float
+// consumers of the same tensor (the attention module's gate, a post-LN residual stream).
+template <class Arch>
+void layer_norm_u8(const qtx::nn::layer_norm<Arch>& ln, matrix_view<const float> in, matrix_view<uint8_t> out_u8,
+                   matrix_view<float> out, qtx::quant_params p) {
+  ln.forward(in, out_u8, p);
+  qtx::ops::dequantize(Arch{}, matrix_view<const uint8_t>(out_u8), out, p);
+}
+
+struct outlier_summary {
+  double max_inf_norm = 0, avg_kurtosis = 0;
+};
+
+// Prints the per-layer table, writes it as CSV (the data of the per-layer plot) and returns the model
+// columns: max over layers of the inf-norm, mean over layers of the kurtosis.
+inline outlier_summary report_layer_stats(const std::vector<qtx::outlier_stats>& stats, const std::filesystem::path& csv_path) {
+  outlier_summary s;
+  std::ofstream csv(csv_path);
+  csv << "layer,max_inf_norm,mean_inf_norm,avg_kurtosis\n";
+  std::printf("  layer  max inf-norm  mean inf-norm  avg kurtosis\n");
+  for (std::size_t i = 0; i < stats.size(); ++i) {
+    const auto& l = stats[i];
+    std::printf("  %5zu  %12.2f  %13.2f  %12.1f\n", i, l.max_inf_norm(), l.mean_inf_norm(), l.mean_kurtosis());
+    csv << i << ',' << l.max_inf_norm() << ',' << l.mean_inf_norm() << ',' << l.mean_kurtosis() << '\n';
+    s.max_inf_norm = std::max(s.max_inf_norm, double(l.max_inf_norm()));
+    s.avg_kurtosis += l.mean_kurtosis() / double(stats.size());
+  }
+  std::printf("  model: max inf-norm %.2f, avg kurtosis %.1f\n", s.max_inf_norm, s.avg_kurtosis);
+  return s;
+}
+
+}  // namespace demo

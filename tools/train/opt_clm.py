@@ -1,0 +1,169 @@
+#!/usr/bin/python3
+"""OPT-style causal LM (pre-LN, ReLU FFN, learned positions with OPT's offset of 2, LM head tied to the
+token embeddings; Hugging Face OPTForCausalLM names) on State of the Union sentences up to 2000, with
+vanilla / clipped-softmax / gated attention.
+
+  nice -n 19 /usr/bin/python3 tools/train/opt_clm.py --variant gated --steps 2400 --out checkpoints/opt-gated
+
+Each training sequence is one sentence as the WordPiece tokenizer encodes it ([CLS] … [SEP]); [CLS] plays
+the role of OPT's BOS token. The held-out perplexity predicts every next token of the sentences
+examples/opt reads (every 3rd non-empty line of sotu_heldout.txt), so the C++ FP32 number must match the
+one logged here. Clipped softmax: γ = −α/T with the paper's OPT α = 12 and T = max-len.
+"""
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import common
+from bert_mlm import batches, encode_corpus, pad
+from wordpiece import WordPiece
+
+POSITION_OFFSET = 2  # OPT's learned positions start at row 2
+
+
+class Layer(nn.Module):
+    def __init__(self, a):
+        super().__init__()
+        self.attn_ln = nn.LayerNorm(a.hidden, eps=1e-5)
+        self.attn = common.SelfAttention(a.hidden, a.heads, a.variant, a.gamma, a.pi_init)
+        self.ffn_ln = nn.LayerNorm(a.hidden, eps=1e-5)
+        self.fc1, self.fc2 = nn.Linear(a.hidden, a.ffn), nn.Linear(a.ffn, a.hidden)
+
+    def forward(self, x):
+        x = x + self.attn(self.attn_ln(x), causal=True)
+        return x + self.fc2(F.relu(self.fc1(self.ffn_ln(x))))
+
+
+class OptLM(nn.Module):
+    def __init__(self, a, vocab):
+        super().__init__()
+        self.tokens = nn.Embedding(vocab, a.hidden)
+        self.positions = nn.Embedding(a.max_len + POSITION_OFFSET, a.hidden)
+        self.layers = nn.ModuleList(Layer(a) for _ in range(a.layers))
+        self.final_ln = nn.LayerNorm(a.hidden, eps=1e-5)
+        for m in self.modules():  # OPT's initialisation
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(m.weight, std=0.02)
+            if isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def forward(self, ids):
+        T = ids.shape[1]
+        x = self.tokens(ids) + self.positions.weight[POSITION_OFFSET:POSITION_OFFSET + T]
+        for l in self.layers:
+            x = l(x)
+        return self.final_ln(x) @ self.tokens.weight.t()
+
+    def export(self):
+        d = "model.decoder."
+        out = {d + "embed_tokens.weight": self.tokens.weight, d + "embed_positions.weight": self.positions.weight,
+               d + "final_layer_norm.weight": self.final_ln.weight, d + "final_layer_norm.bias": self.final_ln.bias}
+        names = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj",
+                 "o": "self_attn.out_proj", "gate": "self_attn.gate"}
+        for i, l in enumerate(self.layers):
+            p = f"{d}layers.{i}."
+            l.attn.export(p, names, out)
+            for name, mod in (("self_attn_layer_norm", l.attn_ln), ("final_layer_norm", l.ffn_ln),
+                              ("fc1", l.fc1), ("fc2", l.fc2)):
+                out[p + name + ".weight"], out[p + name + ".bias"] = mod.weight, mod.bias
+        return out
+
+
+def next_token_nll(model, ids, real):
+    """Sum of −log p(token t+1 | ≤ t) over real (non-pad) targets, and their count."""
+    logits = model(ids)[:, :-1]
+    targets, keep = ids[:, 1:], real[:, 1:].bool()
+    return F.cross_entropy(logits[keep], targets[keep], reduction="sum"), int(keep.sum())
+
+
+def eval_ppl(model, seqs, pad_id, batch=64):
+    model.eval()
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(seqs), batch):
+            ids, real = pad(seqs[start:start + batch], pad_id)
+            s, n = next_token_nll(model, ids, real)
+            nll, count = nll + s.item(), count + n
+    model.train()
+    return math.exp(nll / count)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--variant", choices=common.VARIANTS, required=True)
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--ffn", type=int, default=512)
+    ap.add_argument("--max-len", type=int, default=128)
+    ap.add_argument("--alpha", type=float, default=12.0, help="clipped softmax: γ = −α/T, T = max-len (paper's OPT α = 12)")
+    ap.add_argument("--pi-init", type=float, default=0.25, help="gate bias logit(π_init) (paper's OPT value)")
+    ap.add_argument("--steps", type=int, default=2400)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--warmup", type=float, default=0.05)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save-at", default="", help="comma-separated steps to save (the last step always is)")
+    ap.add_argument("--eval-sentences", type=int, default=200, help="as examples/opt --sentences")
+    ap.add_argument("--text", default=str(common.REPO / "build-fidelity/text"))
+    ap.add_argument("--vocab", default=str(common.REPO / "models/minilm/vocab.txt"))
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    a.gamma = common.gamma_for(a.alpha, a.max_len)
+    common.set_threads()
+    common.seed_everything(a.seed)
+
+    train_text, held_text = common.text_splits(a.text)
+    cache = Path(a.text) / f"bert_vocab_{a.max_len}.txt"
+    if not cache.exists():
+        cache.write_text("\n".join(common.restricted_vocab(WordPiece(a.vocab), train_text, a.max_len)) + "\n",
+                         encoding="utf-8")
+    vocab_lines = cache.read_text(encoding="utf-8").splitlines()
+    tok = WordPiece(cache)
+    train = encode_corpus(tok, train_text, a.max_len)
+    held = encode_corpus(tok, held_text[::3][:a.eval_sentences], a.max_len)
+    V = len(vocab_lines)
+    print(f"vocab {V}, {len(train)} training sentences, {len(held)} held-out; γ = {a.gamma:.5f}", flush=True)
+
+    model = OptLM(a, V)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    warm = max(1, int(a.warmup * a.steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (a.steps - s) / max(1, a.steps - warm))))
+    rng = np.random.default_rng(a.seed)
+    save_at = {int(s) for s in a.save_at.split(",") if s} | {a.steps}
+    log, t0, running = [], time.time(), None
+    for step, chunk in zip(range(1, a.steps + 1), batches(train, a.batch, rng)):
+        ids, real = pad(chunk, tok.pad)
+        nll, count = next_token_nll(model, ids, real)
+        loss = nll / count
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if step % 100 == 0:
+            print(f"step {step} loss {running:.3f} {time.time() - t0:.0f}s", flush=True)
+        if step in save_at:
+            ppl = eval_ppl(model, held, tok.pad)
+            log.append({"step": step, "train_loss": running, "heldout_ppl_torch": ppl, "seconds": time.time() - t0})
+            print(f"save step {step}: held-out ppl (PyTorch, fp32) {ppl:.2f}", flush=True)
+            cfg = {"architectures": ["OPTForCausalLM"], "model_type": "opt", "vocab_size": V,
+                   "hidden_size": a.hidden, "num_hidden_layers": a.layers, "num_attention_heads": a.heads,
+                   "ffn_dim": a.ffn, "max_position_embeddings": a.max_len, "do_layer_norm_before": True,
+                   "activation_function": "relu", **common.qtx_config(a.variant, a.gamma),
+                   "qtx_gate_pi_init": a.pi_init if a.variant == "gated" else None}
+            out = a.out if step == a.steps else f"{a.out}-step{step}"
+            common.save_checkpoint(out, model.export(), cfg, vocab_lines,
+                                   {"args": vars(a), "log": log, "step": step})
+
+
+if __name__ == "__main__":
+    main()
