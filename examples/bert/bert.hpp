@@ -3,10 +3,10 @@
 //
 // W8A8 quantization points (uint8 asymmetric activations, int8 symmetric per-channel weights):
 // every Linear input (the LN outputs, the attention context, the GELU output), Q, K and V, the
-// softmax probabilities (scale 1/255), and the LN outputs, which also become the float residual
-// stream (dequantized). Q·Kᵀ stays int32 into the softmax; biases are int32; LN statistics,
-// softmax and GELU internals, the gate and the embeddings are float, as in the paper. The residual
-// sums before LN are not rounded to 8 bits (they stay in the float epilogue of the GEMM).
+// softmax probabilities (scale 1/255), both residual sums (the LN inputs, rounded to their uint8
+// grid: where BERT's outliers live) and the LN outputs, which also become the float residual stream
+// (dequantized). Q·Kᵀ stays int32 into the softmax; biases are int32; LN statistics, softmax and
+// GELU internals, the gate and the embeddings are float, as in the paper.
 #include "../common/w8a8.hpp"
 
 #include <qtx/io/safetensors.hpp>
@@ -60,9 +60,10 @@ inline config read_config(const std::filesystem::path& path) {
 }
 
 // The tensors W8A8 quantizes in each layer, in forward order.
-enum point : int { q, k, v, context, attention_ln, ffn_hidden, ffn_ln, points };
+enum point : int { q, k, v, context, attention_residual, attention_ln, ffn_hidden, ffn_residual, ffn_ln, points };
 inline const char* point_name(int p) {
-  static const char* names[] = {"q", "k", "v", "context", "attention_ln", "ffn_hidden", "ffn_ln"};
+  static const char* names[] = {"q",          "k", "v", "context", "attention_residual", "attention_ln", "ffn_hidden",
+                                "ffn_residual", "ffn_ln"};
   return names[p];
 }
 
@@ -156,11 +157,13 @@ class model {
           (*obs)(i, n == "q" ? q : n == "k" ? k : n == "v" ? v : context, t);
         };
       l.attention.forward(x, av, {}, x, nullptr, obs ? &taps : nullptr);
+      if (obs) (*obs)(i, attention_residual, av);
       l.attention_ln.forward(av, x);
       if (obs) (*obs)(i, attention_ln, x);
       l.ffn_in.forward(x, hv, qtx::nn::activation::gelu_erf);
       if (obs) (*obs)(i, ffn_hidden, hv);
       l.ffn_out.forward(hv, av, qtx::nn::activation::none, x);
+      if (obs) (*obs)(i, ffn_residual, av);
       l.ffn_ln.forward(av, x);
       if (obs) (*obs)(i, ffn_ln, x);
     }
@@ -188,7 +191,7 @@ class model {
     qtx::check(!w8a8_.empty(), "bert: forward_w8a8 before quantize()");
     const index_t T = index_t(ids.size()), H = cfg_.hidden;
     qtx::aligned_buffer<float> a(T * H);
-    qtx::aligned_buffer<uint8_t> x_q(T * H), h_q(T * cfg_.intermediate);
+    qtx::aligned_buffer<uint8_t> x_q(T * H), h_q(T * cfg_.intermediate), scratch;
     embed(ids, out);
     auto x = qtx::make_view(out.data(), T, H);
     auto av = qtx::make_view(a.data(), T, H);
@@ -203,9 +206,11 @@ class model {
       const w8a8_layer& l = w8a8_[i];
       const auto& c = cal_.layers[i];
       l.attention.forward(xq, x, av, {}, x);
+      demo::round_to_grid(Arch{}, av, c[attention_residual], scratch);
       normalize(fp32_[i].attention_ln, av, c[attention_ln]);
       l.ffn_in.forward(xq, hq, c[ffn_hidden], qtx::nn::activation::gelu_erf);
       l.ffn_out.forward(hq, av, qtx::nn::activation::none, x);
+      demo::round_to_grid(Arch{}, av, c[ffn_residual], scratch);
       normalize(fp32_[i].ffn_ln, av, c[ffn_ln]);
     }
   }
@@ -262,6 +267,13 @@ class model {
       g.kind = qtx::gate_kind::linear_per_head;
       g.w1 = vec("weight");
       g.b1 = vec("bias");
+    } else if (cfg_.gate == "mlp_per_head") {  // per head: d_head → hidden (ReLU) → 1
+      g.kind = qtx::gate_kind::mlp_per_head;
+      g.hidden = cfg_.gate_hidden > 0 ? cfg_.gate_hidden : std::max<index_t>(1, g.d_head / 4);
+      g.w1 = vec("fc1.weight");  // (heads, hidden, d_head)
+      g.b1 = vec("fc1.bias");    // (heads, hidden)
+      g.w2 = vec("fc2.weight");  // (heads, hidden)
+      g.b2 = vec("fc2.bias");    // (heads)
     } else if (cfg_.gate == "unconditional") {
       g.kind = qtx::gate_kind::unconditional;
       g.b1 = vec("bias");

@@ -31,7 +31,7 @@ EVAL_MASK_PERIOD = 7
 class Layer(nn.Module):
     def __init__(self, a):
         super().__init__()
-        self.attn = common.SelfAttention(a.hidden, a.heads, a.variant, a.gamma, a.pi_init)
+        self.attn = common.SelfAttention(a.hidden, a.heads, a.variant, a.gamma, a.pi_init, a.gate)
         self.ln1 = nn.LayerNorm(a.hidden, eps=1e-12)
         self.fc1, self.fc2 = nn.Linear(a.hidden, a.ffn), nn.Linear(a.ffn, a.hidden)
         self.ln2 = nn.LayerNorm(a.hidden, eps=1e-12)
@@ -154,6 +154,7 @@ def main():
     ap.add_argument("--max-len", type=int, default=128)
     ap.add_argument("--alpha", type=float, default=3.2, help="clipped softmax: γ = −α/T, T = max-len (paper: −0.025 at 128)")
     ap.add_argument("--pi-init", type=float, default=0.25)
+    ap.add_argument("--gate", choices=common.GATES, default="linear", help="gated variant: per-head linear or MLP gate")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -209,7 +210,7 @@ def main():
             cfg = {"architectures": ["BertForMaskedLM"], "model_type": "bert", "vocab_size": V,
                    "hidden_size": a.hidden, "num_hidden_layers": a.layers, "num_attention_heads": a.heads,
                    "intermediate_size": a.ffn, "max_position_embeddings": a.max_len, "type_vocab_size": 2,
-                   "hidden_act": "gelu", "layer_norm_eps": 1e-12, **common.qtx_config(a.variant, a.gamma),
+                   "hidden_act": "gelu", "layer_norm_eps": 1e-12, **common.qtx_config(a.variant, a.gamma, a.gate, a.hidden // a.heads),
                    "qtx_gate_pi_init": a.pi_init if a.variant == "gated" else None}
             out = a.out if step == a.steps else f"{a.out}-step{step}"
             common.save_checkpoint(out, model.export(), cfg, vocab_lines,

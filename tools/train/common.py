@@ -6,6 +6,8 @@ Attention variants (Bondarenko et al. 2023):
   clipped  clip((ζ − γ)·softmax(QKᵀ/√d) + γ, 0, 1) V   with γ = −α/T, ζ = 1 (no renormalisation)
   gated    π ⊙ softmax(QKᵀ/√d) V per head, π(t,h) = sigmoid(w_h · x(t,h) + b_h), x(t,h) the head's
            d_head slice of the block's input hidden state; b_h starts at logit(π_init)
+           (gate "mlp": π(t,h) = sigmoid(w2_h · relu(W1_h x(t,h) + b1_h) + b2_h), hidden d_head/4,
+           the paper's best gate for BERT; b2_h starts at logit(π_init))
 """
 import json
 import math
@@ -23,6 +25,7 @@ import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[2]
 VARIANTS = ("vanilla", "clipped", "gated")
+GATES = ("linear", "mlp")
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
@@ -48,15 +51,31 @@ class SelfAttention(nn.Module):
 
     names: dict with keys q, k, v, o, gate → the Hugging Face submodule names of the model family."""
 
-    def __init__(self, hidden, heads, variant, gamma=0.0, pi_init=0.5):
+    def __init__(self, hidden, heads, variant, gamma=0.0, pi_init=0.5, gate="linear"):
         super().__init__()
         self.hidden, self.heads, self.d_head = hidden, heads, hidden // heads
         self.variant, self.gamma = variant, gamma if variant == "clipped" else 0.0
+        self.gate = gate if variant == "gated" else None
         self.q, self.k, self.v, self.o = (nn.Linear(hidden, hidden) for _ in range(4))
-        if variant == "gated":
-            self.gate_weight = nn.Parameter(torch.zeros(heads, self.d_head))
-            nn.init.normal_(self.gate_weight, std=0.02)
-            self.gate_bias = nn.Parameter(torch.full((heads,), math.log(pi_init / (1 - pi_init))))
+        logit = math.log(pi_init / (1 - pi_init))
+        if self.gate == "linear":
+            self.gate_weight = nn.Parameter(torch.empty(heads, self.d_head).normal_(std=0.02))
+            self.gate_bias = nn.Parameter(torch.full((heads,), logit))
+        elif self.gate == "mlp":
+            self.gate_hidden = max(1, self.d_head // 4)
+            self.gate_w1 = nn.Parameter(torch.empty(heads, self.gate_hidden, self.d_head).normal_(std=0.02))
+            self.gate_b1 = nn.Parameter(torch.zeros(heads, self.gate_hidden))
+            self.gate_w2 = nn.Parameter(torch.empty(heads, self.gate_hidden).normal_(std=0.02))
+            self.gate_b2 = nn.Parameter(torch.full((heads,), logit))
+
+    def gate_logits(self, x):
+        """(B, T, heads) gate logits from the block input x (B, T, hidden)."""
+        B, T, _ = x.shape
+        xh = x.view(B, T, self.heads, self.d_head)
+        if self.gate == "linear":
+            return (xh * self.gate_weight).sum(-1) + self.gate_bias
+        h = F.relu(torch.einsum("btnd,nhd->btnh", xh, self.gate_w1) + self.gate_b1)
+        return (h * self.gate_w2).sum(-1) + self.gate_b2
 
     def forward(self, x, key_mask=None, causal=False):
         B, T, H = x.shape
@@ -70,9 +89,8 @@ class SelfAttention(nn.Module):
             scores = scores.masked_fill(future, float("-inf"))
         p = clipped_softmax(scores, self.gamma)
         ctx = p @ v  # B, h, T, dh
-        if self.variant == "gated":
-            xh = x.view(B, T, self.heads, self.d_head)
-            pi = torch.sigmoid((xh * self.gate_weight).sum(-1) + self.gate_bias)  # B, T, h
+        if self.gate:
+            pi = torch.sigmoid(self.gate_logits(x))  # B, T, h
             ctx = ctx * pi.transpose(1, 2)[..., None]
         ctx = ctx.transpose(1, 2).reshape(B, T, H)
         return self.o(ctx)
@@ -82,14 +100,22 @@ class SelfAttention(nn.Module):
             lin = getattr(self, key)
             out[f"{prefix}{names[key]}.weight"] = lin.weight
             out[f"{prefix}{names[key]}.bias"] = lin.bias
-        if self.variant == "gated":
-            out[f"{prefix}{names['gate']}.weight"] = self.gate_weight
-            out[f"{prefix}{names['gate']}.bias"] = self.gate_bias
+        g = f"{prefix}{names['gate']}."
+        if self.gate == "linear":
+            out[g + "weight"], out[g + "bias"] = self.gate_weight, self.gate_bias
+        elif self.gate == "mlp":
+            out[g + "fc1.weight"], out[g + "fc1.bias"] = self.gate_w1, self.gate_b1
+            out[g + "fc2.weight"], out[g + "fc2.bias"] = self.gate_w2, self.gate_b2
 
 
-def qtx_config(variant, gamma):
-    return {"qtx_variant": variant, "qtx_softmax_gamma": gamma if variant == "clipped" else 0.0,
-            "qtx_softmax_zeta": 1.0, "qtx_gate": "linear_per_head" if variant == "gated" else "none"}
+def qtx_config(variant, gamma, gate="linear", d_head=None):
+    cfg = {"qtx_variant": variant, "qtx_softmax_gamma": gamma if variant == "clipped" else 0.0,
+           "qtx_softmax_zeta": 1.0, "qtx_gate": "none"}
+    if variant == "gated":
+        cfg["qtx_gate"] = {"linear": "linear_per_head", "mlp": "mlp_per_head"}[gate]
+        if gate == "mlp":
+            cfg["qtx_gate_hidden"] = max(1, d_head // 4)
+    return cfg
 
 
 def write_safetensors(path, tensors, dtype=torch.float16):

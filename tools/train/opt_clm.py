@@ -158,7 +158,7 @@ def main():
             cfg = {"architectures": ["OPTForCausalLM"], "model_type": "opt", "vocab_size": V,
                    "hidden_size": a.hidden, "num_hidden_layers": a.layers, "num_attention_heads": a.heads,
                    "ffn_dim": a.ffn, "max_position_embeddings": a.max_len, "do_layer_norm_before": True,
-                   "activation_function": "relu", **common.qtx_config(a.variant, a.gamma),
+                   "activation_function": "relu", **common.qtx_config(a.variant, a.gamma, "linear", a.hidden // a.heads),
                    "qtx_gate_pi_init": a.pi_init if a.variant == "gated" else None}
             out = a.out if step == a.steps else f"{a.out}-step{step}"
             common.save_checkpoint(out, model.export(), cfg, vocab_lines,
