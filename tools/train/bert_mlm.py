@@ -12,9 +12,7 @@ deterministic masking of examples/bert --mlm-eval: every position t (1 ≤ t ≤
 with (t + s) % 7 == 0 becomes [MASK].
 """
 import argparse
-import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -155,16 +153,10 @@ def main():
     ap.add_argument("--alpha", type=float, default=3.2, help="clipped softmax: γ = −α/T, T = max-len (paper: −0.025 at 128)")
     ap.add_argument("--pi-init", type=float, default=0.25)
     ap.add_argument("--gate", choices=common.GATES, default="linear", help="gated variant: per-head linear or MLP gate")
-    ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--warmup", type=float, default=0.05)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--save-at", default="", help="comma-separated steps to save (the last step always is)")
+    common.add_training_args(ap, steps=2000, batch=64)
     ap.add_argument("--eval-sentences", type=int, default=500)
     ap.add_argument("--text", default=str(common.REPO / "build-fidelity/text"))
     ap.add_argument("--vocab", default=str(common.REPO / "models/minilm/vocab.txt"))
-    ap.add_argument("--out", required=True)
     a = ap.parse_args()
     a.gamma = common.gamma_for(a.alpha, a.max_len)
     common.set_threads()
@@ -185,37 +177,28 @@ def main():
 
     model = BertMLM(a, V)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01, betas=(0.9, 0.98))
-    warm = max(1, int(a.warmup * a.steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (a.steps - s) / max(1, a.steps - warm))))
     rng = np.random.default_rng(a.seed)
-    save_at = {int(s) for s in a.save_at.split(",") if s} | {a.steps}
-    log, t0, running = [], time.time(), None
-    for step, chunk in zip(range(1, a.steps + 1), batches(train, a.batch, rng)):
-        ids, attn = pad(chunk, tok.pad)
-        inputs, at = mlm_mask(ids, attn, tok, V, rng)
-        loss = F.cross_entropy(model(inputs, attn, at), ids[at])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if step % 100 == 0:
-            print(f"step {step} loss {running:.3f} {time.time() - t0:.0f}s", flush=True)
-        if step in save_at:
-            ppl = eval_ppl(model, held)
-            log.append({"step": step, "train_loss": running, "heldout_mlm_ppl_torch": ppl, "seconds": time.time() - t0})
-            print(f"save step {step}: held-out MLM ppl (PyTorch, fp32) {ppl:.2f}", flush=True)
-            cfg = {"architectures": ["BertForMaskedLM"], "model_type": "bert", "vocab_size": V,
-                   "hidden_size": a.hidden, "num_hidden_layers": a.layers, "num_attention_heads": a.heads,
-                   "intermediate_size": a.ffn, "max_position_embeddings": a.max_len, "type_vocab_size": 2,
-                   "hidden_act": "gelu", "layer_norm_eps": 1e-12, **common.qtx_config(a.variant, a.gamma, a.gate, a.hidden // a.heads),
-                   "qtx_gate_pi_init": a.pi_init if a.variant == "gated" else None}
-            out = a.out if step == a.steps else f"{a.out}-step{step}"
-            common.save_checkpoint(out, model.export(), cfg, vocab_lines,
-                                   {"args": vars(a), "log": log, "step": step})
+    stream, log = batches(train, a.batch, rng), []
 
+    def loss_at(step):
+        ids, attn = pad(next(stream), tok.pad)
+        inputs, at = mlm_mask(ids, attn, tok, V, rng)
+        return F.cross_entropy(model(inputs, attn, at), ids[at])
+
+    def save(step, running, seconds):
+        ppl = eval_ppl(model, held)
+        log.append({"step": step, "train_loss": running, "heldout_mlm_ppl_torch": ppl, "seconds": seconds})
+        print(f"save step {step}: held-out MLM ppl (PyTorch, fp32) {ppl:.2f}", flush=True)
+        cfg = {"architectures": ["BertForMaskedLM"], "model_type": "bert", "vocab_size": V,
+               "hidden_size": a.hidden, "num_hidden_layers": a.layers, "num_attention_heads": a.heads,
+               "intermediate_size": a.ffn, "max_position_embeddings": a.max_len, "type_vocab_size": 2,
+               "hidden_act": "gelu", "layer_norm_eps": 1e-12,
+               **common.qtx_config(a.variant, a.gamma, a.gate, a.hidden // a.heads),
+               "qtx_gate_pi_init": a.pi_init if a.variant == "gated" else None}
+        out = a.out if step == a.steps else f"{a.out}-step{step}"
+        common.save_checkpoint(out, model.export(), cfg, vocab_lines, {"args": vars(a), "log": log, "step": step})
+
+    common.train(model, opt, common.warmup_then_linear_decay(opt, a), a, loss_at, save)
 
 if __name__ == "__main__":
     main()

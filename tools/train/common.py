@@ -16,6 +16,7 @@ import random
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -176,3 +177,39 @@ def restricted_vocab(tok, sentences, max_len):
 
 def set_threads():
     torch.set_num_threads(int(os.environ.get("QTX_TRAIN_THREADS", "1")))
+
+
+def add_training_args(ap, steps, batch, lr=1e-3, warmup=0.05):
+    """The arguments every trainer takes (the loop's), with the trainer's defaults."""
+    ap.add_argument("--steps", type=int, default=steps)
+    ap.add_argument("--batch", type=int, default=batch)
+    ap.add_argument("--lr", type=float, default=lr)
+    ap.add_argument("--warmup", type=float, default=warmup)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save-at", default="", help="comma-separated steps to save (the last step always is)")
+    ap.add_argument("--out", required=True)
+
+
+def warmup_then_linear_decay(opt, a):
+    warm = max(1, int(a.warmup * a.steps))
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (a.steps - s) / max(1, a.steps - warm))))
+
+
+def train(model, opt, sched, a, loss_at, save):
+    """The loop the trainers share: loss_at(step) gives the batch loss; gradients clipped to norm 1;
+    an EMA of the loss printed every 100 steps; save(step, ema_loss, seconds) at a.save_at and at the end."""
+    save_at = {int(s) for s in a.save_at.split(",") if s} | {a.steps}
+    t0, running = time.time(), None
+    for step in range(1, a.steps + 1):
+        loss = loss_at(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if step % 100 == 0:
+            print(f"step {step} loss {running:.3f} {time.time() - t0:.0f}s", flush=True)
+        if step in save_at:
+            save(step, running, time.time() - t0)

@@ -12,7 +12,6 @@ one logged here. Clipped softmax: γ = −α/T with the paper's OPT α = 12 and 
 """
 import argparse
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -104,16 +103,10 @@ def main():
     ap.add_argument("--max-len", type=int, default=128)
     ap.add_argument("--alpha", type=float, default=12.0, help="clipped softmax: γ = −α/T, T = max-len (paper's OPT α = 12)")
     ap.add_argument("--pi-init", type=float, default=0.25, help="gate bias logit(π_init) (paper's OPT value)")
-    ap.add_argument("--steps", type=int, default=2400)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--warmup", type=float, default=0.05)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--save-at", default="", help="comma-separated steps to save (the last step always is)")
+    common.add_training_args(ap, steps=2400, batch=32)
     ap.add_argument("--eval-sentences", type=int, default=200, help="as examples/opt --sentences")
     ap.add_argument("--text", default=str(common.REPO / "build-fidelity/text"))
     ap.add_argument("--vocab", default=str(common.REPO / "models/minilm/vocab.txt"))
-    ap.add_argument("--out", required=True)
     a = ap.parse_args()
     a.gamma = common.gamma_for(a.alpha, a.max_len)
     common.set_threads()
@@ -133,37 +126,25 @@ def main():
 
     model = OptLM(a, V)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01, betas=(0.9, 0.98))
-    warm = max(1, int(a.warmup * a.steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (a.steps - s) / max(1, a.steps - warm))))
-    rng = np.random.default_rng(a.seed)
-    save_at = {int(s) for s in a.save_at.split(",") if s} | {a.steps}
-    log, t0, running = [], time.time(), None
-    for step, chunk in zip(range(1, a.steps + 1), batches(train, a.batch, rng)):
-        ids, real = pad(chunk, tok.pad)
-        nll, count = next_token_nll(model, ids, real)
-        loss = nll / count
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if step % 100 == 0:
-            print(f"step {step} loss {running:.3f} {time.time() - t0:.0f}s", flush=True)
-        if step in save_at:
-            ppl = eval_ppl(model, held, tok.pad)
-            log.append({"step": step, "train_loss": running, "heldout_ppl_torch": ppl, "seconds": time.time() - t0})
-            print(f"save step {step}: held-out ppl (PyTorch, fp32) {ppl:.2f}", flush=True)
-            cfg = {"architectures": ["OPTForCausalLM"], "model_type": "opt", "vocab_size": V,
-                   "hidden_size": a.hidden, "num_hidden_layers": a.layers, "num_attention_heads": a.heads,
-                   "ffn_dim": a.ffn, "max_position_embeddings": a.max_len, "do_layer_norm_before": True,
-                   "activation_function": "relu", **common.qtx_config(a.variant, a.gamma, "linear", a.hidden // a.heads),
-                   "qtx_gate_pi_init": a.pi_init if a.variant == "gated" else None}
-            out = a.out if step == a.steps else f"{a.out}-step{step}"
-            common.save_checkpoint(out, model.export(), cfg, vocab_lines,
-                                   {"args": vars(a), "log": log, "step": step})
+    stream, log = batches(train, a.batch, np.random.default_rng(a.seed)), []
 
+    def loss_at(step):
+        nll, count = next_token_nll(model, *pad(next(stream), tok.pad))
+        return nll / count
+
+    def save(step, running, seconds):
+        ppl = eval_ppl(model, held, tok.pad)
+        log.append({"step": step, "train_loss": running, "heldout_ppl_torch": ppl, "seconds": seconds})
+        print(f"save step {step}: held-out ppl (PyTorch, fp32) {ppl:.2f}", flush=True)
+        cfg = {"architectures": ["OPTForCausalLM"], "model_type": "opt", "vocab_size": V,
+               "hidden_size": a.hidden, "num_hidden_layers": a.layers, "num_attention_heads": a.heads,
+               "ffn_dim": a.ffn, "max_position_embeddings": a.max_len, "do_layer_norm_before": True,
+               "activation_function": "relu", **common.qtx_config(a.variant, a.gamma, "linear", a.hidden // a.heads),
+               "qtx_gate_pi_init": a.pi_init if a.variant == "gated" else None}
+        out = a.out if step == a.steps else f"{a.out}-step{step}"
+        common.save_checkpoint(out, model.export(), cfg, vocab_lines, {"args": vars(a), "log": log, "step": step})
+
+    common.train(model, opt, common.warmup_then_linear_decay(opt, a), a, loss_at, save)
 
 if __name__ == "__main__":
     main()

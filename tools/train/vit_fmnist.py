@@ -11,7 +11,6 @@ uncompressed copies that examples/vit reads are written to --idx-out.
 import argparse
 import gzip
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -112,16 +111,10 @@ def main():
     ap.add_argument("--patch-ln", action="store_true")
     ap.add_argument("--alpha", type=float, default=0.0197, help="γ = −α/T (paper ViT: γ = −0.0001 at T = 197)")
     ap.add_argument("--pi-init", type=float, default=0.5)
-    ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--warmup", type=float, default=0.05)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--save-at", default="")
+    common.add_training_args(ap, steps=1500, batch=64)
     ap.add_argument("--eval-images", type=int, default=1000)
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--idx-out", default=str(common.REPO / "build-fidelity/fashion-mnist"))
-    ap.add_argument("--out", required=True)
     a = ap.parse_args()
     tokens = (28 // a.patch) ** 2 + 1
     a.gamma = common.gamma_for(a.alpha, tokens)
@@ -140,35 +133,30 @@ def main():
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, 0.5 * (1 + math.cos(math.pi * min(1.0, s / a.steps)))))
     g = torch.Generator().manual_seed(a.seed)
-    save_at = {int(s) for s in a.save_at.split(",") if s} | {a.steps}
-    log, t0, running, perm, pos = [], time.time(), None, torch.randperm(len(xtr), generator=g), 0
-    for step in range(1, a.steps + 1):
-        if pos + a.batch > len(xtr):
-            perm, pos = torch.randperm(len(xtr), generator=g), 0
-        idx = perm[pos:pos + a.batch]
-        pos += a.batch
-        loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if step % 100 == 0:
-            print(f"step {step} loss {running:.3f} {time.time() - t0:.0f}s", flush=True)
-        if step in save_at:
-            acc = accuracy(model, xte, yte)
-            log.append({"step": step, "train_loss": running, "test_top1_torch": acc, "seconds": time.time() - t0})
-            print(f"save step {step}: test top-1 (PyTorch, first {len(xte)} images) {acc:.2f} %", flush=True)
-            cfg = {"architectures": ["ViTForImageClassification"], "model_type": "vit", "hidden_size": a.hidden,
-                   "num_hidden_layers": a.layers, "num_attention_heads": a.heads, "intermediate_size": a.ffn,
-                   "image_size": 28, "patch_size": a.patch, "num_channels": 1, "num_labels": 10,
-                   "hidden_act": "gelu", "layer_norm_eps": 1e-6, **common.qtx_config(a.variant, a.gamma),
-                   "qtx_patch_embedding_ln": a.patch_ln, "qtx_image_mean": [MEAN], "qtx_image_std": [STD],
-                   "qtx_gate_pi_init": a.pi_init if a.variant == "gated" else None}
-            out = a.out if step == a.steps else f"{a.out}-step{step}"
-            common.save_checkpoint(out, model.export(), cfg, None, {"args": vars(a), "log": log, "step": step})
+    epoch = {"perm": torch.randperm(len(xtr), generator=g), "pos": 0}
+    log = []
 
+    def loss_at(step):
+        if epoch["pos"] + a.batch > len(xtr):
+            epoch["perm"], epoch["pos"] = torch.randperm(len(xtr), generator=g), 0
+        idx = epoch["perm"][epoch["pos"]:epoch["pos"] + a.batch]
+        epoch["pos"] += a.batch
+        return F.cross_entropy(model(xtr[idx]), ytr[idx])
+
+    def save(step, running, seconds):
+        acc = accuracy(model, xte, yte)
+        log.append({"step": step, "train_loss": running, "test_top1_torch": acc, "seconds": seconds})
+        print(f"save step {step}: test top-1 (PyTorch, first {len(xte)} images) {acc:.2f} %", flush=True)
+        cfg = {"architectures": ["ViTForImageClassification"], "model_type": "vit", "hidden_size": a.hidden,
+               "num_hidden_layers": a.layers, "num_attention_heads": a.heads, "intermediate_size": a.ffn,
+               "image_size": 28, "patch_size": a.patch, "num_channels": 1, "num_labels": 10,
+               "hidden_act": "gelu", "layer_norm_eps": 1e-6, **common.qtx_config(a.variant, a.gamma),
+               "qtx_patch_embedding_ln": a.patch_ln, "qtx_image_mean": [MEAN], "qtx_image_std": [STD],
+               "qtx_gate_pi_init": a.pi_init if a.variant == "gated" else None}
+        out = a.out if step == a.steps else f"{a.out}-step{step}"
+        common.save_checkpoint(out, model.export(), cfg, None, {"args": vars(a), "log": log, "step": step})
+
+    common.train(model, opt, sched, a, loss_at, save)
 
 if __name__ == "__main__":
     main()
