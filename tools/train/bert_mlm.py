@@ -13,7 +13,6 @@ with (t + s) % 7 == 0 becomes [MASK].
 """
 import argparse
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +20,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import common
-from wordpiece import WordPiece
 
 EVAL_MASK_PERIOD = 7
 
@@ -78,13 +76,9 @@ class BertMLM(nn.Module):
                "cls.predictions.bias": self.head_bias}
         names = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
                  "o": "attention.output.dense", "gate": "attention.self.gate"}
-        for i, l in enumerate(self.layers):
-            p = f"encoder.layer.{i}."
-            l.attn.export(p, names, out)
-            for name, mod in (("attention.output.LayerNorm", l.ln1), ("intermediate.dense", l.fc1),
-                              ("output.dense", l.fc2), ("output.LayerNorm", l.ln2)):
-                out[p + name + ".weight"], out[p + name + ".bias"] = mod.weight, mod.bias
-        return out
+        return common.export_layers(self.layers, "encoder.layer.{}.", names, (
+            ("attention.output.LayerNorm", "ln1"), ("intermediate.dense", "fc1"), ("output.dense", "fc2"),
+            ("output.LayerNorm", "ln2")), out)
 
 
 def encode_corpus(tok, sentences, max_len):
@@ -144,31 +138,20 @@ def eval_ppl(model, seqs, batch=64):
 def main():
     global tok_cls, tok_sep, tok_mask, tok_pad
     ap = argparse.ArgumentParser()
-    ap.add_argument("--variant", choices=common.VARIANTS, required=True)
-    ap.add_argument("--hidden", type=int, default=128)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--ffn", type=int, default=512)
+    common.add_model_args(ap, hidden=128, ffn=512)
     ap.add_argument("--max-len", type=int, default=128)
     ap.add_argument("--alpha", type=float, default=3.2, help="clipped softmax: γ = −α/T, T = max-len (paper: −0.025 at 128)")
     ap.add_argument("--pi-init", type=float, default=0.25)
     ap.add_argument("--gate", choices=common.GATES, default="linear", help="gated variant: per-head linear or MLP gate")
     common.add_training_args(ap, steps=2000, batch=64)
     ap.add_argument("--eval-sentences", type=int, default=500)
-    ap.add_argument("--text", default=str(common.REPO / "build-fidelity/text"))
-    ap.add_argument("--vocab", default=str(common.REPO / "models/minilm/vocab.txt"))
+    common.add_text_args(ap)
     a = ap.parse_args()
     a.gamma = common.gamma_for(a.alpha, a.max_len)
     common.set_threads()
     common.seed_everything(a.seed)
 
-    train_text, held_text = common.text_splits(a.text)
-    cache = Path(a.text) / f"bert_vocab_{a.max_len}.txt"
-    if not cache.exists():
-        cache.write_text("\n".join(common.restricted_vocab(WordPiece(a.vocab), train_text, a.max_len)) + "\n",
-                         encoding="utf-8")
-    vocab_lines = cache.read_text(encoding="utf-8").splitlines()
-    tok = WordPiece(cache)
+    train_text, held_text, vocab_lines, tok = common.sotu_corpus(a)
     tok_cls, tok_sep, tok_mask, tok_pad = tok.cls, tok.sep, tok.mask, tok.pad
     train = encode_corpus(tok, train_text, a.max_len)
     held = encode_corpus(tok, held_text[::max(1, len(held_text) // a.eval_sentences)][:a.eval_sentences], a.max_len)

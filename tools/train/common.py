@@ -109,6 +109,19 @@ class SelfAttention(nn.Module):
             out[g + "fc2.weight"], out[g + "fc2.bias"] = self.gate_w2, self.gate_b2
 
 
+def export_layers(layers, prefix, attention_names, module_names, out):
+    """Adds every layer's tensors under its Hugging Face names: prefix.format(i) + name.
+    attention_names: see SelfAttention.export; module_names: (HF name, layer attribute) of the
+    layer's other Linear / LayerNorm modules."""
+    for i, layer in enumerate(layers):
+        p = prefix.format(i)
+        layer.attn.export(p, attention_names, out)
+        for name, attr in module_names:
+            mod = getattr(layer, attr)
+            out[p + name + ".weight"], out[p + name + ".bias"] = mod.weight, mod.bias
+    return out
+
+
 def qtx_config(variant, gamma, gate="linear", d_head=None):
     cfg = {"qtx_variant": variant, "qtx_softmax_gamma": gamma if variant == "clipped" else 0.0,
            "qtx_softmax_zeta": 1.0, "qtx_gate": "none"}
@@ -160,6 +173,23 @@ def text_splits(text_dir):
     return read("sotu_calibration.txt"), read("sotu_heldout.txt")
 
 
+def sotu_corpus(a):
+    """The SOTU splits and the tokenizer of the text trainers: (train sentences, held-out sentences,
+    vocabulary lines, WordPiece). The restricted vocabulary is cached beside the text."""
+    from wordpiece import WordPiece
+    train_text, held_text = text_splits(a.text)
+    cache = Path(a.text) / f"bert_vocab_{a.max_len}.txt"
+    if not cache.exists():
+        cache.write_text("\n".join(restricted_vocab(WordPiece(a.vocab), train_text, a.max_len)) + "\n",
+                         encoding="utf-8")
+    return train_text, held_text, cache.read_text(encoding="utf-8").splitlines(), WordPiece(cache)
+
+
+def add_text_args(ap):
+    ap.add_argument("--text", default=str(REPO / "build-fidelity/text"))
+    ap.add_argument("--vocab", default=str(REPO / "models/minilm/vocab.txt"))
+
+
 def restricted_vocab(tok, sentences, max_len):
     """The corpus's WordPiece tokens plus every single-character piece and the specials, in the
     original order. Greedy longest-match gives the same pieces with this vocabulary on the corpus
@@ -177,6 +207,15 @@ def restricted_vocab(tok, sentences, max_len):
 
 def set_threads():
     torch.set_num_threads(int(os.environ.get("QTX_TRAIN_THREADS", "1")))
+
+
+def add_model_args(ap, hidden, ffn, layers=4, heads=4):
+    """The attention variant and the transformer's size."""
+    ap.add_argument("--variant", choices=VARIANTS, required=True)
+    ap.add_argument("--hidden", type=int, default=hidden)
+    ap.add_argument("--layers", type=int, default=layers)
+    ap.add_argument("--heads", type=int, default=heads)
+    ap.add_argument("--ffn", type=int, default=ffn)
 
 
 def add_training_args(ap, steps, batch, lr=1e-3, warmup=0.05):

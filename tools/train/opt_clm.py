@@ -12,7 +12,6 @@ one logged here. Clipped softmax: γ = −α/T with the paper's OPT α = 12 and 
 """
 import argparse
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +20,6 @@ import torch.nn.functional as F
 
 import common
 from bert_mlm import batches, encode_corpus, pad
-from wordpiece import WordPiece
 
 POSITION_OFFSET = 2  # OPT's learned positions start at row 2
 
@@ -65,13 +63,8 @@ class OptLM(nn.Module):
                d + "final_layer_norm.weight": self.final_ln.weight, d + "final_layer_norm.bias": self.final_ln.bias}
         names = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj",
                  "o": "self_attn.out_proj", "gate": "self_attn.gate"}
-        for i, l in enumerate(self.layers):
-            p = f"{d}layers.{i}."
-            l.attn.export(p, names, out)
-            for name, mod in (("self_attn_layer_norm", l.attn_ln), ("final_layer_norm", l.ffn_ln),
-                              ("fc1", l.fc1), ("fc2", l.fc2)):
-                out[p + name + ".weight"], out[p + name + ".bias"] = mod.weight, mod.bias
-        return out
+        return common.export_layers(self.layers, d + "layers.{}.", names, (
+            ("self_attn_layer_norm", "attn_ln"), ("final_layer_norm", "ffn_ln"), ("fc1", "fc1"), ("fc2", "fc2")), out)
 
 
 def next_token_nll(model, ids, real):
@@ -95,30 +88,19 @@ def eval_ppl(model, seqs, pad_id, batch=64):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--variant", choices=common.VARIANTS, required=True)
-    ap.add_argument("--hidden", type=int, default=128)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--ffn", type=int, default=512)
+    common.add_model_args(ap, hidden=128, ffn=512)
     ap.add_argument("--max-len", type=int, default=128)
     ap.add_argument("--alpha", type=float, default=12.0, help="clipped softmax: γ = −α/T, T = max-len (paper's OPT α = 12)")
     ap.add_argument("--pi-init", type=float, default=0.25, help="gate bias logit(π_init) (paper's OPT value)")
     common.add_training_args(ap, steps=2400, batch=32)
     ap.add_argument("--eval-sentences", type=int, default=200, help="as examples/opt --sentences")
-    ap.add_argument("--text", default=str(common.REPO / "build-fidelity/text"))
-    ap.add_argument("--vocab", default=str(common.REPO / "models/minilm/vocab.txt"))
+    common.add_text_args(ap)
     a = ap.parse_args()
     a.gamma = common.gamma_for(a.alpha, a.max_len)
     common.set_threads()
     common.seed_everything(a.seed)
 
-    train_text, held_text = common.text_splits(a.text)
-    cache = Path(a.text) / f"bert_vocab_{a.max_len}.txt"
-    if not cache.exists():
-        cache.write_text("\n".join(common.restricted_vocab(WordPiece(a.vocab), train_text, a.max_len)) + "\n",
-                         encoding="utf-8")
-    vocab_lines = cache.read_text(encoding="utf-8").splitlines()
-    tok = WordPiece(cache)
+    train_text, held_text, vocab_lines, tok = common.sotu_corpus(a)
     train = encode_corpus(tok, train_text, a.max_len)
     held = encode_corpus(tok, held_text[::3][:a.eval_sentences], a.max_len)
     V = len(vocab_lines)

@@ -83,13 +83,9 @@ class ViT(nn.Module):
             out["vit.embeddings.patch_layernorm.bias"] = self.patch_ln.bias
         names = {"q": "attention.attention.query", "k": "attention.attention.key", "v": "attention.attention.value",
                  "o": "attention.output.dense", "gate": "attention.attention.gate"}
-        for i, l in enumerate(self.layers):
-            p = f"vit.encoder.layer.{i}."
-            l.attn.export(p, names, out)
-            for name, mod in (("layernorm_before", l.ln1), ("layernorm_after", l.ln2),
-                              ("intermediate.dense", l.fc1), ("output.dense", l.fc2)):
-                out[p + name + ".weight"], out[p + name + ".bias"] = mod.weight, mod.bias
-        return out
+        return common.export_layers(self.layers, "vit.encoder.layer.{}.", names, (
+            ("layernorm_before", "ln1"), ("layernorm_after", "ln2"), ("intermediate.dense", "fc1"),
+            ("output.dense", "fc2")), out)
 
 
 def accuracy(model, x, y, batch=500):
@@ -102,11 +98,7 @@ def accuracy(model, x, y, batch=500):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--variant", choices=common.VARIANTS, required=True)
-    ap.add_argument("--hidden", type=int, default=96)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--ffn", type=int, default=384)
+    common.add_model_args(ap, hidden=96, ffn=384)
     ap.add_argument("--patch", type=int, default=7)
     ap.add_argument("--patch-ln", action="store_true")
     ap.add_argument("--alpha", type=float, default=0.0197, help="γ = −α/T (paper ViT: γ = −0.0001 at T = 197)")
