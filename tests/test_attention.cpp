@@ -133,6 +133,63 @@ TEST_CASE("W8A8 attention stays within quantization error of float attention", "
   }
 }
 
+namespace {
+// The decode path (few queries, K and V read in place) against the packed GEMM path on one backend:
+// W8A8 outputs bit-identical (same integer sums, same epilogue), float within rounding.
+template <class Arch>
+void check_decode_matches_packed(index_t Tq, index_t Tk, index_t d) {
+  if (!qtx::cpu::supported<Arch>()) return;
+  const index_t H = 3, D = H * d;
+  problem pr(Tq, Tk, H, d, unsigned(Tq * 1000 + Tk * 10 + d));
+  qtx::ops::attention_quant quant;
+  auto quantize_all = [](const std::vector<float>& x, qtx::quant_params& qp) {
+    float lo = 0, hi = 0;
+    for (float v : x) lo = std::min(lo, v), hi = std::max(hi, v);
+    qp = qtx::asymmetric_params<uint8_t>(lo, hi);
+    std::vector<uint8_t> y(x.size());
+    qtx::quantize<uint8_t>(x, y, qp);
+    return y;
+  };
+  const auto q8 = quantize_all(pr.q, quant.q), k8 = quantize_all(pr.k, quant.k), v8 = quantize_all(pr.v, quant.v);
+  quant.out = qtx::asymmetric_params<uint8_t>(-2.0f, 2.5f);
+  const auto q8v = qtx::make_view(q8.data(), Tq, D), k8v = qtx::make_view(k8.data(), Tk, D),
+             v8v = qtx::make_view(v8.data(), Tk, D);
+  for (int variant = 0; variant < 4; ++variant) {
+    const bool masked = variant & 1, gated = variant & 2;
+    auto mask = masked ? qtx::make_view(pr.mask.data(), 1, Tk) : qtx::matrix_view<const float>{};
+    auto gate = gated ? qtx::make_view(pr.gate.data(), Tq, H) : qtx::matrix_view<const float>{};
+    for (float gamma : {0.0f, -0.05f}) {
+      for (bool causal : {false, true}) {
+        const qtx::cpu::attention_params p{H, 1.0f / std::sqrt(float(d)), gamma, 1.0f, causal,
+                                           causal ? std::max<index_t>(0, Tk - Tq) : 0};
+        std::vector<float> fast(Tq * D), packed(Tq * D), fast_f(Tq * D), packed_f(Tq * D);
+        std::vector<uint8_t> fast_q(Tq * D), packed_q(Tq * D);
+        qtx::cpu::decode_attention(Arch{}, pr.qv(), pr.kv(), pr.vv(), qtx::make_view(fast.data(), Tq, D), p, mask,
+                                   gate, {});
+        qtx::cpu::fused_attention(Arch{}, pr.qv(), pr.kv(), pr.vv(), qtx::make_view(packed.data(), Tq, D), p, mask,
+                                  gate, {});
+        for (std::size_t i = 0; i < fast.size(); ++i) REQUIRE(fast[i] == Approx(packed[i]).margin(1e-5).epsilon(1e-5));
+        qtx::cpu::decode_attention(Arch{}, q8v, k8v, v8v, qtx::make_view(fast_q.data(), Tq, D), p, mask, gate, quant);
+        qtx::cpu::fused_attention(Arch{}, q8v, k8v, v8v, qtx::make_view(packed_q.data(), Tq, D), p, mask, gate, quant);
+        REQUIRE(fast_q == packed_q);
+        qtx::cpu::decode_attention(Arch{}, q8v, k8v, v8v, qtx::make_view(fast_f.data(), Tq, D), p, mask, gate, quant);
+        qtx::cpu::fused_attention(Arch{}, q8v, k8v, v8v, qtx::make_view(packed_f.data(), Tq, D), p, mask, gate, quant);
+        REQUIRE(fast_f == packed_f);
+      }
+    }
+  }
+}
+}  // namespace
+
+TEST_CASE("decode attention (K, V read in place) equals the packed path", "[attention]") {
+  const index_t Tq = GENERATE(1, 2, 3, 4);
+  const index_t Tk = GENERATE(1, 5, 64, 130);
+  const index_t d = GENERATE(8, 24, 64);
+  check_decode_matches_packed<qtx::cpu::scalar>(Tq, Tk, d);
+  check_decode_matches_packed<qtx::cpu::avx2>(Tq, Tk, d);
+  check_decode_matches_packed<qtx::cpu::avx512_vnni>(Tq, Tk, d);
+}
+
 TEST_CASE("attention rejects bad shapes, heads, masks and parameters", "[attention]") {
   problem pr(4, 4, 2, 4, 1);
   std::vector<float> out(4 * 8);

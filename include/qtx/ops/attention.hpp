@@ -1,5 +1,7 @@
 #pragma once
-// Public multi-head attention front: checks, then the fused CPU kernel (cpu/attention/fused.hpp).
+// Public multi-head attention front: checks, then the CPU kernel: a few queries (decoding against a
+// KV cache) read K and V in place (cpu/attention/decode.hpp), more share packed K and V
+// (cpu/attention/fused.hpp).
 //
 //   out_h = π_h ⊙ (clip((ζ−γ)·softmax(scale·Q_h K_hᵀ + mask) + γ, 0, 1) · V_h)     for each head h
 //
@@ -11,6 +13,7 @@
 
 #include "../core/error.hpp"
 #include "../core/view.hpp"
+#include "../cpu/attention/decode.hpp"
 #include "../cpu/attention/fused.hpp"
 #include "../quant/params.hpp"
 
@@ -47,6 +50,15 @@ void check_attention(matrix_view<TQ> q, matrix_view<TQ> k, matrix_view<TQ> v, ma
   check(!gate.data || (gate.rows == q.rows && gate.cols == p.n_heads), fn, ": gate is ", gate.rows, "x",
         gate.cols, ", expected ", q.rows, "x", p.n_heads, " (tokens x heads)");
 }
+template <class Arch, class T, class TO>
+void run_attention(Arch arch, matrix_view<const T> q, matrix_view<const T> k, matrix_view<const T> v,
+                   matrix_view<TO> out, const attention_params& p, matrix_view<const float> key_mask,
+                   matrix_view<const float> gate, const attention_quant& quant) {
+  if (q.rows <= cpu::decode_max_queries)
+    cpu::decode_attention(arch, q, k, v, out, p, key_mask, gate, quant);
+  else
+    cpu::fused_attention(arch, q, k, v, out, p, key_mask, gate, quant);
+}
 }  // namespace detail
 
 // Float attention.
@@ -56,7 +68,7 @@ void attention(Arch arch, matrix_view<const float> q, matrix_view<const float> k
                matrix_view<const float> gate = {}) {
   detail::check_attention(q, k, v, out, p, key_mask, gate);
   if (out.empty()) return;
-  cpu::fused_attention(arch, q, k, v, out, p, key_mask, gate, attention_quant{});
+  detail::run_attention(arch, q, k, v, out, p, key_mask, gate, attention_quant{});
 }
 
 // W8A8 attention: uint8 q, k, v with quant params; output uint8 (quant.out) or float.
@@ -75,7 +87,7 @@ void attention(Arch arch, matrix_view<const uint8_t> q, matrix_view<const uint8_
   check(q.cols / p.n_heads <= int8_gemm_max_k && k.rows <= int8_gemm_max_k, "attention: d_head (",
         q.cols / p.n_heads, ") or Tk (", k.rows, ") exceeds the int32-safe bound ", int8_gemm_max_k);
   if (out.empty()) return;
-  cpu::fused_attention(arch, q, k, v, out, p, key_mask, gate, quant);
+  detail::run_attention(arch, q, k, v, out, p, key_mask, gate, quant);
 }
 
 }  // namespace qtx::ops

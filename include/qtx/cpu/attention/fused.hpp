@@ -25,25 +25,10 @@
 #include "../../ops/gemm.hpp"
 #include "../../quant/params.hpp"
 #include "../rows/softmax.hpp"
+#include "common.hpp"
 
 namespace qtx::cpu {
 
-struct attention_params {
-  index_t n_heads = 1;
-  float scale = 1.0f;  // applied to Q·Kᵀ, usually 1/√d_head
-  float gamma = 0.0f;  // clipped softmax (γ ≤ 0, ζ ≥ 1); γ = 0, ζ = 1 is plain softmax
-  float zeta = 1.0f;
-  bool causal = false;
-  index_t causal_offset = 0;  // query i sees keys j ≤ i + causal_offset (decoding with a KV cache)
-};
-
-// Quantization of a W8A8 attention: inputs q, k, v and the output (when it is uint8).
-struct attention_quant {
-  quant_params q, k, v, out;
-};
-
-// Probabilities in [0, 1] as uint8: scale 1/255, zero point 0 (1.0 → 255 exactly).
-inline constexpr quant_params probability_params{1.0f / 255.0f, 0};
 // Query rows per task: 64 rows × Tk scores stay in L2 for Tk up to ~4k, and 64 ≥ the GEMM's row tile.
 inline constexpr index_t attention_query_block = 64;
 
@@ -93,8 +78,6 @@ void fused_attention(Arch arch, matrix_view<const T> q, matrix_view<const T> k, 
   constexpr bool quantized = std::is_same_v<T, uint8_t>;
   using score_t = std::conditional_t<quantized, int32_t, float>;
   using prob_t = std::conditional_t<quantized, uint8_t, float>;
-  namespace ep = epilogue;
-
   const index_t H = p.n_heads, d = q.cols / H, Tq = q.rows, Tk = k.rows;
   const detail::packed_heads<Arch, T> heads(k, v, H, quant);
   const index_t blocks = (Tq + attention_query_block - 1) / attention_query_block;
@@ -107,7 +90,7 @@ void fused_attention(Arch arch, matrix_view<const T> q, matrix_view<const T> k, 
     aligned_buffer<score_t> scores(rows * Tk);
     aligned_buffer<prob_t> probs(quantized ? rows * Tk : 0);
     const auto score_view = make_view(scores.data(), rows, Tk);
-    ops::gemm(arch, q.block(q0, h * d, rows, d), heads.keys_t[h], score_view, ep::make_pipeline(),
+    ops::gemm(arch, q.block(q0, h * d, rows, d), heads.keys_t[h], score_view, epilogue::make_pipeline(),
               q_zero_point);
 
     // Row i of the block is query q0 + i: the causal window moves with the block.
@@ -123,31 +106,10 @@ void fused_attention(Arch arch, matrix_view<const T> q, matrix_view<const T> k, 
     float gate_column[attention_query_block];
     if (gate.data)
       for (index_t i = 0; i < rows; ++i) gate_column[i] = gate(q0 + i, h);
-    auto context = out.block(q0, h * d, rows, d);
-    auto pv = [&](auto... stages) {
-      ops::gemm(arch, matrix_view<const prob_t>(prob_view), heads.values[h], context,
-                ep::make_pipeline(stages...), 0);
-    };
-    auto with_gate = [&](auto... stages) {
-      if (gate.data)
-        pv(stages..., ep::row_scale{gate_column});
-      else
-        pv(stages...);
-    };
-    if constexpr (quantized) {
-      const float pv_scale[] = {probability_params.scale * quant.v.scale};
-      const ep::dequantize<ep::per_tensor> dq{pv_scale};
-      if constexpr (std::is_same_v<TO, uint8_t>) {
-        if (gate.data)
-          pv(dq, ep::row_scale{gate_column}, ep::quantize{quant.out.inv_scale(), quant.out.zero_point});
-        else
-          pv(dq, ep::quantize{quant.out.inv_scale(), quant.out.zero_point});
-      } else {
-        with_gate(dq);
-      }
-    } else {
-      with_gate();
-    }
+    with_context_epilogue<T, TO>(quant, gate.data ? gate_column : nullptr, [&](const auto& pipeline) {
+      ops::gemm(arch, matrix_view<const prob_t>(prob_view), heads.values[h], out.block(q0, h * d, rows, d), pipeline,
+                0);
+    });
   });
 }
 

@@ -1,0 +1,59 @@
+#pragma once
+// What the two CPU attention paths (fused.hpp: blocks of queries over packed K and V; decode.hpp: a
+// few queries reading a KV cache in place) share: the parameters, the W8A8 quantization, and the
+// epilogue that turns P·V accumulators into the head's output.
+#include <type_traits>
+
+#include "../../core/types.hpp"
+#include "../../epilogue/pipeline.hpp"
+#include "../../quant/params.hpp"
+
+namespace qtx::cpu {
+
+struct attention_params {
+  index_t n_heads = 1;
+  float scale = 1.0f;  // applied to Q·Kᵀ, usually 1/√d_head
+  float gamma = 0.0f;  // clipped softmax (γ ≤ 0, ζ ≥ 1); γ = 0, ζ = 1 is plain softmax
+  float zeta = 1.0f;
+  bool causal = false;
+  index_t causal_offset = 0;  // query i sees keys j ≤ i + causal_offset (decoding with a KV cache)
+};
+
+// Quantization of a W8A8 attention: inputs q, k, v and the output (when it is uint8).
+struct attention_quant {
+  quant_params q, k, v, out;
+};
+
+// Probabilities in [0, 1] as uint8: scale 1/255, zero point 0 (1.0 → 255 exactly).
+inline constexpr quant_params probability_params{1.0f / 255.0f, 0};
+
+// Calls f(pipeline) with the epilogue of P·V for inputs T and output TO: W8A8 dequantizes the int32
+// sums (scale 1/255 · s_v); then the gate multiplies row m by gate_column[m] (when given); a uint8
+// output is quantized last. The pipeline lives only during the call (it points at local scales).
+template <class T, class TO, class F>
+void with_context_epilogue(const attention_quant& quant, const float* gate_column, F&& f) {
+  namespace ep = epilogue;
+  auto with_gate = [&](auto... stages) {
+    if (gate_column)
+      f(ep::make_pipeline(stages..., ep::row_scale{gate_column}));
+    else
+      f(ep::make_pipeline(stages...));
+  };
+  if constexpr (std::is_same_v<T, uint8_t>) {
+    const float pv_scale[] = {probability_params.scale * quant.v.scale};
+    const ep::dequantize<ep::per_tensor> dq{pv_scale};
+    if constexpr (std::is_same_v<TO, uint8_t>) {
+      const ep::quantize to_out{quant.out.inv_scale(), quant.out.zero_point};
+      if (gate_column)
+        f(ep::make_pipeline(dq, ep::row_scale{gate_column}, to_out));
+      else
+        f(ep::make_pipeline(dq, to_out));
+    } else {
+      with_gate(dq);
+    }
+  } else {
+    with_gate();
+  }
+}
+
+}  // namespace qtx::cpu
