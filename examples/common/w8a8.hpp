@@ -6,9 +6,11 @@
 #include <qtx/quant/outlier_stats.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <vector>
 
 namespace demo {
@@ -34,6 +36,36 @@ void layer_norm_u8(const qtx::nn::layer_norm<Arch>& ln, matrix_view<const float>
   ln.forward(in, out_u8, p);
   qtx::ops::dequantize(Arch{}, matrix_view<const uint8_t>(out_u8), out, p);
 }
+
+// Where each sequence's largest |x| sits (token, channel), per layer: a causal LM's outliers gather
+// on the first token (the "attention sink" the paper's no-op heads use) in a few fixed channels.
+class outlier_locations {
+ public:
+  explicit outlier_locations(index_t layers) : at_first_(layers, 0), channels_(layers), sequences_(layers, 0) {}
+  void add_sequence(index_t layer, matrix_view<const float> x) {
+    index_t best_t = 0, best_c = 0;
+    for (index_t t = 0; t < x.rows; ++t)
+      for (index_t c = 0; c < x.cols; ++c)
+        if (std::abs(x(t, c)) > std::abs(x(best_t, best_c))) best_t = t, best_c = c;
+    at_first_[layer] += best_t == 0;
+    ++channels_[layer][best_c];
+    ++sequences_[layer];
+  }
+  void print() const {
+    for (std::size_t l = 0; l < sequences_.size(); ++l) {
+      const auto top = std::max_element(channels_[l].begin(), channels_[l].end(),
+                                        [](const auto& a, const auto& b) { return a.second < b.second; });
+      if (top == channels_[l].end()) continue;
+      std::printf("  layer %zu: largest |x| on the first token in %ld of %ld sequences; channel %ld in %ld\n", l,
+                  long(at_first_[l]), long(sequences_[l]), long(top->first), long(top->second));
+    }
+  }
+
+ private:
+  std::vector<index_t> at_first_;
+  std::vector<std::map<index_t, index_t>> channels_;
+  std::vector<index_t> sequences_;
+};
 
 struct outlier_summary {
   double max_inf_norm = 0, avg_kurtosis = 0;

@@ -67,10 +67,11 @@ int main(int argc, char** argv) try {
   qtx::running_minmax_observer embeddings;
   std::vector<std::array<qtx::running_minmax_observer, opt::points>> observers(cfg.layers);
   std::vector<qtx::outlier_stats> stats(cfg.layers);
+  demo::outlier_locations locations(cfg.layers);
   const opt::model<>::observer record = [&](index_t layer, int point, qtx::matrix_view<const float> t) {
     if (layer < 0) return embeddings.observe(t);
     observers[layer][point].observe(t);
-    if (point == opt::ffn_residual) stats[layer].add_sequence(t);
+    if (point == opt::ffn_residual) stats[layer].add_sequence(t), locations.add_sequence(layer, t);
   };
   qtx::aligned_buffer<float> logits;
   {
@@ -108,6 +109,7 @@ int main(int argc, char** argv) try {
   std::printf("\nOutlier statistics of the FP32 model (layer outputs = residual stream, %ld calibration sentences):\n",
               long(calibration));
   const auto outliers = demo::report_layer_stats(stats, out_dir / "layer_stats.csv");
+  locations.print();
   std::printf("\nperplexity FP32 %.3f, W8A8 %.3f over %.0f tokens\n", ppl_fp32, ppl_w8a8, count);
   std::ofstream(out_dir / "summary.json") << "{\"metric\": \"ppl\", \"fp32\": " << ppl_fp32 << ", \"w8a8\": " << ppl_w8a8
                                           << ", \"max_inf_norm\": " << outliers.max_inf_norm
