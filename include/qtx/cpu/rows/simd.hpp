@@ -67,6 +67,8 @@ inline float reduce_max(vfloat<avx2_arch> v, avx2_arch) {
   m = _mm_max_ps(m, _mm_movehl_ps(m, m));
   return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
 }
+// out[i] = Σ lanes of rows[i], for the 8 vectors rows[0..8) (xsimd's haddp is correct for AVX).
+inline vfloat<avx2_arch> sum_each(const vfloat<avx2_arch>* rows, avx2_arch) { return xsimd::haddp(rows); }
 // p · 2^n for integral n (as float) in [−150, 128]: two normal powers of two, one final rounding.
 inline vfloat<avx2_arch> scale_by_pow2(vfloat<avx2_arch> p, vfloat<avx2_arch> n, avx2_arch) {
   constexpr int bias = 127, mantissa_bits = 23;
@@ -96,6 +98,29 @@ inline vint<avx512_arch> widen(const int8_t* p, avx512_arch) {
 }
 inline vint<avx512_arch> round_to_int(vfloat<avx512_arch> v, avx512_arch) { return _mm512_cvtps_epi32(v); }
 inline float reduce_max(vfloat<avx512_arch> v, avx512_arch) { return _mm512_reduce_max_ps(v); }
+// out[i] = Σ lanes of rows[i], for the 16 vectors rows[0..16): a transposing tree of 45 shuffles and
+// adds. (xsimd 8.1's AVX-512 haddp returns rows 2–5 and 10–13 permuted, so it is not used.)
+inline vfloat<avx512_arch> sum_each(const vfloat<avx512_arch>* rows, avx512_arch) {
+  // Pairs of rows → per 128-bit lane [a, b, a, b] partial sums; pairs of those → [a, b, c, d].
+  __m512 quads[4];
+  for (int k = 0; k < 4; ++k) {
+    __m512 pair[2];
+    for (int h = 0; h < 2; ++h) {
+      const __m512 a = rows[4 * k + 2 * h], b = rows[4 * k + 2 * h + 1];
+      pair[h] = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+    }
+    const __m512d lo = _mm512_unpacklo_pd(_mm512_castps_pd(pair[0]), _mm512_castps_pd(pair[1]));
+    const __m512d hi = _mm512_unpackhi_pd(_mm512_castps_pd(pair[0]), _mm512_castps_pd(pair[1]));
+    quads[k] = _mm512_add_ps(_mm512_castpd_ps(lo), _mm512_castpd_ps(hi));
+  }
+  // quads[k] holds rows 4k..4k+3 in each of its four 128-bit lanes: add the lanes, lane k of the result.
+  const __m512 w01 = _mm512_add_ps(_mm512_shuffle_f32x4(quads[0], quads[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_f32x4(quads[0], quads[1], _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 w23 = _mm512_add_ps(_mm512_shuffle_f32x4(quads[2], quads[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_f32x4(quads[2], quads[3], _MM_SHUFFLE(3, 2, 3, 2)));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(w01, w23, _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm512_shuffle_f32x4(w01, w23, _MM_SHUFFLE(3, 1, 3, 1)));
+}
 // p · 2^n (vscalefps: exact scaling, subnormal results rounded once, overflow to inf).
 inline vfloat<avx512_arch> scale_by_pow2(vfloat<avx512_arch> p, vfloat<avx512_arch> n, avx512_arch) {
   return _mm512_scalef_ps(p, n);
@@ -198,6 +223,10 @@ struct row_writer<A, float> {
 template <class A>
 float reduce_max(vfloat<A> v) {
   return reduce_max(v, A{});
+}
+template <class A>
+vfloat<A> sum_each(const vfloat<A>* rows) {
+  return sum_each(rows, A{});
 }
 template <class A>
 float reduce_sum(vfloat<A> v) {
