@@ -117,10 +117,51 @@ void head_scores(Arch arch, const T* query, int32_t zq, matrix_view<const T> k, 
   }
 }
 
-// acc[c] += p · (v[c] − zv) for c < n (zv = 0 for float).
-template <class Acc, class P, class T>
-void accumulate_row(Acc* acc, P p, const T* v, int32_t zv, index_t n) {
-  for (index_t c = 0; c < n; ++c) acc[c] += Acc(p) * (Acc(v[c]) - Acc(zv));
+// out[c] = Σ_t p[t]·(v_t[c] − zv) for c < d over the keys t < count with p[t] ≠ 0 (clipped softmax's
+// exact zeros skip their value rows). Column blocks of NV vectors stay in registers across all keys;
+// uint8 sums are exact int32 (Σ p·v − zv·Σ p). zv = 0 for float.
+template <class Arch, class P, class T, class Acc>
+void weighted_sum(Arch, const P* p, index_t count, matrix_view<const T> v, index_t offset, int32_t zv, index_t d,
+                  Acc* out) {
+  index_t c0 = 0;
+#if QTX_HAS_AVX2 || QTX_HAS_AVX512_VNNI
+  if constexpr (rows::has_simd<Arch>) {
+    using A = rows::simd_arch_t<Arch>;
+    using V = std::conditional_t<std::is_same_v<Acc, float>, rows::vfloat<A>, rows::vint<A>>;
+    constexpr index_t L = rows::lanes<A>;
+    auto load = [](const T* at) {
+      if constexpr (std::is_same_v<T, float>)
+        return V::load_unaligned(at);
+      else
+        return V(rows::widen(at, A{}));
+    };
+    auto block = [&]<int NV>(std::integral_constant<int, NV>) {
+      for (; c0 + NV * L <= d; c0 += NV * L) {
+        V acc[NV];
+        for (auto& a : acc) a = V(Acc(0));
+        for (index_t t = 0; t < count; ++t) {
+          if (p[t] == P(0)) continue;
+          const V weight(static_cast<Acc>(p[t]));
+          const T* row = v.row(t) + offset + c0;
+          for (int j = 0; j < NV; ++j) acc[j] += weight * load(row + j * L);
+        }
+        for (int j = 0; j < NV; ++j) acc[j].store_unaligned(out + c0 + j * L);
+      }
+    };
+    block(std::integral_constant<int, 4>{});
+    block(std::integral_constant<int, 1>{});
+  }
+#endif
+  for (index_t c = c0; c < d; ++c) {
+    Acc sum = 0;
+    for (index_t t = 0; t < count; ++t) sum += Acc(p[t]) * Acc(v.row(t)[offset + c]);
+    out[c] = sum;
+  }
+  if constexpr (std::is_same_v<T, uint8_t>) {
+    int32_t p_sum = 0;
+    for (index_t t = 0; t < count; ++t) p_sum += p[t];
+    for (index_t c = 0; c < d; ++c) out[c] -= zv * p_sum;
+  }
 }
 
 }  // namespace detail
@@ -155,9 +196,7 @@ void decode_attention(Arch arch, matrix_view<const T> q, matrix_view<const T> k,
         rows::softmax(arch, make_view(static_cast<const score_t*>(scores.data()), 1, Tk),
                       make_view(probs.data(), 1, Tk), sp, key_mask, probability_params);
 
-      std::fill(context.data(), context.data() + d, score_t(0));
-      for (index_t t = 0; t < visible; ++t)  // clipped softmax's exact zeros skip their value rows
-        if (probs[t] != prob_t(0)) detail::accumulate_row(context.data(), probs[t], v.row(t) + h * d, zv, d);
+      detail::weighted_sum(arch, probs.data(), visible, v, h * d, zv, d, context.data());
       with_context_epilogue<T, TO>(quant, gate.data ? gate_column : nullptr, [&](const auto& pipeline) {
         TO* row = out.row(i) + h * d;
         for (index_t c = 0; c < d; ++c) row[c] = epilogue::evaluate<TO>(pipeline, context[c], i, c);
