@@ -36,6 +36,16 @@ struct problem {
   auto vv() const { return qtx::make_view(v.data(), Tk, D()); }
 };
 
+// x quantized to uint8 over its min-max range; qp receives the parameters.
+std::vector<uint8_t> quantize_all(const std::vector<float>& x, qtx::quant_params& qp) {
+  float lo = 0, hi = 0;
+  for (float v : x) lo = std::min(lo, v), hi = std::max(hi, v);
+  qp = qtx::asymmetric_params<uint8_t>(lo, hi);
+  std::vector<uint8_t> y(x.size());
+  qtx::quantize<uint8_t>(x, y, qp);
+  return y;
+}
+
 template <class Arch>
 void check_float_attention(const problem& pr, const qtx::ops::attention_params& p, bool masked, bool gated) {
   std::vector<float> out(pr.Tq * pr.D()), ref(pr.Tq * pr.D());
@@ -99,14 +109,6 @@ TEST_CASE("causal attention decoded token by token equals full recomputation", "
 TEST_CASE("W8A8 attention stays within quantization error of float attention", "[attention]") {
   const index_t T = GENERATE(5, 64, 97), H = 2, d = 32, D = H * d;
   problem pr(T, T, H, d, unsigned(T));
-  auto quantize_all = [](const std::vector<float>& x, qtx::quant_params& qp) {
-    float lo = 0, hi = 0;
-    for (float v : x) lo = std::min(lo, v), hi = std::max(hi, v);
-    qp = qtx::asymmetric_params<uint8_t>(lo, hi);
-    std::vector<uint8_t> y(x.size());
-    qtx::quantize<uint8_t>(x, y, qp);
-    return y;
-  };
   qtx::ops::attention_quant quant;
   const auto q8 = quantize_all(pr.q, quant.q), k8 = quantize_all(pr.k, quant.k), v8 = quantize_all(pr.v, quant.v);
   quant.out = qtx::asymmetric_params<uint8_t>(-3.0f, 3.0f);
@@ -142,14 +144,6 @@ void check_decode_matches_packed(index_t Tq, index_t Tk, index_t d) {
   const index_t H = 3, D = H * d;
   problem pr(Tq, Tk, H, d, unsigned(Tq * 1000 + Tk * 10 + d));
   qtx::ops::attention_quant quant;
-  auto quantize_all = [](const std::vector<float>& x, qtx::quant_params& qp) {
-    float lo = 0, hi = 0;
-    for (float v : x) lo = std::min(lo, v), hi = std::max(hi, v);
-    qp = qtx::asymmetric_params<uint8_t>(lo, hi);
-    std::vector<uint8_t> y(x.size());
-    qtx::quantize<uint8_t>(x, y, qp);
-    return y;
-  };
   const auto q8 = quantize_all(pr.q, quant.q), k8 = quantize_all(pr.k, quant.k), v8 = quantize_all(pr.v, quant.v);
   quant.out = qtx::asymmetric_params<uint8_t>(-2.0f, 2.5f);
   const auto q8v = qtx::make_view(q8.data(), Tq, D), k8v = qtx::make_view(k8.data(), Tk, D),

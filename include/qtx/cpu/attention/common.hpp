@@ -27,6 +27,18 @@ struct attention_quant {
 // Probabilities in [0, 1] as uint8: scale 1/255, zero point 0 (1.0 → 255 exactly).
 inline constexpr quant_params probability_params{1.0f / 255.0f, 0};
 
+// The element types of an attention on inputs T: float runs in float; uint8 (W8A8) gives int32 scores
+// (scaled by s_q·s_k·scale in the softmax) and uint8 probabilities.
+template <class T>
+struct attention_types {
+  static constexpr bool quantized = std::is_same_v<T, uint8_t>;
+  using score = std::conditional_t<quantized, int32_t, float>;
+  using prob = std::conditional_t<quantized, uint8_t, float>;
+  static float score_scale(const attention_params& p, const attention_quant& quant) {
+    return quantized ? p.scale * quant.q.scale * quant.k.scale : p.scale;
+  }
+};
+
 // Calls f(pipeline) with the epilogue of P·V for inputs T and output TO: W8A8 dequantizes the int32
 // sums (scale 1/255 · s_v); then the gate multiplies row m by gate_column[m] (when given); a uint8
 // output is quantized last. The pipeline lives only during the call (it points at local scales).

@@ -171,12 +171,12 @@ template <class Arch, class T, class TO>
 void decode_attention(Arch arch, matrix_view<const T> q, matrix_view<const T> k, matrix_view<const T> v,
                       matrix_view<TO> out, const attention_params& p, matrix_view<const float> key_mask,
                       matrix_view<const float> gate, const attention_quant& quant) {
-  constexpr bool quantized = std::is_same_v<T, uint8_t>;
-  using score_t = std::conditional_t<quantized, int32_t, float>;
-  using prob_t = std::conditional_t<quantized, uint8_t, float>;
-
+  using types = attention_types<T>;
+  constexpr bool quantized = types::quantized;
+  using score_t = typename types::score;
+  using prob_t = typename types::prob;
   const index_t H = p.n_heads, d = q.cols / H, Tq = q.rows, Tk = k.rows;
-  const float score_scale = quantized ? p.scale * quant.q.scale * quant.k.scale : p.scale;
+  const float score_scale = types::score_scale(p, quant);
   [[maybe_unused]] const int32_t zq = quant.q.zero_point, zk = quant.k.zero_point;
   const int32_t zv = quantized ? quant.v.zero_point : 0;
 
