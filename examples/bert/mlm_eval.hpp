@@ -29,6 +29,7 @@ inline constexpr index_t mask_period = 7;
 struct mlm_result {
   double ppl_fp32 = 0, ppl_w8a8 = 0, masked_tokens = 0;
   std::vector<qtx::outlier_stats> layer_stats;
+  demo::outlier_locations locations{0};
 };
 
 // −log softmax(row)[target], in double.
@@ -51,10 +52,11 @@ mlm_result mlm_eval(Model& model, const qtx::io::wordpiece_tokenizer& tok, const
   qtx::running_minmax_observer embeddings_observer;
   mlm_result r;
   r.layer_stats.resize(L);
+  r.locations = demo::outlier_locations(L);
   const typename Model::observer record = [&](index_t layer, int point, qtx::matrix_view<const float> t) {
     if (layer < 0) return embeddings_observer.observe(t);
     observers[layer][point].observe(t);
-    if (point == ffn_ln) r.layer_stats[layer].add_sequence(t);
+    if (point == ffn_ln) r.layer_stats[layer].add_sequence(t), r.locations.add_sequence(layer, t);
   };
   qtx::aligned_buffer<float> hidden, logits;
   const auto calib = demo::read_lines(text_dir / "sotu_calibration.txt", calibration_sentences, 7);
@@ -103,6 +105,7 @@ mlm_result mlm_eval(Model& model, const qtx::io::wordpiece_tokenizer& tok, const
 inline void write_mlm_report(const mlm_result& r, const std::filesystem::path& out_dir) {
   std::printf("\nOutlier statistics of the FP32 model (layer outputs, calibration text):\n");
   const auto outliers = demo::report_layer_stats(r.layer_stats, out_dir / "layer_stats.csv");
+  r.locations.print();
   std::printf("\nMLM perplexity over %.0f masked held-out tokens: FP32 %.3f, W8A8 %.3f; max inf-norm %.2f, avg kurtosis %.1f\n",
               r.masked_tokens, r.ppl_fp32, r.ppl_w8a8, outliers.max_inf_norm, outliers.avg_kurtosis);
   std::ofstream(out_dir / "summary.json") << "{\"metric\": \"mlm_ppl\", \"fp32\": " << r.ppl_fp32

@@ -37,32 +37,36 @@ void layer_norm_u8(const qtx::nn::layer_norm<Arch>& ln, matrix_view<const float>
   qtx::ops::dequantize(Arch{}, matrix_view<const uint8_t>(out_u8), out, p);
 }
 
-// Where each sequence's largest |x| sits (token, channel), per layer: a causal LM's outliers gather
-// on the first token (the "attention sink" the paper's no-op heads use) in a few fixed channels.
+// Where each sequence's largest |x| sits (token, channel), per layer: the paper's outliers gather on
+// the tokens no-op heads attend to (the first token — [CLS] / BOS — or the last, [SEP]) in a few
+// fixed channels.
 class outlier_locations {
  public:
-  explicit outlier_locations(index_t layers) : at_first_(layers, 0), channels_(layers), sequences_(layers, 0) {}
+  explicit outlier_locations(index_t layers)
+      : at_first_(layers, 0), at_last_(layers, 0), channels_(layers), sequences_(layers, 0) {}
   void add_sequence(index_t layer, matrix_view<const float> x) {
     index_t best_t = 0, best_c = 0;
     for (index_t t = 0; t < x.rows; ++t)
       for (index_t c = 0; c < x.cols; ++c)
         if (std::abs(x(t, c)) > std::abs(x(best_t, best_c))) best_t = t, best_c = c;
     at_first_[layer] += best_t == 0;
+    at_last_[layer] += best_t == x.rows - 1 && x.rows > 1;
     ++channels_[layer][best_c];
     ++sequences_[layer];
   }
   void print() const {
+    std::printf("  where each sequence's largest |x| sits:\n");
     for (std::size_t l = 0; l < sequences_.size(); ++l) {
       const auto top = std::max_element(channels_[l].begin(), channels_[l].end(),
                                         [](const auto& a, const auto& b) { return a.second < b.second; });
       if (top == channels_[l].end()) continue;
-      std::printf("  layer %zu: largest |x| on the first token in %ld of %ld sequences; channel %ld in %ld\n", l,
-                  long(at_first_[l]), long(sequences_[l]), long(top->first), long(top->second));
+      std::printf("  layer %zu: first token in %ld, last token in %ld of %ld sequences; channel %ld in %ld\n", l,
+                  long(at_first_[l]), long(at_last_[l]), long(sequences_[l]), long(top->first), long(top->second));
     }
   }
 
  private:
-  std::vector<index_t> at_first_;
+  std::vector<index_t> at_first_, at_last_;
   std::vector<std::map<index_t, index_t>> channels_;
   std::vector<index_t> sequences_;
 };

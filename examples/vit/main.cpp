@@ -89,10 +89,11 @@ int main(int argc, char** argv) try {
   std::array<qtx::running_minmax_observer, 2> model_observers;
   std::vector<std::array<qtx::running_minmax_observer, vit::points>> observers(L);
   std::vector<qtx::outlier_stats> stats(L);
+  demo::outlier_locations locations(L);
   const vit::model<>::observer record = [&](index_t layer, int point, qtx::matrix_view<const float> t) {
     if (layer < 0) return model_observers[point].observe(t);
     observers[layer][point].observe(t);
-    if (point == vit::ffn_residual) stats[layer].add_sequence(t);
+    if (point == vit::ffn_residual) stats[layer].add_sequence(t), locations.add_sequence(layer, t);
   };
   const index_t calibration_stride = std::max<index_t>(1, train.dims[0] / calibration);
   {
@@ -126,6 +127,7 @@ int main(int argc, char** argv) try {
   }
   std::printf("\nOutlier statistics of the FP32 model (layer outputs, %ld calibration images):\n", long(calibration));
   const auto outliers = demo::report_layer_stats(stats, out_dir / "layer_stats.csv");
+  locations.print();
   const double acc_fp32 = 100.0 * double(correct_fp32) / double(images), acc_w8a8 = 100.0 * double(correct_w8a8) / double(images);
   std::printf("\nTop-1 accuracy over %ld test images: FP32 %.2f %%, W8A8 %.2f %% (predictions agree on %.2f %%); "
               "max inf-norm %.2f, avg kurtosis %.1f\n",
