@@ -187,6 +187,10 @@ class model {
     }
   }
 
+  // The paper's W8A8 rounds both residual sums to uint8 (on by default). Off keeps them float, to
+  // measure what the outliers of the residual stream cost.
+  void set_residual_rounding(bool on) { round_residuals_ = on; }
+
   void forward_w8a8(std::span<const qtx::io::token_id> ids, qtx::aligned_buffer<float>& out) const {
     qtx::check(!w8a8_.empty(), "bert: forward_w8a8 before quantize()");
     const index_t T = index_t(ids.size()), H = cfg_.hidden;
@@ -206,11 +210,11 @@ class model {
       const w8a8_layer& l = w8a8_[i];
       const auto& c = cal_.layers[i];
       l.attention.forward(xq, x, av, {}, x);
-      demo::round_to_grid(Arch{}, av, c[attention_residual], scratch);
+      if (round_residuals_) demo::round_to_grid(Arch{}, av, c[attention_residual], scratch);
       normalize(fp32_[i].attention_ln, av, c[attention_ln]);
       l.ffn_in.forward(xq, hq, c[ffn_hidden], qtx::nn::activation::gelu_erf);
       l.ffn_out.forward(hq, av, qtx::nn::activation::none, x);
-      demo::round_to_grid(Arch{}, av, c[ffn_residual], scratch);
+      if (round_residuals_) demo::round_to_grid(Arch{}, av, c[ffn_residual], scratch);
       normalize(fp32_[i].ffn_ln, av, c[ffn_ln]);
     }
   }
@@ -304,6 +308,7 @@ class model {
   std::vector<fp32_layer> fp32_;
   std::vector<w8a8_layer> w8a8_;
   calibration cal_;
+  bool round_residuals_ = true;
   std::optional<mlm_head> mlm_;
 };
 

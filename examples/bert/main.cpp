@@ -96,11 +96,12 @@ int main(int argc, char** argv) try {
   const index_t L = cfg.layers;
   std::vector<std::array<qtx::running_minmax_observer, bert::points>> observers(L);
   qtx::running_minmax_observer embeddings_observer;
-  std::vector<qtx::outlier_stats> layer_stats(L);
+  std::vector<qtx::outlier_stats> layer_stats(L), residual_stats(L);
   const bert::model<>::observer record = [&](index_t layer, int point, qtx::matrix_view<const float> t) {
     if (layer < 0) return embeddings_observer.observe(t);
     observers[layer][point].observe(t);
     if (point == bert::ffn_ln) layer_stats[layer].add_sequence(t);
+    if (point == bert::ffn_residual) residual_stats[layer].add_sequence(t);  // the LN input
   };
   qtx::aligned_buffer<float> hidden;
   demo::progress bar("calibrating (FP32)", index_t(calib_ids.size()));
@@ -117,7 +118,7 @@ int main(int argc, char** argv) try {
   model.quantize(cal);
 
   // 2. Held-out sentences: FP32 vs W8A8 embeddings and latency.
-  std::vector<std::vector<float>> fp32_embeddings, w8a8_embeddings;
+  std::vector<std::vector<float>> fp32_embeddings, w8a8_embeddings, float_residual_embeddings;
   double fp32_seconds = 0, w8a8_seconds = 0;
   demo::progress bar2("held-out FP32 vs W8A8", index_t(heldout_ids.size()));
   for (const auto& ids : heldout_ids) {
@@ -129,6 +130,10 @@ int main(int argc, char** argv) try {
     model.forward_w8a8(ids, hidden);
     auto t2 = clock_type::now();
     w8a8_embeddings.push_back(bert::mean_pool_normalize(hidden.data(), T, cfg.hidden));
+    model.set_residual_rounding(false);
+    model.forward_w8a8(ids, hidden);
+    model.set_residual_rounding(true);
+    float_residual_embeddings.push_back(bert::mean_pool_normalize(hidden.data(), T, cfg.hidden));
     fp32_seconds += std::chrono::duration<double>(t1 - t0).count();
     w8a8_seconds += std::chrono::duration<double>(t2 - t1).count();
     bar2.tick();
@@ -159,7 +164,9 @@ int main(int argc, char** argv) try {
 
   demo::report r;
   r.layer_stats = layer_stats;
+  r.residual_stats = residual_stats;
   r.cosines = demo::cosines(fp32_embeddings, w8a8_embeddings);
+  r.cosines_float_residuals = demo::cosines(fp32_embeddings, float_residual_embeddings);
   r.probe_fp32 = probe.accuracy(test_fp32, test_y);
   r.probe_w8a8 = probe.accuracy(test_w8a8, test_y);
   r.probe_train = index_t(train_x.size());

@@ -15,8 +15,10 @@
 namespace demo {
 
 struct report {
-  std::vector<qtx::outlier_stats> layer_stats;  // FP32, output of each layer
+  std::vector<qtx::outlier_stats> layer_stats;     // FP32, output of each layer
+  std::vector<qtx::outlier_stats> residual_stats;  // FP32, each layer's FFN residual sum (its last LN's input)
   std::vector<double> cosines;                  // FP32 vs W8A8 per held-out sentence
+  std::vector<double> cosines_float_residuals;  // the same with the residual sums kept in float
   double probe_fp32 = 0, probe_w8a8 = 0, ms_fp32 = 0, ms_w8a8 = 0, mean_tokens = 0;
   index_t probe_train = 0, probe_test = 0;
 
@@ -24,10 +26,15 @@ struct report {
   void print(const std::filesystem::path& csv_path) const {
     std::printf("\nOutlier statistics of the FP32 model (layer outputs, per sequence, averaged):\n");
     report_layer_stats(layer_stats, csv_path);
-    const double mean_cos = std::accumulate(cosines.begin(), cosines.end(), 0.0) / double(cosines.size());
-    const double min_cos = *std::min_element(cosines.begin(), cosines.end());
+    std::printf("  residual sums before the last LN of each layer, max inf-norm:");
+    for (const auto& s : residual_stats) std::printf(" %.1f", s.max_inf_norm());
+    std::printf("\n");
+    auto mean = [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / double(v.size()); };
+    auto lowest = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
     std::printf("\nFP32 vs W8A8 embedding cosine over %zu held-out sentences: mean %.5f, min %.5f\n", cosines.size(),
-                mean_cos, min_cos);
+                mean(cosines), lowest(cosines));
+    std::printf("  with the residual sums kept in float (what their outliers cost in uint8): mean %.5f, min %.5f\n",
+                mean(cosines_float_residuals), lowest(cosines_float_residuals));
     std::printf("Spam probe (logistic regression on FP32 embeddings, %ld train / %ld test emails):\n",
                 long(probe_train), long(probe_test));
     std::printf("  accuracy FP32 %.2f %%, W8A8 %.2f %%\n", 100 * probe_fp32, 100 * probe_w8a8);
