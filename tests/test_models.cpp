@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "bert/bert.hpp"
+#include "random_weights.hpp"
 
 #include <qtx/io/safetensors.hpp>
 
@@ -17,20 +18,12 @@ using qtx::index_t;
 
 struct tiny_bert {
   index_t vocab = 50, H = 32, layers = 2, heads = 4, inter = 64, positions = 24;
-  std::map<std::string, std::vector<float>> w;
-  std::map<std::string, std::vector<index_t>> shapes;
+  test_models::random_weights weights{7};
   std::filesystem::path dir;
 
   tiny_bert(const std::string& name, float gamma, bool gated) {
-    std::mt19937 rng(7);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
     auto add = [&](const std::string& n, std::vector<index_t> shape, float stddev, float mean = 0.0f) {
-      index_t count = 1;
-      for (auto s : shape) count *= s;
-      std::vector<float> v(count);
-      for (auto& x : v) x = mean + stddev * normal(rng);
-      w[n] = v;
-      shapes[n] = shape;
+      weights.add(n, std::move(shape), stddev, mean);
     };
     add("embeddings.word_embeddings.weight", {vocab, H}, 1.0f);
     add("embeddings.position_embeddings.weight", {positions, H}, 0.3f);
@@ -57,10 +50,7 @@ struct tiny_bert {
       }
     }
     dir = std::filesystem::temp_directory_path() / ("qtx_tiny_bert_" + name);
-    std::filesystem::create_directories(dir);
-    std::vector<qtx::io::tensor_data> tensors;
-    for (auto& [n, v] : w) tensors.push_back(qtx::io::make_tensor_data<float>(n, v, shapes[n]));
-    qtx::io::write_safetensors(dir / "model.safetensors", tensors);
+    weights.write(dir);
     std::ofstream(dir / "config.json") << "{\"vocab_size\": " << vocab << ", \"hidden_size\": " << H
                                        << ", \"num_hidden_layers\": " << layers << ", \"num_attention_heads\": " << heads
                                        << ", \"intermediate_size\": " << inter << ", \"max_position_embeddings\": "
@@ -71,7 +61,7 @@ struct tiny_bert {
   // The whole encoder in double, straight from the definitions.
   std::vector<double> reference(const std::vector<int>& ids, float gamma, bool gated) const {
     const index_t T = index_t(ids.size()), dh = H / heads;
-    auto W = [&](const std::string& n) -> const std::vector<float>& { return w.at(n); };
+    auto W = [&](const std::string& n) -> const std::vector<float>& { return weights.w.at(n); };
     std::vector<double> x(T * H);
     for (index_t t = 0; t < T; ++t)
       for (index_t c = 0; c < H; ++c)
@@ -204,17 +194,9 @@ struct tiny_opt {
   index_t vocab = 40, H = 32, layers = 2, heads = 4, ffn = 64, positions = 32;
   std::filesystem::path dir;
   explicit tiny_opt(const std::string& name, bool gated) {
-    std::mt19937 rng(11);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    std::map<std::string, std::vector<float>> w;
-    std::map<std::string, std::vector<index_t>> shapes;
+    test_models::random_weights weights(11);
     auto add = [&](const std::string& n, std::vector<index_t> shape, float stddev, float mean = 0.0f) {
-      index_t count = 1;
-      for (auto s : shape) count *= s;
-      std::vector<float> v(count);
-      for (auto& x : v) x = mean + stddev * normal(rng);
-      w[n] = v;
-      shapes[n] = shape;
+      weights.add(n, std::move(shape), stddev, mean);
     };
     add("model.decoder.embed_tokens.weight", {vocab, H}, 0.5f);
     add("model.decoder.embed_positions.weight", {positions + opt::position_offset, H}, 0.2f);
@@ -240,10 +222,7 @@ struct tiny_opt {
       }
     }
     dir = std::filesystem::temp_directory_path() / ("qtx_tiny_opt_" + name);
-    std::filesystem::create_directories(dir);
-    std::vector<qtx::io::tensor_data> tensors;
-    for (auto& [n, v] : w) tensors.push_back(qtx::io::make_tensor_data<float>(n, v, shapes[n]));
-    qtx::io::write_safetensors(dir / "model.safetensors", tensors);
+    weights.write(dir);
     std::ofstream(dir / "config.json") << "{\"vocab_size\": " << vocab << ", \"hidden_size\": " << H
                                        << ", \"num_hidden_layers\": " << layers << ", \"num_attention_heads\": " << heads
                                        << ", \"ffn_dim\": " << ffn << ", \"max_position_embeddings\": " << positions

@@ -3,6 +3,7 @@
 // gate, final LN, classifier), W8A8 against FP32, and argument checking.
 #include <catch2/catch.hpp>
 
+#include "random_weights.hpp"
 #include "vit/vit.hpp"
 
 #include <qtx/io/safetensors.hpp>
@@ -22,8 +23,7 @@ struct tiny_vit {
   float gamma = 0.0f;
   bool gated = false, patch_ln = false;
   std::vector<float> mean{0.3f, 0.5f}, stdev{0.25f, 0.4f};
-  std::map<std::string, std::vector<float>> w;
-  std::map<std::string, std::vector<index_t>> shapes;
+  test_models::random_weights weights{11};
   std::filesystem::path dir;
 
   index_t G() const { return S / P; }
@@ -31,15 +31,8 @@ struct tiny_vit {
 
   tiny_vit(const std::string& name, float gamma_, bool gated_, bool patch_ln_)
       : gamma(gamma_), gated(gated_), patch_ln(patch_ln_) {
-    std::mt19937 rng(11);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    auto add = [&](const std::string& n, std::vector<index_t> shape, float stddev, float mu = 0.0f) {
-      index_t count = 1;
-      for (auto s : shape) count *= s;
-      std::vector<float> v(count);
-      for (auto& x : v) x = mu + stddev * normal(rng);
-      w[n] = v;
-      shapes[n] = shape;
+    auto add = [&](const std::string& n, std::vector<index_t> shape, float stddev, float mean = 0.0f) {
+      weights.add(n, std::move(shape), stddev, mean);
     };
     add("vit.embeddings.patch_embeddings.projection.weight", {H, C, P, P}, 0.2f);
     add("vit.embeddings.patch_embeddings.projection.bias", {H}, 0.1f);
@@ -74,10 +67,7 @@ struct tiny_vit {
     add("classifier.weight", {classes, H}, 0.3f);
     add("classifier.bias", {classes}, 0.1f);
     dir = std::filesystem::temp_directory_path() / ("qtx_tiny_vit_" + name);
-    std::filesystem::create_directories(dir);
-    std::vector<qtx::io::tensor_data> tensors;
-    for (auto& [n, v] : w) tensors.push_back(qtx::io::make_tensor_data<float>(n, v, shapes[n]));
-    qtx::io::write_safetensors(dir / "model.safetensors", tensors);
+    weights.write(dir);
     write_config("");
   }
 
@@ -96,7 +86,7 @@ struct tiny_vit {
   // Class logits in double, straight from the definitions (conv with stride = kernel = P).
   std::vector<double> reference(const std::vector<uint8_t>& img) const {
     const index_t N = T(), dh = H / heads;
-    auto W = [&](const std::string& n) -> const std::vector<float>& { return w.at(n); };
+    auto W = [&](const std::string& n) -> const std::vector<float>& { return weights.w.at(n); };
     std::vector<double> x(N * H);
     const auto& kernel = W("vit.embeddings.patch_embeddings.projection.weight");
     for (index_t gy = 0; gy < G(); ++gy)
