@@ -7,6 +7,7 @@
 // grid: where BERT's outliers live) and the LN outputs, which also become the float residual stream
 // (dequantized). Q·Kᵀ stays int32 into the softmax; biases are int32; LN statistics, softmax and
 // GELU internals, the gate and the embeddings are float, as in the paper.
+#include "../common/attention_variant.hpp"
 #include "../common/w8a8.hpp"
 
 #include <qtx/io/safetensors.hpp>
@@ -30,12 +31,9 @@ namespace bert {
 using qtx::index_t;
 using qtx::matrix_view;
 
-struct config {
+struct config : demo::attention_variant {
   index_t vocab = 0, hidden = 0, layers = 0, heads = 0, intermediate = 0, max_positions = 0;
   float ln_eps = 1e-12f;
-  float gamma = 0.0f, zeta = 1.0f;  // clipped softmax (qtx extension keys, 0/1 = vanilla)
-  std::string gate = "none";        // gate kind name, or "none"
-  index_t gate_hidden = 0;
 };
 
 inline config read_config(const std::filesystem::path& path) {
@@ -50,10 +48,7 @@ inline config read_config(const std::filesystem::path& path) {
   c.intermediate = j.at("intermediate_size");
   c.max_positions = j.at("max_position_embeddings");
   c.ln_eps = j.value("layer_norm_eps", 1e-12f);
-  c.gamma = j.value("qtx_softmax_gamma", 0.0f);
-  c.zeta = j.value("qtx_softmax_zeta", 1.0f);
-  c.gate = j.value("qtx_gate", std::string("none"));
-  c.gate_hidden = j.value("qtx_gate_hidden", index_t(0));
+  demo::read_attention_variant(j, c);
   qtx::check(c.hidden > 0 && c.heads > 0 && c.hidden % c.heads == 0, "bert: hidden_size (", c.hidden,
              ") must be a positive multiple of num_attention_heads (", c.heads, ")");
   return c;
@@ -257,35 +252,9 @@ class model {
   }
 
   qtx::nn::attention_options attention_options(index_t i) {
-    qtx::nn::attention_options o{cfg_.heads, cfg_.gamma, cfg_.zeta, false, {}};
-    if (cfg_.gate == "none") return o;
     const std::string p = prefix(i) + "attention.self.gate.";
-    qtx::gate_weights g;
-    g.n_heads = cfg_.heads;
-    g.d_head = cfg_.hidden / cfg_.heads;
-    auto vec = [&](const std::string& n) {
-      const auto s = w_.vector(p + n);
-      return std::vector<float>(s.begin(), s.end());
-    };
-    if (cfg_.gate == "linear_per_head") {
-      g.kind = qtx::gate_kind::linear_per_head;
-      g.w1 = vec("weight");
-      g.b1 = vec("bias");
-    } else if (cfg_.gate == "mlp_per_head") {  // per head: d_head → hidden (ReLU) → 1
-      g.kind = qtx::gate_kind::mlp_per_head;
-      g.hidden = cfg_.gate_hidden > 0 ? cfg_.gate_hidden : std::max<index_t>(1, g.d_head / 4);
-      g.w1 = vec("fc1.weight");  // (heads, hidden, d_head)
-      g.b1 = vec("fc1.bias");    // (heads, hidden)
-      g.w2 = vec("fc2.weight");  // (heads, hidden)
-      g.b2 = vec("fc2.bias");    // (heads)
-    } else if (cfg_.gate == "unconditional") {
-      g.kind = qtx::gate_kind::unconditional;
-      g.b1 = vec("bias");
-    } else {
-      qtx::check(false, "bert: unsupported qtx_gate '", cfg_.gate, "'");
-    }
-    o.gate = std::move(g);
-    return o;
+    return demo::attention_options_for(cfg_, cfg_.heads, cfg_.hidden, false, "bert",
+                                       [&](const std::string& n) { return w_.vector(p + n); });
   }
 
   void embed(std::span<const qtx::io::token_id> ids, qtx::aligned_buffer<float>& out) const {

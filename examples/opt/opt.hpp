@@ -26,10 +26,8 @@ namespace opt {
 using qtx::index_t;
 using qtx::matrix_view;
 
-struct config {
+struct config : demo::attention_variant {
   index_t vocab = 0, hidden = 0, layers = 0, heads = 0, ffn = 0, max_positions = 0;
-  float gamma = 0.0f, zeta = 1.0f;
-  std::string gate = "none";
 };
 
 inline config read_config(const std::filesystem::path& path) {
@@ -43,9 +41,7 @@ inline config read_config(const std::filesystem::path& path) {
   c.heads = j.at("num_attention_heads");
   c.ffn = j.at("ffn_dim");
   c.max_positions = j.at("max_position_embeddings");
-  c.gamma = j.value("qtx_softmax_gamma", 0.0f);
-  c.zeta = j.value("qtx_softmax_zeta", 1.0f);
-  c.gate = j.value("qtx_gate", std::string("none"));
+  demo::read_attention_variant(j, c);
   qtx::check(c.hidden > 0 && c.heads > 0 && c.hidden % c.heads == 0, "opt: hidden_size (", c.hidden,
              ") must be a positive multiple of num_attention_heads (", c.heads, ")");
   return c;
@@ -184,14 +180,9 @@ class model {
             w_.vector(p + "v_proj.bias"), w_.vector(p + "out_proj.bias")};
   }
   qtx::nn::attention_options attention_options(index_t i) {
-    qtx::nn::attention_options o{cfg_.heads, cfg_.gamma, cfg_.zeta, true, {}};
-    if (cfg_.gate == "none") return o;
-    qtx::check(cfg_.gate == "linear_per_head", "opt: unsupported qtx_gate '", cfg_.gate, "'");
     const std::string p = prefix(i) + "self_attn.gate.";
-    const auto w = w_.vector(p + "weight"), b = w_.vector(p + "bias");
-    o.gate = qtx::gate_weights{qtx::gate_kind::linear_per_head, cfg_.heads, cfg_.hidden / cfg_.heads, 0,
-                               {w.begin(), w.end()}, {b.begin(), b.end()}, {}, {}};
-    return o;
+    return demo::attention_options_for(cfg_, cfg_.heads, cfg_.hidden, true, "opt",
+                                       [&](const std::string& n) { return w_.vector(p + n); });
   }
   void embed(std::span<const qtx::io::token_id> ids, index_t past, qtx::aligned_buffer<float>& out) const {
     const index_t T = index_t(ids.size()), H = cfg_.hidden;

@@ -30,11 +30,9 @@ namespace vit {
 using qtx::index_t;
 using qtx::matrix_view;
 
-struct config {
+struct config : demo::attention_variant {
   index_t hidden = 0, layers = 0, heads = 0, intermediate = 0, image_size = 0, patch_size = 0, channels = 1;
   float ln_eps = 1e-12f;
-  float gamma = 0.0f, zeta = 1.0f;
-  std::string gate = "none";
   bool patch_embedding_ln = false;
   std::vector<float> image_mean, image_std;  // per channel, applied to pixel/255
 
@@ -57,9 +55,7 @@ inline config read_config(const std::filesystem::path& path) {
   c.patch_size = j.at("patch_size");
   c.channels = j.value("num_channels", index_t(1));
   c.ln_eps = j.value("layer_norm_eps", 1e-12f);
-  c.gamma = j.value("qtx_softmax_gamma", 0.0f);
-  c.zeta = j.value("qtx_softmax_zeta", 1.0f);
-  c.gate = j.value("qtx_gate", std::string("none"));
+  demo::read_attention_variant(j, c);
   c.patch_embedding_ln = j.value("qtx_patch_embedding_ln", false);
   c.image_mean = j.value("qtx_image_mean", std::vector<float>(std::size_t(c.channels), 0.0f));
   c.image_std = j.value("qtx_image_std", std::vector<float>(std::size_t(c.channels), 1.0f));
@@ -228,14 +224,9 @@ class model {
             w_.vector(p + "attention.value.bias"), w_.vector(p + "output.dense.bias")};
   }
   qtx::nn::attention_options attention_options(index_t i) {
-    qtx::nn::attention_options o{cfg_.heads, cfg_.gamma, cfg_.zeta, false, {}};
-    if (cfg_.gate == "none") return o;
-    qtx::check(cfg_.gate == "linear_per_head", "vit: unsupported qtx_gate '", cfg_.gate, "'");
     const std::string p = prefix(i) + "attention.attention.gate.";
-    const auto w = w_.vector(p + "weight"), b = w_.vector(p + "bias");
-    o.gate = qtx::gate_weights{qtx::gate_kind::linear_per_head, cfg_.heads, cfg_.hidden / cfg_.heads, 0,
-                               {w.begin(), w.end()}, {b.begin(), b.end()}, {}, {}};
-    return o;
+    return demo::attention_options_for(cfg_, cfg_.heads, cfg_.hidden, false, "vit",
+                                       [&](const std::string& n) { return w_.vector(p + n); });
   }
 
   // (patches, C·p·p): row = patch in raster order, columns (c, y, x) like the conv kernel's layout.
