@@ -1,6 +1,8 @@
 #pragma once
-// Umbrella header for CPU users (never includes cuda/). The model-building layers (qtx/nn/) and the
-// file readers (qtx/io/, which need nlohmann-json) are included separately.
+// Umbrella header of the CPU kernels (CMake target qtx::qtx: needs only xsimd, and OpenMP when
+// chosen; never includes cuda/). Included separately: the model-building layers (qtx/nn/, also
+// qtx::qtx), the file readers and tokenizer (qtx/io.hpp, target qtx::io, which brings nlohmann-json)
+// and the Eigen interop (qtx/core/eigen.hpp, target qtx::eigen, which brings Eigen).
 #include "config.hpp"
 #include "core/arch.hpp"
 #include "core/buffer.hpp"

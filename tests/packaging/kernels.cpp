@@ -1,6 +1,19 @@
-// A program outside qtx: quantizes two small matrices and runs the int8 GEMM with a requantizing
-// epilogue through the public API, then checks one value by hand.
+// A program outside qtx that links qtx::qtx alone: quantizes two small matrices and runs the int8
+// GEMM through the public API, then checks one value by hand. The kernels must bring neither
+// nlohmann-json nor Eigen (they are the io and eigen components' dependencies).
 #include <qtx/qtx.hpp>
+
+#ifdef NLOHMANN_JSON_VERSION_MAJOR
+#error "qtx/qtx.hpp includes nlohmann-json"
+#endif
+#ifdef EIGEN_WORLD_VERSION
+#error "qtx/qtx.hpp includes Eigen"
+#endif
+// Debian installs Eigen under /usr/include/eigen3, reachable only through Eigen3::Eigen's include
+// directory: visible here means qtx::qtx links Eigen.
+#if __has_include(<Eigen/Core>)
+#error "Eigen is on the include path of a qtx::qtx consumer"
+#endif
 
 #include <cstdio>
 #include <vector>
