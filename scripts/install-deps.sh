@@ -9,6 +9,7 @@ packages=(
   libdnnl-dev   # oneDNN: side-by-side benchmarks only, never used by the headers
   xz-utils python3-numpy gnuplot-nox
   clang libclang-rt-14-dev   # libFuzzer for scripts/fuzz-safetensors.sh
+  libomp-14-dev              # LLVM OpenMP + Archer for the tsan preset
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -5,9 +5,11 @@
 
 #include <cmath>
 #include <random>
+#include <tuple>
 #include <vector>
 
 using qtx::index_t;
+using backends = std::tuple<qtx::cpu::scalar, qtx::cpu::avx2, qtx::cpu::avx512_vnni>;
 
 namespace {
 std::vector<float> random_vector(std::size_t n, float stddev, unsigned seed) {
@@ -58,10 +60,14 @@ void check_float_attention(const problem& pr, const qtx::ops::attention_params& 
 }
 }  // namespace
 
-TEST_CASE("fused float attention equals the materialised reference", "[attention]") {
-  using arch = qtx::cpu::native;
-  const index_t Tq = GENERATE(1, 7, 64, 65, 130);
-  const index_t d = GENERATE(16, 32);
+TEMPLATE_LIST_TEST_CASE("fused float attention equals the materialised reference", "[attention]", backends) {
+  using arch = TestType;
+  if (!qtx::cpu::supported<arch>()) {
+    WARN("CPU lacks " << arch::name() << ": skipped");
+    return;
+  }
+  const index_t Tq = GENERATE(1, 3, 7, 64, 65, 130);
+  const index_t d = GENERATE(1, 5, 16, 32);
   problem pr(Tq, Tq, 3, d, unsigned(Tq * 7 + d));
   for (float gamma : {0.0f, -0.025f}) {
     qtx::ops::attention_params p{3, 1.0f / std::sqrt(float(d)), gamma, 1.0f, false, 0};

@@ -5,10 +5,15 @@
 // are float lane sums in the kernels (double in the reference), so μ and 1/σ differ by a few ε
 // relative to σ, which reaches y scaled by |w|. Rows around 1e4 ± 1 (mean ≫ spread) are checked
 // against float64 with the same bound: the shifted two-pass statistics lose nothing to the mean.
+// Against the float64 oracle (tests/oracle_rows.hpp; every backend and ref/ itself):
+//   |y − y64| ≤ ε·(32 + √n)·(|ŷ·w| + |w|) + 32·ε·|b|,  ŷ = (s − μ)/σ in float64
+// (√n: the float lane sums of the statistics over n elements).
 #include <catch2/catch.hpp>
 
 #include <qtx/ops/layernorm.hpp>
 #include <qtx/ref/layernorm.hpp>
+
+#include "oracle_rows.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -92,6 +97,54 @@ TEMPLATE_LIST_TEST_CASE("layer norm matches the reference over row lengths", "[l
     compare<TestType>(pr, false, false);
     compare<TestType>(pr, true, false);
     compare<TestType>(pr, true, true);
+  }
+}
+
+namespace {
+template <class Impl>
+void layer_norm_with(const problem& pr, bool residual, qtx::matrix_view<float> y, float eps_ln) {
+  const auto r = residual ? pr.rv() : qtx::matrix_view<const float>{};
+  if constexpr (std::is_same_v<Impl, oracle::reference>)
+    qtx::ref::layer_norm<float>(pr.xv(), r, {}, pr.w, pr.b, y, eps_ln);
+  else if (residual)
+    qtx::ops::add_layer_norm(Impl{}, pr.xv(), r, qtx::matrix_view<float>{}, pr.w, pr.b, y, eps_ln);
+  else
+    qtx::ops::layer_norm(Impl{}, pr.xv(), pr.w, pr.b, y, eps_ln);
+}
+
+template <class Impl>
+void compare_float64(const problem& pr, bool residual, float eps_ln) {
+  std::vector<float> y(pr.x.size(), -3.0f);
+  layer_norm_with<Impl>(pr, residual, qtx::make_view(y.data(), pr.rows, pr.cols), eps_ln);
+  std::vector<double> hat;
+  for (index_t i = 0; i < pr.rows; ++i) {
+    const index_t row = i * pr.cols;
+    const auto want = oracle::layer_norm(pr.x.data() + row, residual ? pr.r.data() + row : nullptr, pr.w.data(),
+                                         pr.b.data(), pr.cols, eps_ln, &hat);
+    for (index_t j = 0; j < pr.cols; ++j) {
+      const double w_abs = std::fabs(pr.w[j]);
+      const double allowed = double(eps) * ((32.0 + std::sqrt(double(pr.cols))) * (std::fabs(hat[j]) * w_abs + w_abs) +
+                                            32.0 * std::fabs(pr.b[j]));
+      INFO(Impl::name() << " cols " << pr.cols << " row " << i << " col " << j << " residual " << residual << " y "
+                        << y[row + j] << " want " << want[j]);
+      REQUIRE(std::fabs(double(y[row + j]) - want[j]) <= allowed);
+    }
+  }
+}
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("layer norm of every backend and of ref/ agrees with float64", "[layernorm][oracle]",
+                        oracle::implementations) {
+  if (!oracle::runs_here<TestType>()) return;
+  for (int li = 0; li < row_length_count; ++li) {
+    const index_t cols = row_length(li);
+    const problem pr(cols >= 512 ? 2 : 3, cols, 0.5f, 2.0f, unsigned(cols) + 40);
+    compare_float64<TestType>(pr, false, qtx::layer_norm_default_eps);
+    compare_float64<TestType>(pr, true, 1e-12f);
+  }
+  for (index_t cols : {7, 64, 768, 4096}) {  // mean ≫ spread: 1e4 ± 1
+    const problem pr(2, cols, 1e4f, 1.0f, unsigned(cols) + 41);
+    compare_float64<TestType>(pr, false, 1e-12f);
   }
 }
 

@@ -1,6 +1,12 @@
 // Softmax / clipped softmax: every backend against ref::softmax (float, std::exp), the reference
 // against a float64 evaluation, fused 8-bit outputs against quantizing float outputs.
 //
+// Against the float64 oracle (tests/oracle_rows.hpp; every backend and ref/ itself, float output):
+//   |y − y64| ≤ ε·(ζ − γ)·p64·(16 + 2·(|z_j| + max_k |z_k|) + √n) + 2ε·|y64| + 2^−124
+// with z = input_scale·x + mask: float z carries |z|·ε/2 of rounding, which exp turns into a relative
+// error of p (the inherent error of a float softmax), the sum of n terms in float lanes adds ~√n·ε,
+// and the clip's fma rounds once more (the last term covers results that underflow).
+//
 // Tolerances (float output): |y − y_ref| ≤ 16·ε·(|y_ref| + |γ|) + 2^−126 — the vector exp is ≤ 1 ulp
 // from std::exp, the rest is summation order (lane-wise vs sequential) and, for clipped softmax, the
 // cancellation of (ζ−γ)·p against γ, which is why |γ| enters the bound. 8-bit output: bit-exact vs
@@ -10,6 +16,8 @@
 
 #include <qtx/ops/softmax.hpp>
 #include <qtx/ref/softmax.hpp>
+
+#include "oracle_rows.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -94,6 +102,72 @@ TEMPLATE_LIST_TEST_CASE("float softmax and clipped softmax match the reference o
         compare_float<TestType>(x, rows, cols, causal, qtx::make_view(mask.data(), 1, cols));
       }
     }
+  }
+}
+
+namespace {
+template <class Impl, class In>
+void softmax_with(qtx::matrix_view<const In> x, qtx::matrix_view<float> y, const qtx::softmax_params& p,
+                  matrix_view<const float> mask) {
+  if constexpr (std::is_same_v<Impl, oracle::reference>)
+    qtx::ref::softmax(x, y, p, mask);
+  else
+    qtx::ops::softmax(Impl{}, x, y, p, mask);
+}
+
+template <class Impl, class In>
+void compare_float64(const std::vector<In>& x, index_t rows, index_t cols, const qtx::softmax_params& p,
+                     const std::vector<float>* mask, bool mask_per_row) {
+  const auto mask_view = !mask ? matrix_view<const float>{}
+                               : qtx::make_view(mask->data(), mask_per_row ? rows : 1, cols);
+  std::vector<float> y(x.size(), -7.0f);
+  softmax_with<Impl>(qtx::make_view(x.data(), rows, cols), qtx::make_view(y.data(), rows, cols), p, mask_view);
+  for (index_t i = 0; i < rows; ++i) {
+    const float* m = mask ? mask->data() + (mask_per_row ? i * cols : 0) : nullptr;
+    const oracle::softmax_row want = oracle::softmax(x.data() + i * cols, cols, i, p, m);
+    double z_abs_max = 0.0;
+    for (double z : want.z)
+      if (std::isfinite(z)) z_abs_max = std::max(z_abs_max, std::fabs(z));
+    const double n = double(qtx::softmax_visible_columns(p, i, cols));
+    for (index_t j = 0; j < cols; ++j) {
+      const double w = want.y[j], got = y[i * cols + j];
+      const double prob = (w - double(p.gamma)) / (double(p.zeta) - double(p.gamma));  // before the clip
+      const double inherent = std::isfinite(want.z[j]) ? 2.0 * (std::fabs(want.z[j]) + z_abs_max) : 0.0;
+      const double allowed = double(eps) * (double(p.zeta) - double(p.gamma)) * std::max(prob, w) *
+                                 (16.0 + inherent + std::sqrt(n)) +
+                             2.0 * double(eps) * w + std::ldexp(1.0, -124);
+      INFO(Impl::name() << " cols " << cols << " row " << i << " col " << j << " gamma " << p.gamma << " causal "
+                        << p.causal << " y " << got << " want " << w);
+      REQUIRE(std::fabs(got - w) <= allowed);
+    }
+  }
+}
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("softmax and clipped softmax of every backend and of ref/ agree with float64",
+                        "[softmax][oracle]", oracle::implementations) {
+  if (!oracle::runs_here<TestType>()) return;
+  for (int li = 0; li < row_length_count; ++li) {
+    const index_t cols = row_lengths_sample(li), rows = cols >= 512 ? 2 : 3;
+    const auto x = normal_values(std::size_t(rows * cols), 3.0f, unsigned(cols) + 100);
+    const auto mask = padding_mask(rows, cols, unsigned(cols) + 101);
+    for (float gamma : {0.0f, -0.025f}) {
+      const qtx::softmax_params p{0.5f, gamma, gamma == 0.0f ? 1.0f : 1.01f, false, 0};
+      compare_float64<TestType>(x, rows, cols, p, nullptr, false);
+      compare_float64<TestType>(x, rows, cols, p, &mask, false);
+      compare_float64<TestType>(x, rows, cols, p, &mask, true);
+      const qtx::softmax_params causal{p.input_scale, p.gamma, p.zeta, true, cols / 3 - 1};
+      compare_float64<TestType>(x, rows, cols, causal, &mask, false);
+    }
+  }
+  std::mt19937 rng(17);
+  std::uniform_int_distribution<int32_t> d(-400000, 400000);  // int8 QKᵀ over d = 64
+  for (index_t cols : {1, 7, 17, 64, 197, 512}) {
+    std::vector<int32_t> s(std::size_t(4 * cols));
+    for (auto& v : s) v = d(rng);
+    const auto mask = padding_mask(4, cols, 5);
+    const qtx::softmax_params p{1.0f / 8.0f * 0.02f * 0.02f, qtx::gamma_for(12.0f, 512), 1.0f, true, 1};
+    compare_float64<TestType>(s, 4, cols, p, &mask, false);
   }
 }
 

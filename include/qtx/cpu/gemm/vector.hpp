@@ -25,6 +25,7 @@
 #include "../../core/parallel.hpp"
 #include "../../core/view.hpp"
 #include "packing.hpp"
+#include "scratch.hpp"
 
 namespace qtx::cpu {
 namespace gemm_detail {
@@ -32,31 +33,6 @@ namespace gemm_detail {
 // The A element type that goes with a B element type.
 template <class TB>
 using a_type_for = std::conditional_t<std::is_floating_point_v<TB>, float, uint8_t>;
-
-// Per-thread scratch reused across calls (no allocation once warm; all of it is sized on the
-// calling thread before the parallel region). A call made from inside a parallel region uses its
-// own thread's buffers and runs serially (parallel_for).
-template <class Elem>
-struct workspace {
-  aligned_buffer<Elem> a;               // packed A, one copy per packing slot
-  aligned_buffer<int32_t> row_offsets;  // −zb·rowsum(A) + K·za·zb, one set per packing slot
-  aligned_buffer<int32_t> partial_int;  // tile sums (K-blocking partials, finished tiles), one set per part
-  aligned_buffer<float> partial_float;
-  template <class Acc>
-  Acc* partials(index_t count) {
-    if constexpr (std::is_same_v<Acc, float>) {
-      partial_float.reserve(count);
-      return partial_float.data();
-    } else {
-      partial_int.reserve(count);
-      return partial_int.data();
-    }
-  }
-  static workspace& local() {
-    static thread_local workspace w;
-    return w;
-  }
-};
 
 // How many row ranges × column ranges the threads take. Columns first: a thread then streams
 // only its share of the packed weights (the large operand) through its own L2, and all threads
@@ -131,7 +107,8 @@ void gemm(Arch, matrix_view<const TA> a, const gemm_detail::packed_panels<Config
   const index_t packing_slots = private_packing ? parts : 1;
   const index_t a_size = in_place ? 0 : M * groups * kg;
 
-  workspace<elem>& ws = workspace<elem>::local();
+  const scratch_use<elem> scratch;  // the thread's scratch (scratch.hpp), freed on return if it outgrew the bound
+  workspace<elem>& ws = scratch.ws;
   ws.a.reserve(packing_slots * a_size);
   if constexpr (Config::integer) ws.row_offsets.reserve(packing_slots * M);
   const index_t k_blocks = std::max<index_t>(1, (groups + Config::k_block_groups - 1) / Config::k_block_groups);
