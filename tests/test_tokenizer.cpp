@@ -8,12 +8,15 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 #include <qtx/io/wordpiece.hpp>
+
+#include "fuzz/exercise_wordpiece.hpp"
 
 namespace fs = std::filesystem;
 using namespace qtx;
@@ -173,6 +176,25 @@ TEST_CASE("wordpiece: arbitrary bytes never crash and give valid ids", "[io]") {
     REQUIRE((ids.size() >= 2 && ids.size() <= 32));
     for (io::token_id id : ids) REQUIRE((id >= 0 && id < tok.vocab_size()));
   }
+}
+
+TEST_CASE("wordpiece: the fuzzer's seed corpus replays with every invariant holding", "[io]") {
+  // tests/fuzz/exercise_wordpiece.hpp traps on a broken invariant; a refused input is qtx::error.
+  const fs::path corpus = repo_root / "tests" / "fuzz" / "corpus_wordpiece";
+  REQUIRE(fs::is_directory(corpus));
+  int seeds = 0;
+  for (const auto& entry : fs::directory_iterator(corpus)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::vector<std::uint8_t> bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    INFO(entry.path().filename().string());
+    CHECK_NOTHROW(fuzz::exercise_wordpiece(bytes));
+    ++seeds;
+  }
+  CHECK(seeds >= 20);
+  // The committed MiniLM subset keeps every special token and single character of the full vocabulary.
+  const auto tok = wordpiece_tokenizer::from_file(fuzz::wordpiece_vocab_path());
+  CHECK(tok.vocab_size() == 4599);
+  for (const char* t : {"[MASK]", "the", "##ing", "中", "##中", "ω"}) CHECK(tok.id_of(t) >= 0);
 }
 
 TEST_CASE("wordpiece: all-MiniLM-L6-v2 matches HuggingFace tokenizers", "[io][minilm]") {

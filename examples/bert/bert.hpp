@@ -8,7 +8,9 @@
 // (dequantized). Q·Kᵀ stays int32 into the softmax; biases are int32; LN statistics, softmax and
 // GELU internals, the gate and the embeddings are float, as in the paper.
 #include "../common/attention_variant.hpp"
+#include "../common/config.hpp"
 #include "../common/w8a8.hpp"
+#include "../common/weights.hpp"
 
 #include <qtx/io/safetensors.hpp>
 #include <qtx/io/wordpiece.hpp>
@@ -32,26 +34,27 @@ using qtx::index_t;
 using qtx::matrix_view;
 
 struct config : demo::attention_variant {
-  index_t vocab = 0, hidden = 0, layers = 0, heads = 0, intermediate = 0, max_positions = 0;
+  index_t vocab = 0, hidden = 0, layers = 0, heads = 0, intermediate = 0, max_positions = 0, type_vocab = 2;
   float ln_eps = 1e-12f;
 };
 
-inline config read_config(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  qtx::check(in.good(), "bert: cannot open config '", path.string(), "'");
-  const auto j = nlohmann::json::parse(in);
+inline config parse_config(const demo::config_reader& r) {
   config c;
-  c.vocab = j.at("vocab_size");
-  c.hidden = j.at("hidden_size");
-  c.layers = j.at("num_hidden_layers");
-  c.heads = j.at("num_attention_heads");
-  c.intermediate = j.at("intermediate_size");
-  c.max_positions = j.at("max_position_embeddings");
-  c.ln_eps = j.value("layer_norm_eps", 1e-12f);
-  demo::read_attention_variant(j, c);
-  qtx::check(c.hidden > 0 && c.heads > 0 && c.hidden % c.heads == 0, "bert: hidden_size (", c.hidden,
-             ") must be a positive multiple of num_attention_heads (", c.heads, ")");
+  c.vocab = r.extent("vocab_size");
+  c.hidden = r.extent("hidden_size");
+  c.layers = r.extent("num_hidden_layers", 0);
+  c.heads = demo::read_heads(r, c.hidden);
+  c.intermediate = r.extent("intermediate_size");
+  c.max_positions = r.extent("max_position_embeddings");
+  c.type_vocab = r.extent_or("type_vocab_size", c.type_vocab);
+  c.ln_eps = r.real_or("layer_norm_eps", c.ln_eps);
+  r.check(c.ln_eps > 0.0f, "layer_norm_eps (", c.ln_eps, ") must be positive as float");
+  demo::read_attention_variant(r, c);
   return c;
+}
+
+inline config read_config(const std::filesystem::path& path) {
+  return parse_config(demo::config_reader::from_file("bert", path));
 }
 
 // The tensors W8A8 quantizes in each layer, in forward order.
@@ -67,48 +70,24 @@ struct calibration {
   std::vector<std::array<qtx::quant_params, points>> layers;
 };
 
-// Weights as float, whatever their dtype in the file (F32, F16, BF16), kept for the model's life.
-class weight_store {
- public:
-  explicit weight_store(const std::filesystem::path& file) : file_(qtx::io::safetensors_file::open(file)) {}
-  std::span<const float> vector(const std::string& name) {
-    const auto& b = load(name);
-    return {b.data(), std::size_t(b.size())};
-  }
-  matrix_view<const float> matrix(const std::string& name) {
-    const auto& t = file_.at(name);
-    qtx::check(t.rank() == 2, "bert: tensor '", name, "' has rank ", t.rank(), ", expected 2");
-    return qtx::make_view(load(name).data(), t.shape[0], t.shape[1]);
-  }
-  bool contains(const std::string& name) const { return file_.contains(name); }
-
- private:
-  const qtx::aligned_buffer<float>& load(const std::string& name) {
-    auto it = cache_.find(name);
-    if (it == cache_.end()) it = cache_.emplace(name, file_.to_float(name)).first;
-    return it->second;
-  }
-  qtx::io::safetensors_file file_;
-  std::map<std::string, qtx::aligned_buffer<float>> cache_;
-};
-
 template <class Arch = qtx::cpu::native>
 class model {
  public:
   // Called with (layer, point, tensor) at every quantization point of the FP32 forward.
   using observer = std::function<void(index_t, int, matrix_view<const float>)>;
 
-  model(const std::filesystem::path& dir) : cfg_(read_config(dir / "config.json")), w_(dir / "model.safetensors") {
-    word_ = w_.matrix("embeddings.word_embeddings.weight");
-    position_ = w_.matrix("embeddings.position_embeddings.weight");
-    token_type_ = w_.matrix("embeddings.token_type_embeddings.weight");
-    embeddings_ln_ = {w_.vector("embeddings.LayerNorm.weight"), w_.vector("embeddings.LayerNorm.bias"), cfg_.ln_eps};
+  explicit model(const std::filesystem::path& dir)
+      : cfg_(read_config(dir / "config.json")), w_("bert", dir / "model.safetensors") {
+    word_ = w_.matrix("embeddings.word_embeddings.weight", {cfg_.vocab, "vocab_size"}, H());
+    position_ = w_.matrix("embeddings.position_embeddings.weight", {cfg_.max_positions, "max_position_embeddings"}, H());
+    token_type_ = w_.matrix("embeddings.token_type_embeddings.weight", {cfg_.type_vocab, "type_vocab_size"}, H());
+    embeddings_ln_ = layer_norm("embeddings.LayerNorm");
     for (index_t i = 0; i < cfg_.layers; ++i) {
       fp32_layer l;
       l.attention = {attention_weights(i), attention_options(i)};
       l.attention_ln = layer_norm(prefix(i) + "attention.output.LayerNorm");
-      l.ffn_in = {w_.matrix(prefix(i) + "intermediate.dense.weight"), w_.vector(prefix(i) + "intermediate.dense.bias")};
-      l.ffn_out = {w_.matrix(prefix(i) + "output.dense.weight"), w_.vector(prefix(i) + "output.dense.bias")};
+      l.ffn_in = {ffn_in_weight(i), ffn_in_bias(i)};
+      l.ffn_out = {ffn_out_weight(i), ffn_out_bias(i)};
       l.ffn_ln = layer_norm(prefix(i) + "output.LayerNorm");
       fp32_.push_back(std::move(l));
     }
@@ -166,20 +145,22 @@ class model {
 
   // Builds the W8A8 layers from calibrated activation ranges.
   void quantize(const calibration& cal, bool per_channel = true) {
-    cal_ = cal;
-    w8a8_.clear();
+    qtx::check(index_t(cal.layers.size()) == cfg_.layers, "bert: quantize: calibration has ", cal.layers.size(),
+               " layers, the model ", cfg_.layers);
+    std::vector<w8a8_layer> layers;
     for (index_t i = 0; i < cfg_.layers; ++i) {
       const auto& c = cal.layers[i];
       const qtx::quant_params input = i == 0 ? cal.embeddings_ln : cal.layers[i - 1][ffn_ln];
       w8a8_layer l;
       l.attention = {attention_weights(i), attention_options(i),
                      qtx::nn::attention_calibration{input, c[q], c[k], c[v], c[context]}, per_channel};
-      l.ffn_in = {w_.matrix(prefix(i) + "intermediate.dense.weight"), w_.vector(prefix(i) + "intermediate.dense.bias"),
-                  c[attention_ln], per_channel};
-      l.ffn_out = {w_.matrix(prefix(i) + "output.dense.weight"), w_.vector(prefix(i) + "output.dense.bias"),
-                   c[ffn_hidden], per_channel};
-      w8a8_.push_back(std::move(l));
+      l.ffn_in = {ffn_in_weight(i), ffn_in_bias(i), c[attention_ln], per_channel};
+      l.ffn_out = {ffn_out_weight(i), ffn_out_bias(i), c[ffn_hidden], per_channel};
+      layers.push_back(std::move(l));
     }
+    w8a8_ = std::move(layers);
+    cal_ = cal;
+    quantized_ = true;
   }
 
   // The paper's W8A8 rounds both residual sums to uint8 (on by default). Off keeps them float, to
@@ -187,7 +168,7 @@ class model {
   void set_residual_rounding(bool on) { round_residuals_ = on; }
 
   void forward_w8a8(std::span<const qtx::io::token_id> ids, qtx::aligned_buffer<float>& out) const {
-    qtx::check(!w8a8_.empty(), "bert: forward_w8a8 before quantize()");
+    qtx::check(quantized_, "bert: forward_w8a8 before quantize()");
     const index_t T = index_t(ids.size()), H = cfg_.hidden;
     qtx::aligned_buffer<float> a(T * H);
     qtx::aligned_buffer<uint8_t> x_q(T * H), h_q(T * cfg_.intermediate), scratch;
@@ -234,27 +215,30 @@ class model {
 
   void load_mlm_head() {
     const std::string t = mlm_prefix + "transform.";
-    mlm_ = mlm_head{{w_.matrix(t + "dense.weight"), w_.vector(t + "dense.bias")}, layer_norm(t + "LayerNorm"),
-                    {word_, w_.vector(mlm_prefix + "bias")}};
+    mlm_ = mlm_head{{w_.matrix(t + "dense.weight", H(), H()), w_.vector(t + "dense.bias", H())},
+                    layer_norm(t + "LayerNorm"),
+                    {word_, w_.vector(mlm_prefix + "bias", {cfg_.vocab, "vocab_size"})}};
   }
 
   static std::string prefix(index_t i) { return "encoder.layer." + std::to_string(i) + "."; }
+  demo::dim H() const { return {cfg_.hidden, "hidden_size"}; }
+  demo::dim I() const { return {cfg_.intermediate, "intermediate_size"}; }
+  matrix_view<const float> ffn_in_weight(index_t i) { return w_.matrix(prefix(i) + "intermediate.dense.weight", I(), H()); }
+  std::span<const float> ffn_in_bias(index_t i) { return w_.vector(prefix(i) + "intermediate.dense.bias", I()); }
+  matrix_view<const float> ffn_out_weight(index_t i) { return w_.matrix(prefix(i) + "output.dense.weight", H(), I()); }
+  std::span<const float> ffn_out_bias(index_t i) { return w_.vector(prefix(i) + "output.dense.bias", H()); }
 
   qtx::nn::layer_norm<Arch> layer_norm(const std::string& name) {
-    return {w_.vector(name + ".weight"), w_.vector(name + ".bias"), cfg_.ln_eps};
+    return {w_.vector(name + ".weight", H()), w_.vector(name + ".bias", H()), cfg_.ln_eps};
   }
 
   qtx::nn::attention_weights attention_weights(index_t i) {
-    const std::string p = prefix(i) + "attention.";
-    return {w_.matrix(p + "self.query.weight"), w_.matrix(p + "self.key.weight"), w_.matrix(p + "self.value.weight"),
-            w_.matrix(p + "output.dense.weight"), w_.vector(p + "self.query.bias"), w_.vector(p + "self.key.bias"),
-            w_.vector(p + "self.value.bias"), w_.vector(p + "output.dense.bias")};
+    return demo::load_attention_weights(w_, prefix(i) + "attention.",
+                                        {"self.query", "self.key", "self.value", "output.dense"}, H());
   }
 
   qtx::nn::attention_options attention_options(index_t i) {
-    const std::string p = prefix(i) + "attention.self.gate.";
-    return demo::attention_options_for(cfg_, cfg_.heads, cfg_.hidden, false, "bert",
-                                       [&](const std::string& n) { return w_.vector(p + n); });
+    return demo::attention_options_for(cfg_, cfg_.heads, cfg_.hidden, false, w_, prefix(i) + "attention.self.gate.");
   }
 
   void embed(std::span<const qtx::io::token_id> ids, qtx::aligned_buffer<float>& out) const {
@@ -271,12 +255,13 @@ class model {
   }
 
   config cfg_;
-  weight_store w_;
+  demo::weight_store w_;
   matrix_view<const float> word_, position_, token_type_;
   qtx::nn::layer_norm<Arch> embeddings_ln_;
   std::vector<fp32_layer> fp32_;
   std::vector<w8a8_layer> w8a8_;
   calibration cal_;
+  bool quantized_ = false;
   bool round_residuals_ = true;
   std::optional<mlm_head> mlm_;
 };

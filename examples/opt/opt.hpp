@@ -9,8 +9,11 @@
 // outliers live, so it is rounded to its uint8 grid after every add (its dequantized value is the
 // stream). LN statistics, softmax internals, the gate, the final LN and the LM head stay float, as in
 // the paper.
-#include "../bert/bert.hpp"  // weight_store
+#include "../bert/bert.hpp"
+#include "../common/attention_variant.hpp"
+#include "../common/config.hpp"
 #include "../common/w8a8.hpp"
+#include "../common/weights.hpp"
 
 #include <qtx/nn/attention.hpp>
 #include <qtx/nn/layer_norm.hpp>
@@ -30,21 +33,20 @@ struct config : demo::attention_variant {
   index_t vocab = 0, hidden = 0, layers = 0, heads = 0, ffn = 0, max_positions = 0;
 };
 
-inline config read_config(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  qtx::check(in.good(), "opt: cannot open config '", path.string(), "'");
-  const auto j = nlohmann::json::parse(in);
+inline config parse_config(const demo::config_reader& r) {
   config c;
-  c.vocab = j.at("vocab_size");
-  c.hidden = j.at("hidden_size");
-  c.layers = j.at("num_hidden_layers");
-  c.heads = j.at("num_attention_heads");
-  c.ffn = j.at("ffn_dim");
-  c.max_positions = j.at("max_position_embeddings");
-  demo::read_attention_variant(j, c);
-  qtx::check(c.hidden > 0 && c.heads > 0 && c.hidden % c.heads == 0, "opt: hidden_size (", c.hidden,
-             ") must be a positive multiple of num_attention_heads (", c.heads, ")");
+  c.vocab = r.extent("vocab_size");
+  c.hidden = r.extent("hidden_size");
+  c.layers = r.extent("num_hidden_layers", 0);
+  c.heads = demo::read_heads(r, c.hidden);
+  c.ffn = r.extent("ffn_dim");
+  c.max_positions = r.extent("max_position_embeddings");
+  demo::read_attention_variant(r, c);
   return c;
+}
+
+inline config read_config(const std::filesystem::path& path) {
+  return parse_config(demo::config_reader::from_file("opt", path));
 }
 
 // Per-layer quantization points, in forward order.
@@ -63,26 +65,28 @@ class model {
   // point 0 is the embedded tokens.
   using observer = std::function<void(index_t, int, matrix_view<const float>)>;
 
-  explicit model(const std::filesystem::path& dir) : cfg_(read_config(dir / "config.json")), w_(dir / "model.safetensors") {
-    tokens_ = w_.matrix("model.decoder.embed_tokens.weight");
-    positions_ = w_.matrix("model.decoder.embed_positions.weight");
-    qtx::check(positions_.rows >= cfg_.max_positions + position_offset, "opt: embed_positions has ", positions_.rows,
-               " rows, expected ", cfg_.max_positions + position_offset);
+  explicit model(const std::filesystem::path& dir)
+      : cfg_(read_config(dir / "config.json")), w_("opt", dir / "model.safetensors") {
+    tokens_ = w_.matrix("model.decoder.embed_tokens.weight", {cfg_.vocab, "vocab_size"}, H());
+    positions_ = w_.matrix("model.decoder.embed_positions.weight",
+                           {cfg_.max_positions + position_offset, "max_position_embeddings + 2"}, H());
     final_ln_ = norm("model.decoder.final_layer_norm");
     lm_head_ = {tokens_, {}};
     for (index_t i = 0; i < cfg_.layers; ++i) {
       fp32_layer l{{attention_weights(i), attention_options(i)}, norm(prefix(i) + "self_attn_layer_norm"),
-                   norm(prefix(i) + "final_layer_norm"), linear(i, "fc1"), linear(i, "fc2")};
+                   norm(prefix(i) + "final_layer_norm"), {fc1_weight(i), fc1_bias(i)}, {fc2_weight(i), fc2_bias(i)}};
       fp32_.push_back(std::move(l));
     }
   }
   const config& cfg() const { return cfg_; }
 
-  // Per-layer KV caches for one sequence being decoded.
+  // Per-layer KV caches for one sequence being decoded, and its length so far (kept apart from the
+  // caches so that positions advance in a model without layers too).
   template <class T>
   struct state {
     std::vector<std::unique_ptr<qtx::nn::kv_cache<T>>> caches;
-    index_t length() const { return caches.empty() ? 0 : caches[0]->length(); }
+    index_t tokens = 0;
+    index_t length() const { return tokens; }
   };
   template <class T>
   state<T> new_state(index_t capacity) const {
@@ -94,6 +98,7 @@ class model {
   // Logits (T, vocab) for the new tokens `ids`, appended to the sequence held in `st`.
   void forward(std::span<const qtx::io::token_id> ids, state<float>& st, qtx::aligned_buffer<float>& logits,
                const observer* obs = nullptr) const {
+    check_state(st);
     const index_t T = index_t(ids.size()), H = cfg_.hidden;
     qtx::aligned_buffer<float> xb, nb(T * H), hb(T * cfg_.ffn), yb(T * H);
     embed(ids, st.length(), xb);
@@ -119,24 +124,30 @@ class model {
       l.fc2.forward(h, x, qtx::nn::activation::none, y);
       if (obs) (*obs)(i, ffn_residual, x);
     }
+    st.tokens += T;
     head(x, n, logits);
   }
 
   void quantize(const calibration& cal, bool per_channel = true) {
-    cal_ = cal;
-    w8a8_.clear();
+    qtx::check(index_t(cal.layers.size()) == cfg_.layers, "opt: quantize: calibration has ", cal.layers.size(),
+               " layers, the model ", cfg_.layers);
+    std::vector<w8a8_layer> layers;
     for (index_t i = 0; i < cfg_.layers; ++i) {
       const auto& c = cal.layers[i];
       w8a8_layer l{{attention_weights(i), attention_options(i),
                     qtx::nn::attention_calibration{c[attention_ln], c[q], c[k], c[v], c[context]}, per_channel},
-                   {w_.matrix(prefix(i) + "fc1.weight"), w_.vector(prefix(i) + "fc1.bias"), c[ffn_ln], per_channel},
-                   {w_.matrix(prefix(i) + "fc2.weight"), w_.vector(prefix(i) + "fc2.bias"), c[ffn_hidden], per_channel}};
-      w8a8_.push_back(std::move(l));
+                   {fc1_weight(i), fc1_bias(i), c[ffn_ln], per_channel},
+                   {fc2_weight(i), fc2_bias(i), c[ffn_hidden], per_channel}};
+      layers.push_back(std::move(l));
     }
+    w8a8_ = std::move(layers);
+    cal_ = cal;
+    quantized_ = true;
   }
 
   void forward_w8a8(std::span<const qtx::io::token_id> ids, state<uint8_t>& st, qtx::aligned_buffer<float>& logits) const {
-    qtx::check(!w8a8_.empty(), "opt: forward_w8a8 before quantize()");
+    qtx::check(quantized_, "opt: forward_w8a8 before quantize()");
+    check_state(st);
     const index_t T = index_t(ids.size()), H = cfg_.hidden;
     qtx::aligned_buffer<float> xb, nb(T * H), yb(T * H);
     qtx::aligned_buffer<uint8_t> nq(T * H), hq(T * cfg_.ffn), scratch;
@@ -155,6 +166,7 @@ class model {
       w8a8_[i].fc2.forward(h8, x, qtx::nn::activation::none, y);
       demo::round_to_grid(Arch{}, x, c[ffn_residual], scratch);
     }
+    st.tokens += T;
     head(x, n, logits);
   }
 
@@ -169,20 +181,26 @@ class model {
     qtx::nn::qlinear<Arch> fc1, fc2;
   };
   static std::string prefix(index_t i) { return "model.decoder.layers." + std::to_string(i) + "."; }
-  qtx::nn::layer_norm<Arch> norm(const std::string& n) { return {w_.vector(n + ".weight"), w_.vector(n + ".bias"), 1e-5f}; }
-  qtx::nn::linear<Arch> linear(index_t i, const std::string& n) {
-    return {w_.matrix(prefix(i) + n + ".weight"), w_.vector(prefix(i) + n + ".bias")};
+  demo::dim H() const { return {cfg_.hidden, "hidden_size"}; }
+  demo::dim F() const { return {cfg_.ffn, "ffn_dim"}; }
+  qtx::nn::layer_norm<Arch> norm(const std::string& n) {
+    return {w_.vector(n + ".weight", H()), w_.vector(n + ".bias", H()), 1e-5f};
   }
+  matrix_view<const float> fc1_weight(index_t i) { return w_.matrix(prefix(i) + "fc1.weight", F(), H()); }
+  std::span<const float> fc1_bias(index_t i) { return w_.vector(prefix(i) + "fc1.bias", F()); }
+  matrix_view<const float> fc2_weight(index_t i) { return w_.matrix(prefix(i) + "fc2.weight", H(), F()); }
+  std::span<const float> fc2_bias(index_t i) { return w_.vector(prefix(i) + "fc2.bias", H()); }
   qtx::nn::attention_weights attention_weights(index_t i) {
-    const std::string p = prefix(i) + "self_attn.";
-    return {w_.matrix(p + "q_proj.weight"), w_.matrix(p + "k_proj.weight"), w_.matrix(p + "v_proj.weight"),
-            w_.matrix(p + "out_proj.weight"), w_.vector(p + "q_proj.bias"), w_.vector(p + "k_proj.bias"),
-            w_.vector(p + "v_proj.bias"), w_.vector(p + "out_proj.bias")};
+    return demo::load_attention_weights(w_, prefix(i) + "self_attn.", {"q_proj", "k_proj", "v_proj", "out_proj"}, H());
   }
   qtx::nn::attention_options attention_options(index_t i) {
-    const std::string p = prefix(i) + "self_attn.gate.";
-    return demo::attention_options_for(cfg_, cfg_.heads, cfg_.hidden, true, "opt",
-                                       [&](const std::string& n) { return w_.vector(p + n); });
+    return demo::attention_options_for(cfg_, cfg_.heads, cfg_.hidden, true, w_, prefix(i) + "self_attn.gate.");
+  }
+  // A state from new_state() of this model (one cache per layer, of width hidden_size).
+  template <class T>
+  void check_state(const state<T>& st) const {
+    qtx::check(index_t(st.caches.size()) == cfg_.layers, "opt: state has ", st.caches.size(),
+               " layer caches, the model ", cfg_.layers, " layers");
   }
   void embed(std::span<const qtx::io::token_id> ids, index_t past, qtx::aligned_buffer<float>& out) const {
     const index_t T = index_t(ids.size()), H = cfg_.hidden;
@@ -202,13 +220,14 @@ class model {
   }
 
   config cfg_;
-  bert::weight_store w_;
+  demo::weight_store w_;
   matrix_view<const float> tokens_, positions_;
   qtx::nn::layer_norm<Arch> final_ln_;
   qtx::nn::linear<Arch> lm_head_;
   std::vector<fp32_layer> fp32_;
   std::vector<w8a8_layer> w8a8_;
   calibration cal_;
+  bool quantized_ = false;
 };
 
 // Greedy generation: feed the prompt once, then one token at a time through the KV cache.

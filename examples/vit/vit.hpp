@@ -14,8 +14,10 @@
 // FC₁), Q, K, V, the softmax output, the attention context, the GELU output (input of FC₂) and both
 // residual sums, which are rounded to their uint8 grid (their dequantized value is the stream). The
 // gate, LN statistics, softmax/GELU internals, the final LN and the classifier stay float, as in the paper.
-#include "../bert/bert.hpp"  // weight_store
+#include "../common/attention_variant.hpp"
+#include "../common/config.hpp"
 #include "../common/w8a8.hpp"
+#include "../common/weights.hpp"
 
 #include <qtx/nn/attention.hpp>
 #include <qtx/nn/layer_norm.hpp>
@@ -32,6 +34,7 @@ using qtx::matrix_view;
 
 struct config : demo::attention_variant {
   index_t hidden = 0, layers = 0, heads = 0, intermediate = 0, image_size = 0, patch_size = 0, channels = 1;
+  index_t labels = 0;  // num_labels; 0 when the config does not state it (the classifier's rows count)
   float ln_eps = 1e-12f;
   bool patch_embedding_ln = false;
   std::vector<float> image_mean, image_std;  // per channel, applied to pixel/255
@@ -42,31 +45,33 @@ struct config : demo::attention_variant {
   index_t patch_features() const { return channels * patch_size * patch_size; }
 };
 
-inline config read_config(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  qtx::check(in.good(), "vit: cannot open config '", path.string(), "'");
-  const auto j = nlohmann::json::parse(in);
+inline config parse_config(const demo::config_reader& r) {
   config c;
-  c.hidden = j.at("hidden_size");
-  c.layers = j.at("num_hidden_layers");
-  c.heads = j.at("num_attention_heads");
-  c.intermediate = j.at("intermediate_size");
-  c.image_size = j.at("image_size");
-  c.patch_size = j.at("patch_size");
-  c.channels = j.value("num_channels", index_t(1));
-  c.ln_eps = j.value("layer_norm_eps", 1e-12f);
-  demo::read_attention_variant(j, c);
-  c.patch_embedding_ln = j.value("qtx_patch_embedding_ln", false);
-  c.image_mean = j.value("qtx_image_mean", std::vector<float>(std::size_t(c.channels), 0.0f));
-  c.image_std = j.value("qtx_image_std", std::vector<float>(std::size_t(c.channels), 1.0f));
-  qtx::check(c.hidden > 0 && c.heads > 0 && c.hidden % c.heads == 0, "vit: hidden_size (", c.hidden,
-             ") must be a positive multiple of num_attention_heads (", c.heads, ")");
-  qtx::check(c.patch_size > 0 && c.image_size > 0 && c.image_size % c.patch_size == 0, "vit: image_size (",
-             c.image_size, ") must be a positive multiple of patch_size (", c.patch_size, ")");
-  qtx::check(c.channels > 0 && index_t(c.image_mean.size()) == c.channels && index_t(c.image_std.size()) == c.channels,
-             "vit: qtx_image_mean / qtx_image_std need one value per channel (", c.channels, ")");
-  for (float s : c.image_std) qtx::check(s > 0.0f, "vit: qtx_image_std values must be positive, got ", s);
+  c.hidden = r.extent("hidden_size");
+  c.layers = r.extent("num_hidden_layers", 0);
+  c.heads = demo::read_heads(r, c.hidden);
+  c.intermediate = r.extent("intermediate_size");
+  c.image_size = r.extent("image_size");
+  c.patch_size = r.extent("patch_size");
+  r.check(c.image_size % c.patch_size == 0, "image_size (", c.image_size, ") is not a multiple of patch_size (",
+          c.patch_size, ")");
+  c.channels = r.extent_or("num_channels", c.channels);
+  c.labels = r.extent_or("num_labels", 0);
+  c.ln_eps = r.real_or("layer_norm_eps", c.ln_eps);
+  r.check(c.ln_eps > 0.0f, "layer_norm_eps (", c.ln_eps, ") must be positive as float");
+  demo::read_attention_variant(r, c);
+  c.patch_embedding_ln = r.flag_or("qtx_patch_embedding_ln", false);
+  c.image_mean = r.reals_or("qtx_image_mean", std::vector<float>(std::size_t(c.channels), 0.0f));
+  c.image_std = r.reals_or("qtx_image_std", std::vector<float>(std::size_t(c.channels), 1.0f));
+  r.check(index_t(c.image_mean.size()) == c.channels && index_t(c.image_std.size()) == c.channels,
+          "qtx_image_mean and qtx_image_std have ", c.image_mean.size(), " and ", c.image_std.size(),
+          " values, num_channels is ", c.channels);
+  for (float s : c.image_std) r.check(s > 0.0f, "qtx_image_std values must be positive, found ", s);
   return c;
+}
+
+inline config read_config(const std::filesystem::path& path) {
+  return parse_config(demo::config_reader::from_file("vit", path));
 }
 
 // Per-layer quantization points, in forward order.
@@ -93,21 +98,25 @@ class model {
   using observer = std::function<void(index_t, int, matrix_view<const float>)>;
   static constexpr int pixels_point = 0, embeddings_point = 1;
 
-  explicit model(const std::filesystem::path& dir) : cfg_(read_config(dir / "config.json")), w_(dir / "model.safetensors") {
-    const index_t H = cfg_.hidden;
-    patch_weight_ = tensor("vit.embeddings.patch_embeddings.projection.weight", H * cfg_.patch_features());
-    patch_ = {qtx::make_view(patch_weight_.data(), H, cfg_.patch_features()),
-              w_.vector("vit.embeddings.patch_embeddings.projection.bias")};
-    cls_ = tensor("vit.embeddings.cls_token", H);
-    positions_ = tensor("vit.embeddings.position_embeddings", cfg_.tokens() * H);
+  explicit model(const std::filesystem::path& dir)
+      : cfg_(read_config(dir / "config.json")), w_("vit", dir / "model.safetensors") {
+    const demo::dim C{cfg_.channels, "num_channels"}, P{cfg_.patch_size, "patch_size"},
+        T{cfg_.tokens(), "(image_size / patch_size)^2 + 1"}, one{1, "1"};
+    const auto kernel = w_.tensor("vit.embeddings.patch_embeddings.projection.weight", {H(), C, P, P});
+    patch_weight_ = copy(kernel);
+    patch_ = {qtx::make_view(patch_weight_.data(), cfg_.hidden, cfg_.patch_features()), patch_bias()};
+    cls_ = copy(w_.tensor("vit.embeddings.cls_token", {one, one, H()}));
+    positions_ = copy(w_.tensor("vit.embeddings.position_embeddings", {one, T, H()}));
     if (cfg_.patch_embedding_ln) patch_ln_ = norm("vit.embeddings.patch_layernorm");
     for (index_t i = 0; i < cfg_.layers; ++i)
       fp32_.push_back({{attention_weights(i), attention_options(i)}, norm(prefix(i) + "layernorm_before"),
-                       norm(prefix(i) + "layernorm_after"), linear(i, "intermediate.dense"), linear(i, "output.dense")});
+                       norm(prefix(i) + "layernorm_after"), linear(i, "intermediate.dense", I(), H()),
+                       linear(i, "output.dense", H(), I())});
     final_ln_ = norm("vit.layernorm");
-    classifier_ = {w_.matrix("classifier.weight"), w_.vector("classifier.bias")};
-    qtx::check(classifier_.in_features() == H, "vit: classifier takes ", classifier_.in_features(),
-               " features, expected hidden_size ", H);
+    const index_t classes = cfg_.labels > 0 ? cfg_.labels : w_.extent("classifier.weight", 0);
+    const demo::dim K{classes, cfg_.labels > 0 ? "num_labels" : "classes"};
+    qtx::check(classes > 0, "vit: classifier.weight has no rows (classes)");
+    classifier_ = {w_.matrix("classifier.weight", K, H()), w_.vector("classifier.bias", K)};
   }
 
   const config& cfg() const { return cfg_; }
@@ -147,23 +156,28 @@ class model {
   }
 
   void quantize(const calibration& cal, bool per_channel = true) {
-    cal_ = cal;
-    w8a8_.clear();
-    patch_q_ = {qtx::make_view(patch_weight_.data(), cfg_.hidden, cfg_.patch_features()),
-                w_.vector("vit.embeddings.patch_embeddings.projection.bias"), cal.pixels, per_channel};
+    qtx::check(index_t(cal.layers.size()) == cfg_.layers, "vit: quantize: calibration has ", cal.layers.size(),
+               " layers, the model ", cfg_.layers);
+    qtx::nn::qlinear<Arch> patch{qtx::make_view(patch_weight_.data(), cfg_.hidden, cfg_.patch_features()),
+                                 patch_bias(), cal.pixels, per_channel};
+    std::vector<w8a8_layer> layers;
     for (index_t i = 0; i < cfg_.layers; ++i) {
       const auto& c = cal.layers[i];
-      w8a8_.push_back({{attention_weights(i), attention_options(i),
+      layers.push_back({{attention_weights(i), attention_options(i),
                         qtx::nn::attention_calibration{c[attention_ln], c[q], c[k], c[v], c[context]}, per_channel},
-                       {w_.matrix(prefix(i) + "intermediate.dense.weight"), w_.vector(prefix(i) + "intermediate.dense.bias"),
-                        c[ffn_ln], per_channel},
-                       {w_.matrix(prefix(i) + "output.dense.weight"), w_.vector(prefix(i) + "output.dense.bias"),
-                        c[ffn_hidden], per_channel}});
+                       {w_.matrix(prefix(i) + "intermediate.dense.weight", I(), H()),
+                        w_.vector(prefix(i) + "intermediate.dense.bias", I()), c[ffn_ln], per_channel},
+                       {w_.matrix(prefix(i) + "output.dense.weight", H(), I()),
+                        w_.vector(prefix(i) + "output.dense.bias", H()), c[ffn_hidden], per_channel}});
     }
+    patch_q_ = std::move(patch);
+    w8a8_ = std::move(layers);
+    cal_ = cal;
+    quantized_ = true;
   }
 
   std::vector<float> forward_w8a8(image img) const {
-    qtx::check(!w8a8_.empty() || cfg_.layers == 0, "vit: forward_w8a8 before quantize()");
+    qtx::check(quantized_, "vit: forward_w8a8 before quantize()");
     const index_t T = cfg_.tokens(), H = cfg_.hidden;
     qtx::aligned_buffer<float> pb, xb(T * H), nb(T * H), yb(T * H);
     qtx::aligned_buffer<uint8_t> pq, nq(T * H), hq(T * cfg_.intermediate), scratch;
@@ -202,31 +216,27 @@ class model {
   };
   static std::string prefix(index_t i) { return "vit.encoder.layer." + std::to_string(i) + "."; }
 
-  // A whole tensor as float, checked to hold `count` values (cls token, positions, conv kernel).
-  qtx::aligned_buffer<float> tensor(const std::string& name, index_t count) {
-    const auto s = w_.vector(name);
-    qtx::check(index_t(s.size()) == count, "vit: tensor '", name, "' has ", s.size(), " values, expected ", count);
-    qtx::aligned_buffer<float> b(count);
+  demo::dim H() const { return {cfg_.hidden, "hidden_size"}; }
+  demo::dim I() const { return {cfg_.intermediate, "intermediate_size"}; }
+  static qtx::aligned_buffer<float> copy(std::span<const float> s) {
+    qtx::aligned_buffer<float> b(index_t(s.size()));
     std::copy(s.begin(), s.end(), b.data());
     return b;
   }
+  std::span<const float> patch_bias() { return w_.vector("vit.embeddings.patch_embeddings.projection.bias", H()); }
   qtx::nn::layer_norm<Arch> norm(const std::string& n) {
-    return {w_.vector(n + ".weight"), w_.vector(n + ".bias"), cfg_.ln_eps};
+    return {w_.vector(n + ".weight", H()), w_.vector(n + ".bias", H()), cfg_.ln_eps};
   }
-  qtx::nn::linear<Arch> linear(index_t i, const std::string& n) {
-    return {w_.matrix(prefix(i) + n + ".weight"), w_.vector(prefix(i) + n + ".bias")};
+  qtx::nn::linear<Arch> linear(index_t i, const std::string& n, demo::dim out, demo::dim in) {
+    return {w_.matrix(prefix(i) + n + ".weight", out, in), w_.vector(prefix(i) + n + ".bias", out)};
   }
   qtx::nn::attention_weights attention_weights(index_t i) {
-    const std::string p = prefix(i) + "attention.";
-    return {w_.matrix(p + "attention.query.weight"), w_.matrix(p + "attention.key.weight"),
-            w_.matrix(p + "attention.value.weight"), w_.matrix(p + "output.dense.weight"),
-            w_.vector(p + "attention.query.bias"), w_.vector(p + "attention.key.bias"),
-            w_.vector(p + "attention.value.bias"), w_.vector(p + "output.dense.bias")};
+    return demo::load_attention_weights(w_, prefix(i) + "attention.",
+                                        {"attention.query", "attention.key", "attention.value", "output.dense"}, H());
   }
   qtx::nn::attention_options attention_options(index_t i) {
-    const std::string p = prefix(i) + "attention.attention.gate.";
-    return demo::attention_options_for(cfg_, cfg_.heads, cfg_.hidden, false, "vit",
-                                       [&](const std::string& n) { return w_.vector(p + n); });
+    return demo::attention_options_for(cfg_, cfg_.heads, cfg_.hidden, false, w_,
+                                       prefix(i) + "attention.attention.gate.");
   }
 
   // (patches, C·p·p): row = patch in raster order, columns (c, y, x) like the conv kernel's layout.
@@ -265,7 +275,7 @@ class model {
   }
 
   config cfg_;
-  bert::weight_store w_;
+  demo::weight_store w_;
   qtx::aligned_buffer<float> patch_weight_, cls_, positions_;
   qtx::nn::linear<Arch> patch_;
   qtx::nn::qlinear<Arch> patch_q_;
@@ -275,6 +285,7 @@ class model {
   qtx::nn::layer_norm<Arch> final_ln_;
   qtx::nn::linear<Arch> classifier_;
   calibration cal_;
+  bool quantized_ = false;
 };
 
 inline index_t argmax(const std::vector<float>& v) {
