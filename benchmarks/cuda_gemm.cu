@@ -73,8 +73,8 @@ void qtx_w8a8(benchmark::State& state, index_t m, index_t k, index_t n) {
   cuda::check_cuda(cudaMemset(bias.data(), 0, std::size_t(n) * 4), "memset");
   const std::vector<float> mult(std::size_t(n), 1e-4f);
   multipliers.upload(mult);
-  const auto ep = epilogue::make_pipeline(epilogue::bias<int32_t>{bias.data()},
-                                          epilogue::requantize<epilogue::per_n>{multipliers.data(), 128});
+  const auto ep = epilogue::make_pipeline(epilogue::bias<int32_t>{bias},
+                                          epilogue::requantize<epilogue::per_n>{multipliers, 128});
   time_iterations(
       state, [&] { cuda::gemm(cuda::sm90{}, make_view(p.a.data(), m, k), p.b, make_view(c.data(), m, n), ep, 11); },
       2.0 * m * n * k);

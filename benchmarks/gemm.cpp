@@ -176,8 +176,8 @@ void BM_qtx_int8(benchmark::State& state) {
   std::vector<uint8_t> c8(s.m * s.n);
   std::vector<float> multipliers(s.n, 1.0f / 4096.0f);
   const auto av = qtx::make_view(a.data(), s.m, s.k);
-  const auto requant = qtx::epilogue::make_pipeline(qtx::epilogue::bias<int32_t>{bias.data()},
-                                                     qtx::epilogue::requantize<qtx::epilogue::per_n>{multipliers.data(), 128});
+  const auto requant = qtx::epilogue::make_pipeline(qtx::epilogue::bias<int32_t>{bias},
+                                                     qtx::epilogue::requantize<qtx::epilogue::per_n>{multipliers, 128});
   constexpr int32_t a_zero_point = 128;
   for (auto _ : state) {
     if (fused)

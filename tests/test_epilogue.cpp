@@ -3,7 +3,10 @@
 #include <qtx/epilogue/pipeline.hpp>
 #include <qtx/ref/gemm.hpp>
 
+#include <array>
 #include <cmath>
+#include <span>
+#include <type_traits>
 #include <vector>
 
 namespace ep = qtx::epilogue;
@@ -73,4 +76,62 @@ TEST_CASE("reference GEMM with zero points equals the hand expansion", "[epilogu
   float cf[1];
   qtx::ref::gemm(qtx::make_view(af, 1, 2), qtx::make_view(bf, 2, 1), qtx::make_view(cf, 1, 1));
   CHECK(cf[0] == 5.5f);
+}
+
+namespace {
+struct no_hook {  // a stage without validate(): not an epilogue::stage
+  float operator()(float v, qtx::index_t, qtx::index_t) const { return v; }
+};
+}  // namespace
+
+TEST_CASE("stages are trivially copyable, validatable, and built from containers or pointer + count", "[epilogue]") {
+  static_assert(ep::stage<ep::bias<int32_t>> && ep::stage<ep::bias<float>>);
+  static_assert(ep::stage<ep::dequantize<ep::per_n>> && ep::stage<ep::requantize<ep::per_tensor>>);
+  static_assert(ep::stage<ep::requantize_fixed<ep::per_n>> && ep::stage<ep::quantize> && ep::stage<ep::relu>);
+  static_assert(ep::stage<ep::gelu_erf> && ep::stage<ep::gelu_tanh> && ep::stage<ep::residual_add>);
+  static_assert(ep::stage<ep::row_scale> && ep::stage<ep::scale>);
+  static_assert(ep::stage<decltype(ep::make_pipeline(ep::relu{}, ep::scale{2.0f}))>);  // pipelines nest
+  static_assert(!ep::stage<no_hook>);  // make_pipeline(no_hook{}) fails its static_assert
+  static_assert(std::is_trivially_copyable_v<ep::span<const float>>);
+
+  std::vector<float> v = {1, 2, 3};
+  const std::array<float, 2> arr = {4, 5};
+  const float c_array[] = {6};
+  const ep::span<const float> from_vector = v, from_array = arr, from_c_array = c_array;
+  const ep::span<const float> from_std_span = std::span<const float>(v).first(2), from_pointer{v.data() + 1, 2};
+  CHECK((from_vector.data() == v.data() && from_vector.size() == 3));
+  CHECK((from_array.data() == arr.data() && from_array.size() == 2));
+  CHECK((from_c_array.data() == c_array && from_c_array.size() == 1));
+  CHECK((from_std_span.data() == v.data() && from_std_span.size() == 2));
+  CHECK((from_pointer[0] == 2.0f && from_pointer.size() == 2));
+  const ep::span<float> mutable_span = v;
+  const ep::span<const float> as_const = mutable_span;
+  CHECK(as_const.size() == 3);
+  CHECK(ep::span<const float>().empty());
+  CHECK(ep::bias<float>{v}(1.0f, 0, 2) == 4.0f);
+}
+
+TEST_CASE("validate checks lengths against the call; device data is checked for length only", "[epilogue]") {
+  const float nan_f = std::nanf("");
+  const std::vector<float> bad = {1.0f, nan_f, 1.0f};
+  const auto host = ep::gemm_call::of<uint8_t>("op", 2, 3);
+  auto device = host;
+  device.host_data = false;
+  const ep::requantize<ep::per_n> stage{bad, 0};
+  CHECK_THROWS_WITH(stage.validate(host), Catch::Contains("op: requantize multipliers[1] (nan) must be finite and positive"));
+  CHECK_NOTHROW(stage.validate(device));  // a device pointer is never dereferenced on the host
+  const ep::requantize<ep::per_n> short_stage{std::span(bad).first(2), 0};
+  CHECK_THROWS_WITH(short_stage.validate(device), Catch::Contains("op: requantize multipliers has 2 elements, expected 3"));
+  // The zero point is checked against C's element type; int32 and float C take any.
+  CHECK_THROWS_AS((ep::quantize{1.0f, -1}.validate(host)), qtx::error);
+  CHECK_NOTHROW((ep::quantize{1.0f, -1}.validate(ep::gemm_call::of<float>("op", 2, 3))));
+  CHECK_NOTHROW((ep::quantize{1.0f, -1}.validate(ep::gemm_call::of<int8_t>("op", 2, 3))));
+  // A batched call names its batch.
+  auto batched = host;
+  batched.batch = 4;
+  CHECK_THROWS_WITH(short_stage.validate(batched), Catch::StartsWith("op (batch 4): "));
+  // A pipeline validates every stage.
+  const std::vector<int32_t> b(3, 0);
+  CHECK_THROWS_AS(ep::make_pipeline(ep::bias<int32_t>{b}, stage).validate(host), qtx::error);
+  CHECK_NOTHROW(ep::make_pipeline(ep::bias<int32_t>{b}, ep::relu{}).validate(host));
 }

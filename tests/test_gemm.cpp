@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <span>
 #include <vector>
 
 namespace {
@@ -145,32 +146,32 @@ TEMPLATE_TEST_CASE("int8 epilogues used by the models are bit-exact", "[gemm][ep
     multipliers[n] = float(rng() % 1000 + 1) * 1e-5f;  // saturates some outputs, rounds others
     scales[n] = float(rng() % 1000 + 1) * 1e-4f;
   }
-  const ep::bias<int32_t> add_bias{bias.data()};
+  const ep::bias<int32_t> add_bias{bias};
 
   SECTION("bias + requantize per channel → u8, per tensor → s8, fixed point → u8") {
     const auto [u8, u8_want] = run_both<Arch, uint8_t, int8_t, uint8_t>(
-        av, bv, ep::make_pipeline(add_bias, ep::requantize<ep::per_n>{multipliers.data(), 100}), za);
+        av, bv, ep::make_pipeline(add_bias, ep::requantize<ep::per_n>{multipliers, 100}), za);
     CHECK(u8 == u8_want);
     const auto [s8, s8_want] = run_both<Arch, uint8_t, int8_t, int8_t>(
-        av, bv, ep::make_pipeline(add_bias, ep::requantize<ep::per_tensor>{multipliers.data(), -5}), za);
+        av, bv, ep::make_pipeline(add_bias, ep::requantize<ep::per_tensor>{std::span(multipliers).first(1), -5}), za);
     CHECK(s8 == s8_want);
     std::vector<fixed_point_multiplier> fixed(N);
     for (index_t n = 0; n < N; ++n) fixed[n] = to_fixed_point(multipliers[n] * (n % 3 == 0 ? 1e4 : 1.0));
     const auto [fx, fx_want] = run_both<Arch, uint8_t, int8_t, uint8_t>(
-        av, bv, ep::make_pipeline(add_bias, ep::requantize_fixed<ep::per_n>{fixed.data(), 7}), za);
+        av, bv, ep::make_pipeline(add_bias, ep::requantize_fixed<ep::per_n>{fixed, 7}), za);
     CHECK(fx == fx_want);
     const auto [f32, f32_want] = run_both<Arch, uint8_t, int8_t, int32_t>(
-        av, bv, ep::make_pipeline(ep::requantize_fixed<ep::per_tensor>{fixed.data(), -3}, ep::relu{}), za);
+        av, bv, ep::make_pipeline(ep::requantize_fixed<ep::per_tensor>{std::span(fixed).first(1), -3}, ep::relu{}), za);
     CHECK(f32 == f32_want);
   }
   SECTION("bias + dequantize → f32, + residual, + relu; raw int32 stored as float") {
     const auto residual = random_values<float>(M * N, 4);
     const auto rv = make_view(residual.data(), M, N);
     const auto [f, f_want] = run_both<Arch, uint8_t, int8_t, float>(
-        av, bv, ep::make_pipeline(add_bias, ep::dequantize<ep::per_n>{scales.data()}), za);
+        av, bv, ep::make_pipeline(add_bias, ep::dequantize<ep::per_n>{scales}), za);
     CHECK(f == f_want);  // one int32 → float conversion and one multiply: exact
     const auto [r, r_want] = run_both<Arch, uint8_t, int8_t, float>(
-        av, bv, ep::make_pipeline(add_bias, ep::dequantize<ep::per_tensor>{scales.data()}, ep::residual_add{rv}, ep::relu{}), za);
+        av, bv, ep::make_pipeline(add_bias, ep::dequantize<ep::per_tensor>{std::span(scales).first(1)}, ep::residual_add{rv}, ep::relu{}), za);
     // Either side may contract acc·s + r into one FMA: the error scale is |acc·s| + |r|.
     std::vector<double> terms(r.size());
     for (std::size_t i = 0; i < r.size(); ++i) terms[i] = std::abs(double(f_want[i]) / scales[i % N] * scales[0]) + std::abs(residual[i]);
@@ -179,11 +180,11 @@ TEMPLATE_TEST_CASE("int8 epilogues used by the models are bit-exact", "[gemm][ep
     CHECK(raw == raw_want);
   }
   SECTION("bias + dequantize + GELU + quantize → u8 (BERT FFN1)") {
-    const auto pipeline = ep::make_pipeline(add_bias, ep::dequantize<ep::per_n>{scales.data()}, ep::gelu_erf{},
+    const auto pipeline = ep::make_pipeline(add_bias, ep::dequantize<ep::per_n>{scales}, ep::gelu_erf{},
                                             ep::quantize{20.0f, 3});
     const auto [q, q_want] = run_both<Arch, uint8_t, int8_t, uint8_t>(av, bv, pipeline, za);
     check_levels_close(q, q_want);
-    const auto tanh_pipeline = ep::make_pipeline(add_bias, ep::dequantize<ep::per_n>{scales.data()}, ep::gelu_tanh{},
+    const auto tanh_pipeline = ep::make_pipeline(add_bias, ep::dequantize<ep::per_n>{scales}, ep::gelu_tanh{},
                                                  ep::quantize{20.0f, 3});
     const auto [t, t_want] = run_both<Arch, uint8_t, int8_t, uint8_t>(av, bv, tanh_pipeline, za);
     check_levels_close(t, t_want);
@@ -203,7 +204,7 @@ TEMPLATE_TEST_CASE("float epilogues: bias + GELU, bias + residual, scales", "[ge
   const auto av = make_view(a.data(), M, K);
   const auto bv = make_view(b.data(), K, N);
   const auto scale = abs_products(av, bv);
-  const ep::bias<float> add_bias{bias.data()};
+  const ep::bias<float> add_bias{bias};
   auto check_pipeline = [&](const auto& pipeline) {
     const auto [got, want] = run_both<Arch, float, float, float>(av, bv, pipeline);
     check_float_close(got, want, scale, K);
@@ -211,7 +212,7 @@ TEMPLATE_TEST_CASE("float epilogues: bias + GELU, bias + residual, scales", "[ge
   check_pipeline(ep::make_pipeline(add_bias, ep::gelu_erf{}));
   check_pipeline(ep::make_pipeline(add_bias, ep::gelu_tanh{}));
   check_pipeline(ep::make_pipeline(add_bias, ep::residual_add{make_view(residual.data(), M, N)}));
-  check_pipeline(ep::make_pipeline(ep::scale{0.125f}, ep::row_scale{factors.data()}, ep::relu{}));
+  check_pipeline(ep::make_pipeline(ep::scale{0.125f}, ep::row_scale{factors}, ep::relu{}));
 }
 
 TEMPLATE_TEST_CASE("extreme operands are exact up to the int32-safe K", "[gemm][extreme]", QTX_GEMM_BACKENDS) {
@@ -298,7 +299,7 @@ TEMPLATE_TEST_CASE("transformer shapes: BERT 128x768x768 and a decode row", "[ge
   std::vector<int32_t> bias(N, -1234);
   std::vector<float> multipliers(N);
   for (index_t n = 0; n < N; ++n) multipliers[n] = 1e-5f * float(1 + n % 17);
-  const auto pipeline = ep::make_pipeline(ep::bias<int32_t>{bias.data()}, ep::requantize<ep::per_n>{multipliers.data(), 128});
+  const auto pipeline = ep::make_pipeline(ep::bias<int32_t>{bias}, ep::requantize<ep::per_n>{multipliers, 128});
   const auto [got, want] = run_both<Arch, uint8_t, int8_t, uint8_t>(make_view(a.data(), M, K), make_view(b.data(), K, N),
                                                                     pipeline, 113);
   CHECK(got == want);
@@ -312,7 +313,7 @@ TEMPLATE_TEST_CASE("float GEMM over several K blocks", "[gemm][kblocks]", QTX_GE
   const auto a = random_values<float>(M * K, 41), b = random_values<float>(K * N, 42), bias = random_values<float>(N, 43);
   const auto av = make_view(a.data(), M, K);
   const auto bv = make_view(b.data(), K, N);
-  const auto [got, want] = run_both<Arch, float, float, float>(av, bv, ep::make_pipeline(ep::bias<float>{bias.data()}));
+  const auto [got, want] = run_both<Arch, float, float, float>(av, bv, ep::make_pipeline(ep::bias<float>{bias}));
   check_float_close(got, want, abs_products(av, bv), K);
 }
 
@@ -366,11 +367,320 @@ TEST_CASE("ops::gemm rejects bad arguments with qtx::error", "[gemm][errors]") {
   CHECK_THROWS_AS(ops::gemm(Arch{}, av, packed, make_view(cf.data(), 4, 5),
                             ep::make_pipeline(ep::dequantize<ep::per_tensor>{scale}, ep::residual_add{make_view(r.data(), 4, 4)})),
                   qtx::error);
-  CHECK_THROWS_AS(ops::gemm(Arch{}, av, packed, cv, ep::make_pipeline(ep::bias<int32_t>{nullptr})), qtx::error);
+  CHECK_THROWS_AS(ops::gemm(Arch{}, av, packed, cv, ep::make_pipeline(ep::bias<int32_t>{{nullptr, 5}})), qtx::error);
   // Empty outputs are fine; K = 0 gives the epilogue of a zero accumulator.
   CHECK_NOTHROW(ops::gemm(Arch{}, make_view(a.data(), 0, 6), packed, make_view(c.data(), 0, 5)));
   const int32_t bias[] = {1, 2, 3, 4, 5};
   ops::gemm(Arch{}, make_view(a.data(), 4, 0), ops::pack_b<Arch>(make_view(b.data(), 0, 5)), cv,
             ep::make_pipeline(ep::bias<int32_t>{bias}), 7);
   CHECK(c == std::vector<int32_t>{1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2, 3, 4, 5});
+}
+
+// ---------------------------------------------------------------- epilogue validation
+
+namespace {
+// A user-written stage: v clamped to [lo, hi]; ops::gemm must call its validate().
+struct clamp_stage {
+  float lo, hi;
+  float operator()(float v, index_t, index_t) const { return v < lo ? lo : v > hi ? hi : v; }
+  void validate(const ep::gemm_call& call) const {
+    qtx::check(lo <= hi, call, ": clamp_stage lo (", lo, ") > hi (", hi, ")");
+  }
+};
+}  // namespace
+
+TEST_CASE("ops::gemm validates every epilogue stage against C, by the shared rules", "[gemm][errors][epilogue]") {
+  using Arch = cpu::native;
+  const index_t M = 4, K = 6, N = 5;
+  const std::vector<uint8_t> a(M * K, 1);
+  const std::vector<int8_t> b(K * N, 1);
+  const auto av = make_view(a.data(), M, K);
+  const auto packed = ops::pack_b<Arch>(make_view(b.data(), K, N));
+  std::vector<int32_t> c32(M * N, -7);
+  std::vector<uint8_t> c8(M * N, 9);
+  std::vector<float> cf(M * N, -1.0f);
+  const auto c32v = make_view(c32.data(), M, N);
+  const auto c8v = make_view(c8.data(), M, N);
+  const auto cfv = make_view(cf.data(), M, N);
+  const auto gemm_u8 = [&](const auto& pipeline) { ops::gemm(Arch{}, av, packed, c8v, pipeline, 3); };
+  const auto gemm_f32 = [&](const auto& pipeline) { ops::gemm(Arch{}, av, packed, cfv, pipeline, 3); };
+  const std::vector<int32_t> bias(N, 1), short_bias(N - 1, 1), long_bias(N + 1, 1);
+  const std::vector<float> ones(N, 1.0f), one = {1.0f}, three(3, 1.0f);
+  const float nan_f = std::numeric_limits<float>::quiet_NaN(), inf_f = std::numeric_limits<float>::infinity();
+
+  // Lengths: bias (short, long, null, empty), per_n and per_tensor data, row factors.
+  CHECK_THROWS_WITH(ops::gemm(Arch{}, av, packed, c32v, ep::make_pipeline(ep::bias<int32_t>{short_bias})),
+                    Catch::Contains("gemm: bias values has 4 elements, expected 5 (one per column n of c)"));
+  CHECK_THROWS_AS(ops::gemm(Arch{}, av, packed, c32v, ep::make_pipeline(ep::bias<int32_t>{long_bias})), qtx::error);
+  CHECK_THROWS_WITH(ops::gemm(Arch{}, av, packed, c32v, ep::make_pipeline(ep::bias<int32_t>{{nullptr, N}})),
+                    Catch::Contains("gemm: bias values is null"));
+  CHECK_THROWS_AS(ops::gemm(Arch{}, av, packed, c32v, ep::make_pipeline(ep::bias<int32_t>{})), qtx::error);
+  CHECK_THROWS_WITH(gemm_u8(ep::make_pipeline(ep::requantize<ep::per_n>{three, 0})),
+                    Catch::Contains("gemm: requantize multipliers has 3 elements, expected 5"));
+  CHECK_THROWS_WITH(gemm_u8(ep::make_pipeline(ep::requantize<ep::per_tensor>{three, 0})),
+                    Catch::Contains("expected 1 (one for the whole tensor)"));
+  CHECK_THROWS_AS(gemm_f32(ep::make_pipeline(ep::dequantize<ep::per_n>{one})), qtx::error);
+  CHECK_THROWS_AS(gemm_f32(ep::make_pipeline(ep::dequantize<ep::per_tensor>{ones})), qtx::error);
+  CHECK_THROWS_WITH(gemm_f32(ep::make_pipeline(ep::dequantize<ep::per_tensor>{one}, ep::row_scale{ones})),
+                    Catch::Contains("gemm: row_scale factors has 5 elements, expected 4 (one per row m of c)"));
+  // Values, by the rules ops::requantize / ops::quantize use (quant/params.hpp).
+  for (float bad : {0.0f, -1.0f, nan_f, inf_f, -inf_f}) {
+    std::vector<float> m = ones;
+    m[2] = bad;
+    CHECK_THROWS_WITH(gemm_u8(ep::make_pipeline(ep::requantize<ep::per_n>{m, 0})),
+                      Catch::Contains("gemm: requantize multipliers[2] (") &&
+                          Catch::Contains(") must be finite and positive"));
+    CHECK_THROWS_WITH(gemm_f32(ep::make_pipeline(ep::dequantize<ep::per_n>{m})),
+                      Catch::Contains("gemm: dequantize scales[2] ("));
+    CHECK_THROWS_WITH(gemm_u8(ep::make_pipeline(ep::dequantize<ep::per_tensor>{one}, ep::quantize{bad, 0})),
+                      Catch::Contains("gemm: quantize inv_scale ("));
+    // The same multiplier through ops::requantize: the same rule, the same words.
+    std::vector<int32_t> acc(1);
+    std::vector<uint8_t> out(1);
+    CHECK_THROWS_WITH(qtx::requantize<uint8_t>(acc, out, bad, 0), Catch::Contains(") must be finite and positive"));
+  }
+  CHECK_THROWS_WITH(gemm_u8(ep::make_pipeline(ep::requantize<ep::per_n>{ones, 256})),
+                    Catch::Contains("gemm: requantize zero_point (256) is outside the range of u8 [0, 255]"));
+  CHECK_THROWS_AS(gemm_u8(ep::make_pipeline(ep::requantize<ep::per_n>{ones, -1})), qtx::error);
+  std::vector<int32_t> accepted(M * N);  // int32 C: any zero point
+  CHECK_NOTHROW(ops::gemm(Arch{}, av, packed, make_view(accepted.data(), M, N),
+                          ep::make_pipeline(ep::requantize<ep::per_n>{ones, 256})));
+  std::vector<int8_t> c_s8(M * N);
+  CHECK_THROWS_WITH(ops::gemm(Arch{}, av, packed, make_view(c_s8.data(), M, N),
+                              ep::make_pipeline(ep::requantize<ep::per_tensor>{one, 128})),
+                    Catch::Contains("outside the range of s8"));
+  const std::vector<fixed_point_multiplier> bad_fixed = {to_fixed_point(0.5), {5, 0}, to_fixed_point(0.5),
+                                                         to_fixed_point(0.5), to_fixed_point(0.5)};
+  CHECK_THROWS_WITH(gemm_u8(ep::make_pipeline(ep::requantize_fixed<ep::per_n>{bad_fixed, 0})),
+                    Catch::Contains("gemm: requantize_fixed multipliers[1] (m0 5, shift 0) is not normalised"));
+  const std::vector<fixed_point_multiplier> wide_shift = {{1 << 30, 32}};
+  CHECK_THROWS_AS(gemm_u8(ep::make_pipeline(ep::requantize_fixed<ep::per_tensor>{wide_shift, 0})), qtx::error);
+  CHECK_THROWS_AS(gemm_u8(ep::make_pipeline(ep::requantize_fixed<ep::per_tensor>{std::span(bad_fixed).first(1), 300})),
+                  qtx::error);
+  CHECK_THROWS_WITH(gemm_u8(ep::make_pipeline(ep::dequantize<ep::per_tensor>{one}, ep::quantize{1.0f, 300})),
+                    Catch::Contains("gemm: quantize zero_point (300)"));
+  CHECK_THROWS_WITH(gemm_f32(ep::make_pipeline(ep::dequantize<ep::per_tensor>{one}, ep::scale{nan_f})),
+                    Catch::Contains("gemm: scale alpha (nan) must be finite"));
+  const std::vector<float> r(M * N, 0.0f);
+  CHECK_THROWS_WITH(gemm_f32(ep::make_pipeline(ep::dequantize<ep::per_tensor>{one},
+                                               ep::residual_add{{nullptr, M, N, N, 1}})),
+                    Catch::Contains("gemm: residual is null"));
+  CHECK_THROWS_AS(gemm_f32(ep::make_pipeline(ep::dequantize<ep::per_tensor>{one},
+                                             ep::residual_add{{r.data(), M, N, -1, 1}})),
+                  qtx::error);
+  // A user-written stage is validated the same way, and runs on every backend's fallback path.
+  CHECK_THROWS_WITH(gemm_f32(ep::make_pipeline(ep::dequantize<ep::per_tensor>{one}, clamp_stage{2.0f, 1.0f})),
+                    Catch::Contains("gemm: clamp_stage lo (2) > hi (1)"));
+  // Nothing was written by any rejected call.
+  CHECK(c8 == std::vector<uint8_t>(M * N, 9));
+  CHECK(cf == std::vector<float>(M * N, -1.0f));
+  CHECK(c32 == std::vector<int32_t>(M * N, -7));
+}
+
+TEMPLATE_TEST_CASE("a user-written stage runs through the vector fallback bit-exactly", "[gemm][epilogue]", QTX_GEMM_BACKENDS) {
+  using Arch = TestType;
+  if (skip_unsupported<Arch>()) return;
+  const index_t M = GENERATE(1, 5), N = GENERATE(3, 37), K = 19;
+  const auto a = random_values<uint8_t>(M * K, 51);
+  const auto b = random_values<int8_t>(K * N, 52);
+  const float s[] = {1e-3f};
+  const auto pipeline = ep::make_pipeline(ep::dequantize<ep::per_tensor>{s}, clamp_stage{-0.5f, 0.25f});
+  const auto [got, want] = run_both<Arch, uint8_t, int8_t, float>(make_view(a.data(), M, K), make_view(b.data(), K, N),
+                                                                  pipeline, 77);
+  CHECK(got == want);
+}
+
+TEST_CASE("ops::gemm with unpacked B names gemm, not pack_b, in its messages", "[gemm][errors]") {
+  using Arch = cpu::native;
+  const index_t K = ops::int8_gemm_max_k + 1;
+  const std::vector<uint8_t> a(K, 1);
+  const std::vector<int8_t> b(K, 1);
+  std::vector<int32_t> c(1);
+  CHECK_THROWS_WITH(ops::gemm(Arch{}, make_view(a.data(), 1, K), make_view(b.data(), K, 1), make_view(c.data(), 1, 1)),
+                    Catch::StartsWith("gemm: K (33026) exceeds the int32-safe bound 33025"));
+  CHECK_THROWS_WITH(ops::pack_b<Arch>(make_view(b.data(), K, 1)), Catch::StartsWith("pack_b: K (33026)"));
+  CHECK_THROWS_WITH(ops::gemm(Arch{}, make_view(a.data(), 1, 4), make_view(b.data(), 4, 1), make_view(c.data(), 1, 1),
+                              ep::make_pipeline(), 0, 200),
+                    Catch::StartsWith("gemm: b_zero_point (200) is outside the range of s8"));
+  CHECK_THROWS_WITH(ops::gemm(Arch{}, make_view(a.data(), 1, 4), make_view(b.data(), 3, 1), make_view(c.data(), 1, 1)),
+                    Catch::StartsWith("gemm: a.cols (4) != b.rows (3)"));
+  CHECK_THROWS_WITH(ops::gemm(Arch{}, make_view(a.data(), 1, 4), make_view(b.data(), 4, 1), make_view(c.data(), 1, 1),
+                              ep::make_pipeline(), 256),
+                    Catch::StartsWith("gemm: a_zero_point (256) is outside the range of u8"));
+}
+
+// ---------------------------------------------------------------- batched GEMM
+
+namespace {
+// A batch of (rows, cols) matrices stacked with `pad` elements after each row and `gap` after
+// each matrix, filled from `values` (so the pads hold values the kernels must not read or write).
+template <class T>
+batch_view<T> stacked(std::vector<T>& store, index_t batch, index_t rows, index_t cols, index_t pad, index_t gap) {
+  const index_t row_stride = cols + pad, batch_stride = rows * row_stride + gap;
+  store.resize(std::size_t(std::max<index_t>(1, batch * batch_stride)));
+  return {store.data(), batch, rows, cols, batch_stride, row_stride, 1};
+}
+}  // namespace
+
+TEMPLATE_TEST_CASE("batched int8 GEMM is bit-exact per batch: shared B, per-batch B, per-batch epilogue",
+                   "[gemm][batched]", QTX_GEMM_BACKENDS) {
+  using Arch = TestType;
+  if (skip_unsupported<Arch>()) return;
+  const index_t batch = GENERATE(1, 3, 20);
+  const int shape = GENERATE(range(0, 4));  // (M, N, K): tiny, odd, and across a vector width
+  constexpr index_t shapes[][3] = {{1, 1, 1}, {2, 3, 5}, {7, 17, 33}, {16, 65, 31}};
+  const index_t M = shapes[shape][0], N = shapes[shape][1], K = shapes[shape][2];
+  INFO(Arch::name() << " batch " << batch << " " << M << "x" << N << "x" << K);
+  const int32_t za = 140;
+  std::vector<uint8_t> a_store;
+  const auto a = stacked(a_store, batch, M, K, 3, 5);
+  a_store = random_values<uint8_t>(index_t(a_store.size()), unsigned(batch * 1000 + M));
+  std::vector<std::vector<int8_t>> bs;
+  std::vector<ops::packed_b<Arch, int8_t>> packed;
+  std::vector<std::vector<int32_t>> biases;
+  std::vector<float> multipliers(N);
+  for (index_t n = 0; n < N; ++n) multipliers[n] = 1e-3f * float(1 + n % 5);
+  for (index_t i = 0; i < batch; ++i) {
+    bs.push_back(random_values<int8_t>(K * N, unsigned(i + 17 * N)));
+    packed.push_back(ops::pack_b<Arch>(make_view(bs[i].data(), K, N), int32_t(i % 7) - 3));
+    biases.push_back(random_values<int32_t>(N, unsigned(i + 5)));
+    for (auto& v : biases.back()) v %= 5000;
+  }
+  const auto per_batch_ep = [&](index_t i) {
+    return ep::make_pipeline(ep::bias<int32_t>{biases[i]}, ep::requantize<ep::per_n>{multipliers, int32_t(100 + i)});
+  };
+  // Expected: the reference GEMM of each batch on its own.
+  auto expect = [&](bool shared_b, bool per_batch) {
+    std::vector<uint8_t> want(batch * M * N);
+    for (index_t i = 0; i < batch; ++i) {
+      const index_t bi = shared_b ? 0 : i;
+      const auto out = make_view(want.data() + i * M * N, M, N);
+      const matrix_view<const uint8_t> ai = a[i];
+      const auto bv = make_view(static_cast<const int8_t*>(bs[bi].data()), K, N);
+      const int32_t zb = int32_t(bi % 7) - 3;
+      if (per_batch) ref::gemm(ai, bv, out, per_batch_ep(i), za, zb);
+      else ref::gemm(ai, bv, out, per_batch_ep(0), za, zb);
+    }
+    return want;
+  };
+  auto run = [&](auto&& call) {
+    std::vector<uint8_t> c_store;
+    const auto c = stacked(c_store, batch, M, N, 2, 3);
+    std::fill(c_store.begin(), c_store.end(), uint8_t(77));
+    call(c);
+    std::vector<uint8_t> got;
+    for (index_t i = 0; i < batch; ++i)
+      for (index_t m = 0; m < M; ++m)
+        for (index_t n = 0; n < N; ++n) got.push_back(c(i, m, n));
+    // Row pads and batch gaps are untouched.
+    index_t touched = 0;
+    for (index_t i = 0; i < batch; ++i)
+      for (index_t off = 0; off < c.batch_stride; ++off) {
+        const index_t m = off / c.row_stride, n = off % c.row_stride;
+        if ((m >= M || n >= N) && c_store[std::size_t(i * c.batch_stride + off)] != 77) ++touched;
+      }
+    CHECK(touched == 0);
+    return got;
+  };
+  const batch_view<const uint8_t> ac{a.data, a.batch, a.rows, a.cols, a.batch_stride, a.row_stride, a.col_stride};
+  CHECK(run([&](auto c) { ops::gemm(Arch{}, ac, packed[0], c, per_batch_ep(0), za); }) == expect(true, false));
+  CHECK(run([&](auto c) { ops::gemm(Arch{}, a, packed, c, per_batch_ep(0), za); }) == expect(false, false));
+  CHECK(run([&](auto c) { ops::gemm(Arch{}, a, std::span(packed), c, per_batch_ep, za); }) == expect(false, true));
+  CHECK(run([&](auto c) { ops::gemm(Arch{}, a, packed[0], c, per_batch_ep, za); }) == expect(true, true));
+}
+
+TEMPLATE_TEST_CASE("batched GEMM over heads side by side in the columns (attention layout)", "[gemm][batched]",
+                   QTX_GEMM_BACKENDS) {
+  using Arch = TestType;
+  if (skip_unsupported<Arch>()) return;
+  // A (T, H·d) as H batches (T, d); C (T, H·n) as H batches (T, n); batch_stride d / n, row stride H·d / H·n.
+  const index_t T = GENERATE(1, 9, 40), H = 6, d = 16, n = 12;
+  INFO(Arch::name() << " T " << T);
+  const auto a = random_values<uint8_t>(T * H * d, unsigned(T));
+  const auto b = random_values<int8_t>(d * n, 3);
+  const auto packed = ops::pack_b<Arch>(make_view(b.data(), d, n), 5);
+  std::vector<int32_t> c(T * H * n, -1), want(T * H * n);
+  const batch_view<const uint8_t> av{a.data(), H, T, d, d, H * d, 1};
+  const batch_view<int32_t> cv{c.data(), H, T, n, n, H * n, 1};
+  ops::gemm(Arch{}, av, packed, cv, ep::make_pipeline(), 9);
+  for (index_t h = 0; h < H; ++h)
+    ref::gemm(av[h], make_view(b.data(), d, n), make_view(want.data() + h * n, T, n, H * n), ep::make_pipeline(), 9, 5);
+  CHECK(c == want);
+
+  // Float: the batched call equals one ops::gemm per batch, bit for bit (the same kernel).
+  const auto af = random_values<float>(T * H * d, 4), bf = random_values<float>(d * n, 5), bias = random_values<float>(n, 6);
+  const auto packed_f = ops::pack_b<Arch>(make_view(bf.data(), d, n));
+  std::vector<float> cf(T * H * n), cf_want(T * H * n);
+  const batch_view<const float> afv{af.data(), H, T, d, d, H * d, 1};
+  const auto pipeline = ep::make_pipeline(ep::bias<float>{bias}, ep::gelu_tanh{});
+  ops::gemm(Arch{}, afv, packed_f, batch_view<float>{cf.data(), H, T, n, n, H * n, 1}, pipeline);
+  for (index_t h = 0; h < H; ++h)
+    ops::gemm(Arch{}, afv[h], packed_f, make_view(cf_want.data() + h * n, T, n, H * n), pipeline);
+  CHECK(cf == cf_want);
+}
+
+TEST_CASE("batched GEMM: overlapping C batches run one after another (last batch wins)", "[gemm][batched]") {
+  using Arch = cpu::native;
+  // batch_stride 0: every batch writes the same C; batch i adds bias i, so C holds batch 3's result.
+  const index_t M = 3, N = 4, K = 2, B = 4;
+  const std::vector<uint8_t> a(M * K, 2);
+  const std::vector<int8_t> b(K * N, 1);
+  const auto packed = ops::pack_b<Arch>(make_view(b.data(), K, N));
+  std::vector<std::vector<int32_t>> biases;
+  for (index_t i = 0; i < B; ++i) biases.emplace_back(N, int32_t(100 * i));
+  std::vector<int32_t> c(M * N);
+  ops::gemm(Arch{}, batch_view<const uint8_t>{a.data(), B, M, K, 0, K, 1}, packed, batch_view<int32_t>{c.data(), B, M, N, 0, N, 1},
+            [&](index_t i) { return ep::make_pipeline(ep::bias<int32_t>{biases[i]}); });
+  CHECK(c == std::vector<int32_t>(M * N, 2 * 2 + 300));
+}
+
+TEST_CASE("batched GEMM rejects bad arguments with qtx::error", "[gemm][batched][errors]") {
+  using Arch = cpu::native;
+  const index_t B = 3, M = 4, K = 6, N = 5;
+  const std::vector<uint8_t> a(B * M * K, 1);
+  const std::vector<int8_t> b(K * N, 1), b_wide(K * (N + 1), 1);
+  std::vector<int32_t> c(B * M * N, -3);
+  const auto packed = ops::pack_b<Arch>(make_view(b.data(), K, N));
+  const auto av = make_batch_view(a.data(), B, M, K);
+  const auto cv = make_batch_view(c.data(), B, M, N);
+  CHECK_NOTHROW(ops::gemm(Arch{}, av, packed, cv));
+  std::fill(c.begin(), c.end(), -3);
+  // Batch counts and per-batch B's.
+  CHECK_THROWS_WITH(ops::gemm(Arch{}, make_batch_view(a.data(), 2, M, K), packed, cv),
+                    Catch::StartsWith("gemm: a has 2 batches but c has 3"));
+  std::vector<ops::packed_b<Arch, int8_t>> two;
+  two.push_back(ops::pack_b<Arch>(make_view(b.data(), K, N)));
+  two.push_back(ops::pack_b<Arch>(make_view(b.data(), K, N)));
+  CHECK_THROWS_WITH(ops::gemm(Arch{}, av, two, cv), Catch::StartsWith("gemm: b holds 2 packed matrices but a has 3 batches"));
+  two.push_back(ops::pack_b<Arch>(make_view(b_wide.data(), K, N + 1)));
+  CHECK_THROWS_WITH(ops::gemm(Arch{}, av, two, cv), Catch::StartsWith("gemm: c is 4x5 but a·b[2] is 4x6"));
+  two[2] = ops::pack_b<Arch>(make_view(b.data(), K - 1, N));
+  CHECK_THROWS_WITH(ops::gemm(Arch{}, av, two, cv), Catch::StartsWith("gemm: a.cols (6) != b[2].rows (5)"));
+  // Shapes against a shared B.
+  CHECK_THROWS_AS(ops::gemm(Arch{}, make_batch_view(a.data(), B, M, K - 1), packed, cv), qtx::error);
+  CHECK_THROWS_AS(ops::gemm(Arch{}, av, packed, make_batch_view(c.data(), B, M - 1, N)), qtx::error);
+  // Views: negative batch, negative batch_stride, null data, negative row stride.
+  CHECK_THROWS_WITH(ops::gemm(Arch{}, batch_view<const uint8_t>{a.data(), -1, M, K, M * K, K, 1}, packed,
+                              batch_view<int32_t>{c.data(), -1, M, N, M * N, N, 1}),
+                    Catch::StartsWith("gemm: a has a negative batch count (-1)"));
+  CHECK_THROWS_WITH(ops::gemm(Arch{}, batch_view<const uint8_t>{a.data(), B, M, K, -1, K, 1}, packed, cv),
+                    Catch::StartsWith("gemm: a has a negative batch_stride (-1)"));
+  CHECK_THROWS_WITH(ops::gemm(Arch{}, av, packed, batch_view<int32_t>{nullptr, B, M, N, M * N, N, 1}),
+                    Catch::StartsWith("gemm: c is 4x5 with null data"));
+  CHECK_THROWS_AS(ops::gemm(Arch{}, batch_view<const uint8_t>{a.data(), B, M, K, M * K, -K, 1}, packed, cv), qtx::error);
+  // Zero point of A.
+  CHECK_THROWS_WITH(ops::gemm(Arch{}, av, packed, cv, ep::make_pipeline(), 256),
+                    Catch::StartsWith("gemm: a_zero_point (256)"));
+  // Epilogues: a shared one of the wrong length; a per-batch one wrong only in batch 2 (named).
+  const std::vector<int32_t> bias(N, 1), short_bias(N - 2, 1);
+  CHECK_THROWS_WITH(ops::gemm(Arch{}, av, packed, cv, ep::make_pipeline(ep::bias<int32_t>{short_bias})),
+                    Catch::StartsWith("gemm: bias values has 3 elements, expected 5"));
+  CHECK_THROWS_WITH(ops::gemm(Arch{}, av, packed, cv,
+                              [&](index_t i) { return ep::make_pipeline(ep::bias<int32_t>{i == 2 ? short_bias : bias}); }),
+                    Catch::StartsWith("gemm (batch 2): bias values has 3 elements, expected 5"));
+  CHECK(c == std::vector<int32_t>(B * M * N, -3));  // no batch was written by a rejected call
+  // Empty batches and empty matrices are fine.
+  CHECK_NOTHROW(ops::gemm(Arch{}, batch_view<const uint8_t>{nullptr, 0, M, K, M * K, K, 1}, packed,
+                          batch_view<int32_t>{nullptr, 0, M, N, M * N, N, 1}));
+  CHECK_NOTHROW(ops::gemm(Arch{}, make_batch_view(a.data(), B, 0, K), packed, make_batch_view(c.data(), B, 0, N)));
 }

@@ -798,3 +798,29 @@ TEST_CASE("outlier_stats averages over sequences and keeps the largest inf-norm"
   many.reset();
   CHECK(many.count() == 0);
 }
+
+// ---------------------------------------------------------------- params.hpp: the shared rules
+
+TEST_CASE("parameter rules: one function per parameter, used by ops and GEMM epilogues alike", "[quant][rules]") {
+  for (float bad : {0.0f, -0.0f, -2.0f, nan_f, inf_f, -inf_f})
+    CHECK_THROWS_WITH(qtx::check_scale("f", "s", bad), Catch::StartsWith("f: s (") &&
+                                                           Catch::EndsWith(") must be finite and positive"));
+  CHECK_NOTHROW(qtx::check_scale("f", "s", std::numeric_limits<float>::denorm_min()));
+  CHECK_THROWS_WITH(qtx::check_scale("f", qtx::param_name("m").at(7), 0.0f), Catch::StartsWith("f: m[7] (0)"));
+  CHECK_THROWS_WITH(qtx::check_zero_point<uint8_t>("f", "zp", 256), Catch::Contains("f: zp (256) is outside the range of u8 [0, 255]"));
+  CHECK_THROWS_AS(qtx::check_zero_point<uint8_t>("f", "zp", -1), qtx::error);
+  CHECK_THROWS_AS(qtx::check_zero_point<int8_t>("f", "zp", 128), qtx::error);
+  CHECK_THROWS_AS(qtx::check_zero_point<int8_t>("f", "zp", -129), qtx::error);
+  CHECK_NOTHROW(qtx::check_zero_point<int8_t>("f", "zp", -128));
+  CHECK_THROWS_WITH(qtx::check_fixed_point("f", "fx", {(1 << 30) - 1, 0}), Catch::Contains("f: fx (m0 1073741823, shift 0) is not normalised"));
+  CHECK_THROWS_AS(qtx::check_fixed_point("f", "fx", {1 << 30, -32}), qtx::error);
+  CHECK_NOTHROW(qtx::check_fixed_point("f", "fx", qtx::to_fixed_point(3.0)));
+  CHECK_THROWS_WITH(qtx::check_quant_params<uint8_t>("f", "p", {inf_f, 0}), Catch::Contains("f: p.scale (inf)"));
+  CHECK_THROWS_WITH(qtx::check_quant_params<uint8_t>("f", "p", {1.0f, 300}), Catch::Contains("f: p.zero_point (300)"));
+  // The ops use them: the same words as the epilogue stages (tests/test_gemm.cpp).
+  std::vector<int32_t> acc(2);
+  std::vector<uint8_t> out(2);
+  CHECK_THROWS_WITH(qtx::requantize<uint8_t>(acc, out, -1.0f, 0), "requantize: multiplier (-1) must be finite and positive");
+  CHECK_THROWS_WITH(qtx::requantize<uint8_t>(acc, out, 1.0f, 256), "requantize: zero_point (256) is outside the range of u8 [0, 255]");
+  CHECK_THROWS_WITH(qtx::to_fixed_point(-1.0), Catch::StartsWith("to_fixed_point: multiplier (-1) must be finite and positive"));
+}

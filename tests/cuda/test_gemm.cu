@@ -122,25 +122,25 @@ TEST_CASE("cuda int8 gemm: W8A8 epilogues are bit-identical to the oracle", "[cu
     const int32_t zp = 117;
     check_int8<uint8_t>(s, zp, 0,
                         [&](bool dev) {
-                          return make_pipeline(bias<int32_t>{d.bias_ptr(dev)},
-                                               requantize_n{d.multipliers_ptr(dev), 3});
+                          return make_pipeline(bias<int32_t>{{d.bias_ptr(dev), d.n}},
+                                               requantize_n{{d.multipliers_ptr(dev), d.n}, 3});
                         },
                         seed++);
     check_int8<int8_t>(s, zp, 0,
-                       [&](bool dev) { return make_pipeline(requantize_t{d.multipliers_ptr(dev), -5}); },
+                       [&](bool dev) { return make_pipeline(requantize_t{{d.multipliers_ptr(dev), 1}, -5}); },
                        seed++);
     check_int8<float>(s, zp, 0,
                       [&](bool dev) {
-                        return make_pipeline(bias<int32_t>{d.bias_ptr(dev)}, dequantize_n{d.scales_ptr(dev)},
+                        return make_pipeline(bias<int32_t>{{d.bias_ptr(dev), d.n}}, dequantize_n{{d.scales_ptr(dev), d.n}},
                                              gelu_erf{}, residual_add{d.residual_view(dev)});
                       },
                       seed++, 0, 0, match::libm);
     check_int8<float>(s, zp, 0,
-                      [&](bool dev) { return make_pipeline(bias<int32_t>{d.bias_ptr(dev)}, dequantize_n{d.scales_ptr(dev)}); },
+                      [&](bool dev) { return make_pipeline(bias<int32_t>{{d.bias_ptr(dev), d.n}}, dequantize_n{{d.scales_ptr(dev), d.n}}); },
                       seed++);
     check_int8<uint8_t>(s, zp, 0,
                         [&](bool dev) {
-                          return make_pipeline(dequantize_t{d.scales_ptr(dev)}, gelu_tanh{},
+                          return make_pipeline(dequantize_t{{d.scales_ptr(dev), 1}}, gelu_tanh{},
                                                epilogue::quantize{40.0f, 20});
                         },
                         seed++, 0, 0, match::libm);
@@ -195,7 +195,7 @@ TEMPLATE_TEST_CASE("cuda 16-bit gemm → fp32 matches the oracle", "[cuda][gemm]
     std::vector<float> expected(std::size_t(s.m * s.n)), magnitude(expected.size());
     ref::gemm(matrix_view<const float>(make_view(a_r.data(), s.m, s.k)),
               matrix_view<const float>(make_view(b_r.data(), s.k, s.n)),
-              make_view(expected.data(), s.m, s.n), epilogue::make_pipeline(epilogue::bias<float>{bias_f.data()}));
+              make_view(expected.data(), s.m, s.n), epilogue::make_pipeline(epilogue::bias<float>{bias_f}));
     for (index_t i = 0; i < s.m; ++i)
       for (index_t j = 0; j < s.n; ++j)
         for (index_t p = 0; p < s.k; ++p)
@@ -205,7 +205,7 @@ TEMPLATE_TEST_CASE("cuda 16-bit gemm → fp32 matches the oracle", "[cuda][gemm]
     const auto a_dev = to_device(a);
     cuda::device_buffer<float> c(s.m * s.n);
     cuda::gemm(cuda::sm80{}, make_view(a_dev.data(), s.m, s.k), packed, make_view(c.data(), s.m, s.n),
-               epilogue::make_pipeline(epilogue::bias<float>{bias_dev.data()}));
+               epilogue::make_pipeline(epilogue::bias<float>{bias_dev}));
     qtx_test::sync();
     const auto got = c.download();
     INFO("M " << s.m << " N " << s.n << " K " << s.k);

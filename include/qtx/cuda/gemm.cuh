@@ -95,6 +95,8 @@ void gemm(Arch, matrix_view<TAv> a_view, const packed_b<TB>& b, matrix_view<TC> 
                 "cuda::gemm: operands must be u8·s8 or matching fp16/bf16");
   const matrix_view<const TA> a = a_view;
   check_gemm_arguments(a, b.k, b.n, b.zero_point, c, a_zero_point);
+  // Stage data is device memory: lengths are checked, values are not read.
+  ep.validate(epilogue::gemm_call::of<TC>("cuda::gemm", c.rows, c.cols, /*host_data=*/false));
   if (c.empty()) return;
 
   constexpr int element_bytes = int(sizeof(TA));

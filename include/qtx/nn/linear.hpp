@@ -73,10 +73,10 @@ class linear {
                matrix_view<const float> residual = {}) const {
     detail::check_linear_args("linear::forward", in_, out_, x.rows, x.cols, y.rows, y.cols, residual);
     auto run = [&](auto... stages) {
-      ops::gemm(Arch{}, x, packed_, y, epilogue::make_pipeline(stages...));
+      ops::detail::gemm_packed("linear::forward", Arch{}, x, packed_, y, epilogue::make_pipeline(stages...), 0);
     };
     auto tail = [](auto& body, auto... s) { body(s...); };
-    detail::with_epilogue(act, residual, tail, run, epilogue::bias<float>{bias_.data()});
+    detail::with_epilogue(act, residual, tail, run, epilogue::bias<float>{bias_});
   }
 
  private:
@@ -144,10 +144,11 @@ class qlinear {
   void run(matrix_view<const uint8_t> x, matrix_view<TC> y, activation act,
            matrix_view<const float> residual, Tail tail) const {
     auto body = [&](auto... stages) {
-      ops::gemm(Arch{}, x, packed_, y, epilogue::make_pipeline(stages...), input_.zero_point);
+      ops::detail::gemm_packed("qlinear::forward", Arch{}, x, packed_, y, epilogue::make_pipeline(stages...),
+                              input_.zero_point);
     };
-    detail::with_epilogue(act, residual, tail, body, epilogue::bias<int32_t>{bias_q_.data()},
-                          epilogue::dequantize<epilogue::per_n>{acc_scale_.data()});
+    detail::with_epilogue(act, residual, tail, body, epilogue::bias<int32_t>{bias_q_},
+                          epilogue::dequantize<epilogue::per_n>{acc_scale_});
   }
 
   index_t in_ = 0, out_ = 0;

@@ -73,9 +73,8 @@ void requantize(Arch arch, matrix_view<AV> acc_view, matrix_view<T> q, float mul
   static_assert(detail::is_8bit<T>, "ops::requantize: q must be (non-const) uint8 or int8");
   const matrix_view<const int32_t> acc = acc_view;
   detail::check_map("requantize", acc, "acc", q, "q");
-  check(std::isfinite(multiplier) && multiplier > 0.0f, "requantize: multiplier (", multiplier,
-        ") must be finite and positive");
-  check_quant_params<T>("requantize", "output", {1.0f, zero_point});
+  check_scale("requantize", "multiplier", multiplier);
+  check_zero_point<T>("requantize", "zero_point", zero_point);
   if (!acc.empty()) cpu::rows::requantize(arch, acc, q, multiplier, zero_point);
 }
 
@@ -86,10 +85,8 @@ void requantize(Arch arch, matrix_view<AV> acc_view, matrix_view<T> q, fixed_poi
   static_assert(detail::is_8bit<T>, "ops::requantize: q must be (non-const) uint8 or int8");
   const matrix_view<const int32_t> acc = acc_view;
   detail::check_map("requantize", acc, "acc", q, "q");
-  check(multiplier.m0 >= (1 << 30) && multiplier.shift >= -31 && multiplier.shift <= 31,
-        "requantize: fixed-point multiplier (m0 ", multiplier.m0, ", shift ", multiplier.shift,
-        ") is not normalised; build it with to_fixed_point");
-  check_quant_params<T>("requantize", "output", {1.0f, zero_point});
+  check_fixed_point("requantize", "fixed-point multiplier", multiplier);
+  check_zero_point<T>("requantize", "zero_point", zero_point);
   if (!acc.empty()) cpu::rows::requantize(arch, acc, q, multiplier, zero_point);
 }
 

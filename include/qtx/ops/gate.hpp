@@ -45,10 +45,22 @@ struct gate_weights {
   std::vector<float> b2;  // mlp: (n_heads)
 
   index_t d_model() const { return n_heads * d_head; }
+
+  // The gate at initialisation: every weight 0 and the output bias logit(pi_init), so that
+  // π = pi_init for every input (the paper's OPT 0.25, ViT 0.5). `hidden` is the mlp_per_head
+  // hidden size and must be 0 for the other kinds. Throws qtx::error unless pi_init lies in (0, 1)
+  // and the sizes are positive.
+  static gate_weights from_pi_init(gate_kind kind, index_t n_heads, index_t d_head, float pi_init,
+                                   index_t hidden = 0);
 };
 
+// A probability strictly between 0 and 1 (where its logit is finite).
+inline void check_open_probability(const char* fn, const char* name, float p) {
+  check(p > 0.0f && p < 1.0f, fn, ": ", name, " (", p, ") must lie in (0, 1)");
+}
+
 inline float logit(float p) {
-  check(p > 0.0f && p < 1.0f, "logit: p (", p, ") must lie in (0, 1)");
+  check_open_probability("logit", "p", p);
   return std::log(p / (1.0f - p));
 }
 
@@ -74,6 +86,32 @@ inline void check_gate_weights(const char* fn, const gate_weights& g) {
     case gate_kind::all_heads_linear: expect(g.w1, H * g.d_model(), "w1"); expect(g.b1, H, "b1"); break;
     case gate_kind::unconditional: expect(g.b1, H, "b1"); break;
   }
+}
+
+inline gate_weights gate_weights::from_pi_init(gate_kind kind, index_t n_heads, index_t d_head, float pi_init,
+                                               index_t hidden) {
+  constexpr const char* fn = "gate_weights::from_pi_init";
+  check_open_probability(fn, "pi_init", pi_init);
+  check(n_heads > 0 && d_head > 0, fn, ": n_heads (", n_heads, ") and d_head (", d_head, ") must be positive");
+  check(kind == gate_kind::mlp_per_head ? hidden > 0 : hidden == 0, fn, ": hidden (", hidden, ") must be ",
+        kind == gate_kind::mlp_per_head ? "positive for mlp_per_head" : "0 (only mlp_per_head has a hidden layer)");
+  const float bias = logit(pi_init);
+  const auto zeros = [](index_t n) { return std::vector<float>(static_cast<std::size_t>(n), 0.0f); };
+  const auto biases = [&] { return std::vector<float>(static_cast<std::size_t>(n_heads), bias); };
+  gate_weights g{kind, n_heads, d_head, hidden, {}, {}, {}, {}};
+  switch (kind) {
+    case gate_kind::linear_per_head: g.w1 = zeros(n_heads * d_head); g.b1 = biases(); break;
+    case gate_kind::mlp_per_head:
+      g.w1 = zeros(n_heads * hidden * d_head);
+      g.b1 = zeros(n_heads * hidden);
+      g.w2 = zeros(n_heads * hidden);
+      g.b2 = biases();
+      break;
+    case gate_kind::all_heads_linear: g.w1 = zeros(n_heads * n_heads * d_head); g.b1 = biases(); break;
+    case gate_kind::unconditional: g.b1 = biases(); break;
+    default: check(false, fn, ": unknown gate kind (", int(kind), ")");
+  }
+  return g;
 }
 
 namespace detail {

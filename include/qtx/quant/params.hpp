@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <ostream>
 #include <vector>
 
 #include "../core/error.hpp"
@@ -37,13 +38,62 @@ struct channel_quant_params {
   }
 };
 
+// A real multiplier m > 0 as m0 · 2^(shift − 31) with m0 in [2^30, 2^31): integer-only requantization
+// (built by to_fixed_point, quantize.hpp).
+struct fixed_point_multiplier {
+  int32_t m0 = 0;
+  int shift = 0;
+};
+
+// ---- the argument rules: one function per parameter, shared by ops/ and the GEMM epilogue stages ----
+
+// How a parameter is named in messages: "multiplier", "params.scale", "requantize multipliers[3]".
+struct param_name {
+  const char* base;
+  const char* member = "";
+  index_t index = -1;  // < 0: not an element of an array
+  param_name(const char* b) : base(b) {}  // NOLINT: implicit, so a plain name can be passed
+  param_name(const char* b, const char* m, index_t i = -1) : base(b), member(m), index(i) {}
+  param_name at(index_t i) const { return {base, member, i}; }
+};
+inline std::ostream& operator<<(std::ostream& os, const param_name& p) {
+  os << p.base << p.member;
+  if (p.index >= 0) os << '[' << p.index << ']';
+  return os;
+}
+
+// Each rule throws qtx::error whose message starts with `fn` (the public function the user called;
+// anything streamable, e.g. epilogue::gemm_call), names the parameter and shows its value.
+
+// A scale, a requantization multiplier or a reciprocal scale: finite and positive.
+template <class Fn, class F>
+void check_scale(const Fn& fn, const param_name& name, F value) {
+  check(std::isfinite(value) && value > F(0), fn, ": ", name, " (", value, ") must be finite and positive");
+}
+
+// A zero point of values stored as T (or any int32 range [lo, hi] named `type`).
+template <class Fn>
+void check_zero_point(const Fn& fn, const param_name& name, int32_t zero_point, int32_t lo, int32_t hi,
+                      const char* type) {
+  check(zero_point >= lo && zero_point <= hi, fn, ": ", name, " (", zero_point, ") is outside the range of ",
+        type, " [", lo, ", ", hi, "]");
+}
+template <class T, class Fn>
+void check_zero_point(const Fn& fn, const param_name& name, int32_t zero_point) {
+  check_zero_point(fn, name, zero_point, element_traits<T>::min, element_traits<T>::max, element_traits<T>::name);
+}
+
+// A fixed-point multiplier as to_fixed_point builds it: m0 in [2^30, 2^31), shift in [−31, 31].
+template <class Fn>
+void check_fixed_point(const Fn& fn, const param_name& name, fixed_point_multiplier f) {
+  check(f.m0 >= (1 << 30) && f.shift >= -31 && f.shift <= 31, fn, ": ", name, " (m0 ", f.m0, ", shift ", f.shift,
+        ") is not normalised; build it with to_fixed_point");
+}
+
 template <class T>
 void check_quant_params(const char* fn, const char* name, const quant_params& q) {
-  check(std::isfinite(q.scale) && q.scale > 0.0f, fn, ": ", name, ".scale (", q.scale,
-        ") must be finite and positive");
-  check(q.zero_point >= element_traits<T>::min && q.zero_point <= element_traits<T>::max, fn, ": ",
-        name, ".zero_point (", q.zero_point, ") is outside the range of ", element_traits<T>::name,
-        " [", element_traits<T>::min, ", ", element_traits<T>::max, "]");
+  check_scale(fn, param_name(name, ".scale"), q.scale);
+  check_zero_point<T>(fn, param_name(name, ".zero_point"), q.zero_point);
 }
 
 // Asymmetric parameters for T over [lo, hi]; the range is widened to include 0 so that 0 is

@@ -48,15 +48,8 @@ QTX_HOST_DEVICE inline T requantize_one(int32_t acc, float multiplier, int32_t z
   return quantize_one<T>(float(acc), multiplier, zero_point);
 }
 
-// A real multiplier m > 0 as m0 · 2^(shift − 31) with m0 in [2^30, 2^31): integer-only requantization.
-struct fixed_point_multiplier {
-  int32_t m0 = 0;
-  int shift = 0;
-};
-
 inline fixed_point_multiplier to_fixed_point(double multiplier) {
-  check(std::isfinite(multiplier) && multiplier > 0.0, "to_fixed_point: multiplier (", multiplier,
-        ") must be finite and positive");
+  check_scale("to_fixed_point", "multiplier", multiplier);
   int exponent = 0;
   const double mantissa = std::frexp(multiplier, &exponent);  // in [0.5, 1)
   int64_t m0 = std::llround(mantissa * double(int64_t(1) << 31));
@@ -113,9 +106,8 @@ void dequantize(std::span<const T> q, std::span<float> x, quant_params p) {
 template <class T>
 void requantize(std::span<const int32_t> acc, std::span<T> q, float multiplier, int32_t zero_point) {
   check(acc.size() == q.size(), "requantize: acc has ", acc.size(), " elements but q has ", q.size());
-  check(std::isfinite(multiplier) && multiplier > 0.0f, "requantize: multiplier (", multiplier,
-        ") must be finite and positive");
-  check_quant_params<T>("requantize", "output", {1.0f, zero_point});
+  check_scale("requantize", "multiplier", multiplier);
+  check_zero_point<T>("requantize", "zero_point", zero_point);
   for (std::size_t i = 0; i < acc.size(); ++i) q[i] = requantize_one<T>(acc[i], multiplier, zero_point);
 }
 
@@ -123,9 +115,8 @@ template <class T>
 void requantize(std::span<const int32_t> acc, std::span<T> q, fixed_point_multiplier f,
                 int32_t zero_point) {
   check(acc.size() == q.size(), "requantize: acc has ", acc.size(), " elements but q has ", q.size());
-  check(f.m0 >= (1 << 30) && f.shift >= -31 && f.shift <= 31, "requantize: fixed-point multiplier (m0 ",
-        f.m0, ", shift ", f.shift, ") is not normalised; build it with to_fixed_point");
-  check_quant_params<T>("requantize", "output", {1.0f, zero_point});
+  check_fixed_point("requantize", "fixed-point multiplier", f);
+  check_zero_point<T>("requantize", "zero_point", zero_point);
   for (std::size_t i = 0; i < acc.size(); ++i) q[i] = requantize_one<T>(acc[i], f, zero_point);
 }
 

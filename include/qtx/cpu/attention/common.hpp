@@ -40,13 +40,13 @@ struct attention_types {
 };
 
 // Calls f(pipeline) with the epilogue of P·V for inputs T and output TO: W8A8 dequantizes the int32
-// sums (scale 1/255 · s_v); then the gate multiplies row m by gate_column[m] (when given); a uint8
+// sums (scale 1/255 · s_v); then the gate multiplies row m by gate_column[m] (when not empty); a uint8
 // output is quantized last. The pipeline lives only during the call (it points at local scales).
 template <class T, class TO, class F>
-void with_context_epilogue(const attention_quant& quant, const float* gate_column, F&& f) {
+void with_context_epilogue(const attention_quant& quant, epilogue::span<const float> gate_column, F&& f) {
   namespace ep = epilogue;
   auto with_gate = [&](auto... stages) {
-    if (gate_column)
+    if (!gate_column.empty())
       f(ep::make_pipeline(stages..., ep::row_scale{gate_column}));
     else
       f(ep::make_pipeline(stages...));
@@ -56,7 +56,7 @@ void with_context_epilogue(const attention_quant& quant, const float* gate_colum
     const ep::dequantize<ep::per_tensor> dq{pv_scale};
     if constexpr (std::is_same_v<TO, uint8_t>) {
       const ep::quantize to_out{quant.out.inv_scale(), quant.out.zero_point};
-      if (gate_column)
+      if (!gate_column.empty())
         f(ep::make_pipeline(dq, ep::row_scale{gate_column}, to_out));
       else
         f(ep::make_pipeline(dq, to_out));

@@ -67,7 +67,7 @@ struct vector_stage<epilogue::bias<T>> {
   template <class V, class Vec>
   static Vec apply(const epilogue::bias<T>& s, Vec v, const lane_block<V>& at) {
     static_assert(std::is_same_v<scalar_of<V, Vec>, T>, "epilogue::bias: bias type must match the value type");
-    return V::add(v, V::load(s.values + at.n, at.mask));
+    return V::add(v, V::load(s.values.data() + at.n, at.mask));
   }
 };
 
@@ -75,7 +75,7 @@ template <class Along>
 struct vector_stage<epilogue::dequantize<Along>> {
   template <class V>
   static typename V::vfloat apply(const epilogue::dequantize<Along>& s, typename V::vint v, const lane_block<V>& at) {
-    return V::mul(V::to_float(v), load_along<V, Along>(s.scales, at));
+    return V::mul(V::to_float(v), load_along<V, Along>(s.scales.data(), at));
   }
 };
 
@@ -83,7 +83,7 @@ template <class Along>
 struct vector_stage<epilogue::requantize<Along>> {
   template <class V>
   static typename V::vint apply(const epilogue::requantize<Along>& s, typename V::vint v, const lane_block<V>& at) {
-    const typename V::vfloat scaled = V::mul(V::to_float(v), load_along<V, Along>(s.multipliers, at));
+    const typename V::vfloat scaled = V::mul(V::to_float(v), load_along<V, Along>(s.multipliers.data(), at));
     return saturating_offset(s.zero_point).apply<V>(round_half_even<V>(scaled));
   }
 };
