@@ -534,7 +534,10 @@ TEMPLATE_TEST_CASE("batched int8 GEMM is bit-exact per batch: shared B, per-batc
   const int32_t za = 140;
   std::vector<uint8_t> a_store;
   const auto a = stacked(a_store, batch, M, K, 3, 5);
-  a_store = random_values<uint8_t>(index_t(a_store.size()), unsigned(batch * 1000 + M));
+  {  // fill in place: `a` views a_store, so the vector must not be reallocated
+    const auto values = random_values<uint8_t>(index_t(a_store.size()), unsigned(batch * 1000 + M));
+    std::copy(values.begin(), values.end(), a_store.begin());
+  }
   std::vector<std::vector<int8_t>> bs;
   std::vector<ops::packed_b<Arch, int8_t>> packed;
   std::vector<std::vector<int32_t>> biases;
