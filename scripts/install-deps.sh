@@ -10,6 +10,7 @@ packages=(
   xz-utils python3-numpy gnuplot-nox
   clang libclang-rt-14-dev   # libFuzzer for scripts/fuzz-safetensors.sh
   libomp-14-dev              # LLVM OpenMP + Archer for the tsan preset
+  doxygen                    # API reference (target docs) and its undocumented-entity test
 )
 
 if [ "$(id -u)" -ne 0 ]; then

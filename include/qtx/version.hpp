@@ -1,5 +1,6 @@
 #pragma once
-// The single source of truth for qtx's version: CMakeLists.txt parses these lines.
+/// @file
+/// The single source of truth for qtx's version: CMakeLists.txt parses these lines.
 #define QTX_VERSION_MAJOR 0
 #define QTX_VERSION_MINOR 1
 #define QTX_VERSION_PATCH 0

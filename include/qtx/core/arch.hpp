@@ -1,9 +1,10 @@
 #pragma once
-// Backend tags. Inheritance is the fallback order: an overload taking `cpu::avx2 const&` also
-// serves `cpu::avx512_vnni`, so the most capable implemented backend wins at compile time.
-// qtx::cpu::native is the best tag the compiler's target flags (-march) allow; a tag above what
-// the compiler targets cannot be used (its intrinsics would not compile), runtime dispatch is the
-// consumer's choice (per-ISA translation units).
+/// @file
+/// Backend tags. Inheritance is the fallback order: an overload taking `cpu::avx2 const&` also
+/// serves `cpu::avx512_vnni`, so the most capable implemented backend wins at compile time.
+/// qtx::cpu::native is the best tag the compiler's target flags (-march) allow; a tag above what
+/// the compiler targets cannot be used (its intrinsics would not compile), runtime dispatch is the
+/// consumer's choice (per-ISA translation units).
 #include <type_traits>
 
 namespace qtx::cpu {
@@ -37,7 +38,7 @@ using native = avx2;
 using native = scalar;
 #endif
 
-// True when the running CPU can execute code built for Arch (CPUID + OS register-state check).
+/// True when the running CPU can execute code built for Arch (CPUID + OS register-state check).
 template <class Arch>
 bool supported() noexcept {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))

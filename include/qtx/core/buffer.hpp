@@ -1,5 +1,6 @@
 #pragma once
-// aligned_buffer<T>: owning, 64-byte aligned (one cache line, one AVX-512 register), move-only.
+/// @file
+/// aligned_buffer<T>: owning, 64-byte aligned (one cache line, one AVX-512 register), move-only.
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -38,7 +39,7 @@ class aligned_buffer {
   aligned_buffer& operator=(const aligned_buffer&) = delete;
   ~aligned_buffer() { release(); }
 
-  // Re-allocates for `count` zero-initialised elements (old contents are dropped).
+  /// Re-allocates for `count` zero-initialised elements (old contents are dropped).
   void reset(index_t count) {
     check(count >= 0, "aligned_buffer: count (", count, ") must be non-negative");
     release();
@@ -50,7 +51,7 @@ class aligned_buffer {
     std::memset(static_cast<void*>(data_), 0, bytes);
     size_ = count;
   }
-  // Grows to at least `count` elements; keeps the allocation when it is large enough.
+  /// Grows to at least `count` elements; keeps the allocation when it is large enough.
   void reserve(index_t count) {
     if (count > size_) reset(count);
   }

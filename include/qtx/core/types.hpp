@@ -1,5 +1,6 @@
 #pragma once
-// Element traits and the scalar conversions every backend must reproduce bit-for-bit.
+/// @file
+/// Element traits and the scalar conversions every backend must reproduce bit-for-bit.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -45,10 +46,10 @@ struct element_traits<uint8_t> {
 template <class T>
 concept quantized_element = element_traits<std::remove_cv_t<T>>::is_quantized;
 
-// Round to nearest, ties to even: the rounding of every quantizer in qtx. It matches the
-// default MXCSR mode used by cvtps2dq on x86 and __float2int_rn on CUDA, so vector backends agree
-// with this scalar definition exactly. Values outside int32 are clamped first (the callers
-// clamp to 8 bits afterwards, so this only has to be monotone, not exact, out there).
+/// Round to nearest, ties to even: the rounding of every quantizer in qtx. It matches the
+/// default MXCSR mode used by cvtps2dq on x86 and __float2int_rn on CUDA, so vector backends agree
+/// with this scalar definition exactly. Values outside int32 are clamped first (the callers
+/// clamp to 8 bits afterwards, so this only has to be monotone, not exact, out there).
 QTX_HOST_DEVICE inline int32_t round_half_even(float x) {
   constexpr float lo = -2147483648.0f;
   constexpr float hi = 2147483520.0f;  // largest float below 2^31
@@ -57,7 +58,7 @@ QTX_HOST_DEVICE inline int32_t round_half_even(float x) {
   return static_cast<int32_t>(std::nearbyint(x));
 }
 
-// Clamp an int32 into the range of T (int8/uint8/int32).
+/// Clamp an int32 into the range of T (int8/uint8/int32).
 template <class T>
 QTX_HOST_DEVICE constexpr T saturate_cast(int32_t v) {
   constexpr int32_t lo = element_traits<T>::min;

@@ -1,10 +1,11 @@
 #pragma once
-// Non-owning strided views: a matrix (rows × cols) and a batch of matrices.
-//
-// Element (r, c) lives at data[r * row_stride + c * col_stride]; strides are in elements.
-// Row-major contiguous data has col_stride == 1; a column-major matrix (an Eigen default) has
-// row_stride == 1, so the same view type carries both and kernels pick a path from the strides.
-// Views are trivially copyable and never own memory.
+/// @file
+/// Non-owning strided views: a matrix (rows × cols) and a batch of matrices.
+///
+/// Element (r, c) lives at data[r * row_stride + c * col_stride]; strides are in elements.
+/// Row-major contiguous data has col_stride == 1; a column-major matrix (an Eigen default) has
+/// row_stride == 1, so the same view type carries both and kernels pick a path from the strides.
+/// Views are trivially copyable and never own memory.
 #include <cstdint>
 #include <span>
 #include <type_traits>
@@ -29,7 +30,7 @@ struct matrix_view {
   constexpr matrix_view(T* d, index_t r, index_t c, index_t rs, index_t cs = 1)
       : data(d), rows(r), cols(c), row_stride(rs), col_stride(cs) {}
 
-  // A view of non-const data converts to a view of const data.
+  /// A view of non-const data converts to a view of const data.
   template <class U>
     requires(std::is_same_v<const U, T> && !std::is_same_v<U, T>)
   constexpr matrix_view(const matrix_view<U>& other)
@@ -39,17 +40,17 @@ struct matrix_view {
   constexpr T* row(index_t r) const { return data + r * row_stride; }
   constexpr bool empty() const { return rows == 0 || cols == 0; }
   constexpr index_t size() const { return rows * cols; }
-  // Rows are contiguous runs of cols elements (what the vector kernels need).
+  /// Rows are contiguous runs of cols elements (what the vector kernels need).
   constexpr bool row_contiguous() const { return col_stride == 1 || cols <= 1; }
 
-  // Sub-matrix [r0, r0+nr) × [c0, c0+nc); the caller guarantees it lies inside.
+  /// Sub-matrix [r0, r0+nr) × [c0, c0+nc); the caller guarantees it lies inside.
   constexpr matrix_view block(index_t r0, index_t c0, index_t nr, index_t nc) const {
     return {data + r0 * row_stride + c0 * col_stride, nr, nc, row_stride, col_stride};
   }
   constexpr matrix_view transposed() const { return {data, cols, rows, col_stride, row_stride}; }
 };
 
-// A batch of matrices at a fixed batch stride: attention's (batch·heads) × T × d tensors.
+/// A batch of matrices at a fixed batch stride: attention's (batch·heads) × T × d tensors.
 template <class T>
 struct batch_view {
   T* data = nullptr;
@@ -68,8 +69,8 @@ struct batch_view {
   }
 };
 
-// Row-major view of raw memory, starting `offset` elements in. Checks what it can: sizes and
-// strides must be non-negative and a row stride must not make rows overlap.
+/// Row-major view of raw memory, starting `offset` elements in. Checks what it can: sizes and
+/// strides must be non-negative and a row stride must not make rows overlap.
 template <class T>
 matrix_view<T> make_view(T* data, index_t rows, index_t cols, index_t row_stride = -1,
                          index_t offset = 0) {
@@ -84,7 +85,7 @@ matrix_view<T> make_view(T* data, index_t rows, index_t cols, index_t row_stride
   return {data ? data + offset : data, rows, cols, row_stride, 1};
 }
 
-// Row-major view over a span; the span must hold every element the view can touch.
+/// Row-major view over a span; the span must hold every element the view can touch.
 template <class T, std::size_t Extent>
 matrix_view<T> make_view(std::span<T, Extent> s, index_t rows, index_t cols, index_t row_stride = -1,
                          index_t offset = 0) {
@@ -104,7 +105,7 @@ batch_view<T> make_batch_view(T* data, index_t batch, index_t rows, index_t cols
   return {data, batch, rows, cols, rows * cols, cols, 1};
 }
 
-// Shared argument checks of the ops/ front.
+/// Shared argument checks of the ops/ front.
 template <class A, class B>
 void check_same_shape(const char* fn, const char* name_a, const matrix_view<A>& a, const char* name_b,
                       const matrix_view<B>& b) {

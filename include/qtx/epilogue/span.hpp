@@ -1,14 +1,15 @@
 #pragma once
-// epilogue::span<T>: the per-channel or per-row data of an epilogue stage, a pointer and its length.
-//
-// A stage keeps its length next to its pointer so that ops::gemm can check it against C once per
-// call (a bias shorter than N would otherwise be read out of bounds). std::span would do on the host,
-// but stages are also copied into CUDA kernels, where std::span's accessors are not __device__ (and
-// assert on the host side in checked builds); this one is trivially copyable and host/device usable.
-//
-// Built from anything contiguous the caller keeps alive (std::vector, std::array, a C array,
-// std::span), or from a pointer and a count:
-//   epilogue::bias<int32_t>{bias_vector}            epilogue::bias<int32_t>{{device_ptr, n}}
+/// @file
+/// epilogue::span<T>: the per-channel or per-row data of an epilogue stage, a pointer and its length.
+///
+/// A stage keeps its length next to its pointer so that ops::gemm can check it against C once per
+/// call (a bias shorter than N would otherwise be read out of bounds). std::span would do on the host,
+/// but stages are also copied into CUDA kernels, where std::span's accessors are not __device__ (and
+/// assert on the host side in checked builds); this one is trivially copyable and host/device usable.
+///
+/// Built from anything contiguous the caller keeps alive (std::vector, std::array, a C array,
+/// std::span), or from a pointer and a count:
+///   epilogue::bias<int32_t>{bias_vector}            epilogue::bias<int32_t>{{device_ptr, n}}
 #include <cstddef>
 #include <iterator>
 #include <span>

@@ -1,19 +1,20 @@
 #pragma once
-// Epilogue stages: what happens to a GEMM accumulator between the dot product and the store.
-//
-// Each stage is a small trivially-copyable descriptor whose call operator is the normative scalar
-// semantics of that stage, on host and device. Vector backends implement the same formula on
-// whole register tiles and must agree with this (exactly on integer paths).
-//
-// Values flow as int32 (the integer accumulator, or a requantized level before saturation) or
-// float (the dequantized domain). `Along` says how per-channel data is indexed: per_tensor reads
-// element 0, per_n reads element n (the output column = the output channel of a Linear layer).
-//
-// Every stage also has `void validate(const gemm_call&) const`, which ops::gemm calls once per call
-// before any work: the lengths of its data against C's extents, and its parameters by the rules of
-// quant/params.hpp, the same functions ops::quantize / ops::requantize use. A stage without it is a
-// compile error (epilogue::stage, pipeline.hpp): the stage that forgets its checks is exactly the
-// out-of-bounds read this guards against, so a stage with nothing to check says so with an empty one.
+/// @file
+/// Epilogue stages: what happens to a GEMM accumulator between the dot product and the store.
+///
+/// Each stage is a small trivially-copyable descriptor whose call operator is the normative scalar
+/// semantics of that stage, on host and device. Vector backends implement the same formula on
+/// whole register tiles and must agree with this (exactly on integer paths).
+///
+/// Values flow as int32 (the integer accumulator, or a requantized level before saturation) or
+/// float (the dequantized domain). `Along` says how per-channel data is indexed: per_tensor reads
+/// element 0, per_n reads element n (the output column = the output channel of a Linear layer).
+///
+/// Every stage also has `void validate(const gemm_call&) const`, which ops::gemm calls once per call
+/// before any work: the lengths of its data against C's extents, and its parameters by the rules of
+/// quant/params.hpp, the same functions ops::quantize / ops::requantize use. A stage without it is a
+/// compile error (epilogue::stage, pipeline.hpp): the stage that forgets its checks is exactly the
+/// out-of-bounds read this guards against, so a stage with nothing to check says so with an empty one.
 #include <cmath>
 #include <concepts>
 #include <cstdint>

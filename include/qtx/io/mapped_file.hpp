@@ -1,8 +1,9 @@
 #pragma once
-// mapped_file: a whole file as read-only bytes. POSIX systems map it (the OS pages weights in on
-// first touch and shares them between processes); elsewhere it is read into memory.
-// A mapped file that another process truncates while it is mapped raises SIGBUS on access: qtx
-// cannot guard against that, so do not rewrite model files in place while a program uses them.
+/// @file
+/// mapped_file: a whole file as read-only bytes. POSIX systems map it (the OS pages weights in on
+/// first touch and shares them between processes); elsewhere it is read into memory.
+/// A mapped file that another process truncates while it is mapped raises SIGBUS on access: qtx
+/// cannot guard against that, so do not rewrite model files in place while a program uses them.
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -105,7 +106,7 @@ class mapped_file {
 
   const std::byte* data_ = nullptr;
   std::size_t size_ = 0;
-  std::vector<std::byte> copy_;  // only without mmap
+  std::vector<std::byte> copy_;  ///< only without mmap
 };
 
 }  // namespace qtx::io

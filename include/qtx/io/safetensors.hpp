@@ -1,16 +1,17 @@
 #pragma once
-// safetensors reader. The format (huggingface/safetensors):
-//
-//   [8 bytes: N, little-endian u64][N bytes: JSON header][data section]
-//   header = { "__metadata__": {"key": "value", ...},                (optional, strings only)
-//              "<tensor name>": {"dtype": "F32", "shape": [d0, d1, ...],
-//                                "data_offsets": [begin, end]}, ... }
-//
-// Offsets are relative to the data section. A file is untrusted input: every length, offset,
-// dtype and shape is checked against the file before any tensor byte is exposed, and every
-// inconsistency throws qtx::error naming the source and the tensor (never a crash, never an
-// out-of-bounds read). Holes between tensors are allowed; overlaps are not.
-// The writer, and the format constants, are in safetensors_writer.hpp (included here).
+/// @file
+/// safetensors reader. The format (huggingface/safetensors):
+///
+///   [8 bytes: N, little-endian u64][N bytes: JSON header][data section]
+///   header = { "__metadata__": {"key": "value", ...},                (optional, strings only)
+///              "<tensor name>": {"dtype": "F32", "shape": [d0, d1, ...],
+///                                "data_offsets": [begin, end]}, ... }
+///
+/// Offsets are relative to the data section. A file is untrusted input: every length, offset,
+/// dtype and shape is checked against the file before any tensor byte is exposed, and every
+/// inconsistency throws qtx::error naming the source and the tensor (never a crash, never an
+/// out-of-bounds read). Holes between tensors are allowed; overlaps are not.
+/// The writer, and the format constants, are in safetensors_writer.hpp (included here).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -36,8 +37,8 @@ namespace qtx::io {
 
 struct tensor_info {
   dtype type = dtype::u8;
-  std::vector<index_t> shape;        // empty for a scalar
-  std::span<const std::byte> bytes;  // exactly numel() · size_of(type) bytes inside the file
+  std::vector<index_t> shape;        ///< empty for a scalar
+  std::span<const std::byte> bytes;  ///< exactly numel() · size_of(type) bytes inside the file
 
   index_t rank() const { return static_cast<index_t>(shape.size()); }
   index_t numel() const {
@@ -51,14 +52,14 @@ class safetensors_file {
  public:
   using tensor_map = std::map<std::string, tensor_info, std::less<>>;
 
-  // Maps the file read-only; the tensors' bytes point into the mapping.
+  /// Maps the file read-only; the tensors' bytes point into the mapping.
   static safetensors_file open(const std::filesystem::path& path) {
     safetensors_file file;
     file.mapping_ = mapped_file(path);
     file.parse(file.mapping_.bytes(), path.string());
     return file;
   }
-  // Parses a copy of `bytes` (fuzzing, in-memory round trips).
+  /// Parses a copy of `bytes` (fuzzing, in-memory round trips).
   static safetensors_file from_bytes(std::span<const std::byte> bytes) {
     safetensors_file file;
     file.owned_.assign(bytes.begin(), bytes.end());
@@ -83,8 +84,8 @@ class safetensors_file {
     return it->second;
   }
 
-  // Zero-copy typed access; the dtype must be exactly T's and the data aligned for T (files from
-  // the common writers are, since they pad the header to 8 bytes).
+  /// Zero-copy typed access; the dtype must be exactly T's and the data aligned for T (files from
+  /// the common writers are, since they pad the header to 8 bytes).
   template <class T>
     requires has_dtype<T>
   std::span<const T> values(std::string_view name) const {
@@ -97,7 +98,7 @@ class safetensors_file {
     return {reinterpret_cast<const T*>(t.bytes.data()), static_cast<std::size_t>(t.numel())};
   }
 
-  // A 2-D tensor as a row-major (shape[0] × shape[1]) view, zero-copy.
+  /// A 2-D tensor as a row-major (shape[0] × shape[1]) view, zero-copy.
   template <class T>
     requires has_dtype<T>
   matrix_view<const T> matrix(std::string_view name) const {
@@ -108,7 +109,7 @@ class safetensors_file {
     return {v.data(), t.shape[0], t.shape[1], t.shape[1], 1};
   }
 
-  // Any floating tensor (F16, BF16, F32, F64) converted to float, in a fresh buffer.
+  /// Any floating tensor (F16, BF16, F32, F64) converted to float, in a fresh buffer.
   aligned_buffer<float> to_float(std::string_view name) const {
     const tensor_info& t = at(name);
     check(is_floating(t.type), "safetensors: ", source_, ": to_float: tensor '", name, "' is ",
@@ -170,7 +171,7 @@ class safetensors_file {
     check_no_overlap();
   }
 
-  // JSON parse that also rejects duplicate keys (nlohmann would silently keep the last one).
+  /// JSON parse that also rejects duplicate keys (nlohmann would silently keep the last one).
   nlohmann::json parse_json(std::span<const std::byte> header) const {
     const auto* text = reinterpret_cast<const char*>(header.data());
     std::vector<std::vector<std::string>> keys_per_object;  // one entry per open object

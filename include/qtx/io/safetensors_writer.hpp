@@ -1,8 +1,9 @@
 #pragma once
-// safetensors writer: the layout the reference implementation produces, so its readers accept
-// qtx's files. The header is padded with spaces to a multiple of 8 bytes and tensors are laid out
-// without holes, widest element type first (then by name), so every tensor starts aligned to its
-// element size and the reader's zero-copy views work.
+/// @file
+/// safetensors writer: the layout the reference implementation produces, so its readers accept
+/// qtx's files. The header is padded with spaces to a multiple of 8 bytes and tensors are laid out
+/// without holes, widest element type first (then by name), so every tensor starts aligned to its
+/// element size and the reader's zero-copy views work.
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
@@ -27,7 +28,7 @@ inline constexpr std::string_view safetensors_metadata_key = "__metadata__";
 
 using metadata_map = std::map<std::string, std::string, std::less<>>;
 
-// One tensor to write; the bytes are borrowed and must outlive the call.
+/// One tensor to write; the bytes are borrowed and must outlive the call.
 struct tensor_data {
   std::string name;
   dtype type = dtype::u8;
@@ -69,7 +70,7 @@ inline void check_tensor_data(const tensor_data& t, std::set<std::string_view>& 
 
 }  // namespace detail
 
-// The complete file contents: length, padded header, data section.
+/// The complete file contents: length, padded header, data section.
 inline std::vector<std::byte> serialize_safetensors(std::span<const tensor_data> tensors,
                                                     const metadata_map& metadata = {}) {
   std::set<std::string_view> seen;

@@ -1,10 +1,11 @@
 #pragma once
-// Multi-head self-attention modules (float and W8A8) with optional gate, clipped softmax and a KV
-// cache for incremental decoding:
-//
-//   Q, K, V = x W_Qᵀ + b_Q, …      O = attention(Q, K, V) (⊙ π gate per head)      y = O W_Oᵀ + b_O [+ residual]
-//
-// The gate reads the block's input hidden state x (float, also in W8A8, as in the paper).
+/// @file
+/// Multi-head self-attention modules (float and W8A8) with optional gate, clipped softmax and a KV
+/// cache for incremental decoding:
+///
+///   Q, K, V = x W_Qᵀ + b_Q, …      O = attention(Q, K, V) (⊙ π gate per head)      y = O W_Oᵀ + b_O [+ residual]
+///
+/// The gate reads the block's input hidden state x (float, also in W8A8, as in the paper).
 #include <cmath>
 #include <functional>
 #include <optional>
@@ -19,13 +20,13 @@ namespace qtx::nn {
 
 struct attention_options {
   index_t n_heads = 1;
-  float gamma = 0.0f;  // clipped softmax; γ = 0, ζ = 1 is plain softmax
+  float gamma = 0.0f;  ///< clipped softmax; γ = 0, ζ = 1 is plain softmax
   float zeta = 1.0f;
   bool causal = false;
   std::optional<gate_weights> gate;
 };
 
-// Keys and values of the tokens seen so far, for decoding one token at a time (OPT-style).
+/// Keys and values of the tokens seen so far, for decoding one token at a time (OPT-style).
 template <class T>
 class kv_cache {
  public:
@@ -38,7 +39,7 @@ class kv_cache {
   index_t capacity() const { return capacity_; }
   void clear() { length_ = 0; }
 
-  // Space for the next `tokens` rows; commit() makes them visible.
+  /// Space for the next `tokens` rows; commit() makes them visible.
   matrix_view<T> next_keys(index_t tokens) { return reserve(k_, tokens); }
   matrix_view<T> next_values(index_t tokens) { return reserve(v_, tokens); }
   void commit(index_t tokens) { length_ += tokens; }
@@ -102,7 +103,7 @@ inline matrix_view<const float> gate_probabilities(const std::optional<gate_weig
 }
 }  // namespace detail
 
-// The four projections' weights in Hugging Face layout (out, in) with biases.
+/// The four projections' weights in Hugging Face layout (out, in) with biases.
 struct attention_weights {
   matrix_view<const float> wq, wk, wv, wo;
   std::span<const float> bq, bk, bv, bo;
@@ -121,12 +122,12 @@ class multi_head_attention {
   index_t d_model() const { return q_.out_features(); }
   const attention_options& options() const { return options_; }
 
-  // Observes the tensors that W8A8 quantizes (Q, K, V, context), when given a callback.
+  /// Observes the tensors that W8A8 quantizes (Q, K, V, context), when given a callback.
   struct taps {
     std::function<void(const char*, matrix_view<const float>)> observe;
   };
 
-  // y (T, D) = attention(x) W_Oᵀ + b_O [+ residual]. With a cache, x holds the new tokens only.
+  /// y (T, D) = attention(x) W_Oᵀ + b_O [+ residual]. With a cache, x holds the new tokens only.
   void forward(matrix_view<const float> x, matrix_view<float> y, matrix_view<const float> key_mask = {},
                matrix_view<const float> residual = {}, kv_cache<float>* cache = nullptr,
                const taps* tap = nullptr) const {
@@ -159,7 +160,7 @@ class multi_head_attention {
   attention_options options_;
 };
 
-// W8A8 attention: int8 projections, int8 Q·Kᵀ and P·V, uint8 Q/K/V/context with calibrated params.
+/// W8A8 attention: int8 projections, int8 Q·Kᵀ and P·V, uint8 Q/K/V/context with calibrated params.
 struct attention_calibration {
   quant_params input, q, k, v, context;
 };
@@ -177,7 +178,7 @@ class quantized_multi_head_attention {
   }
   index_t d_model() const { return q_.out_features(); }
 
-  // y (T, D) float = attention(x_q) W_Oᵀ + b_O [+ residual]; x is the float form of x_q (gate input).
+  /// y (T, D) float = attention(x_q) W_Oᵀ + b_O [+ residual]; x is the float form of x_q (gate input).
   void forward(matrix_view<const uint8_t> x_q, matrix_view<const float> x, matrix_view<float> y,
                matrix_view<const float> key_mask = {}, matrix_view<const float> residual = {},
                kv_cache<uint8_t>* cache = nullptr) const {

@@ -1,6 +1,7 @@
 #pragma once
-// Layer norm module: y = (s − mean(s)) / sqrt(var(s) + eps) · γ + β with s = x [+ residual],
-// output float or uint8 (quantized in the same pass). Holds γ, β and eps; the row kernels do the work.
+/// @file
+/// Layer norm module: y = (s − mean(s)) / sqrt(var(s) + eps) · γ + β with s = x [+ residual],
+/// output float or uint8 (quantized in the same pass). Holds γ, β and eps; the row kernels do the work.
 #include <span>
 #include <vector>
 

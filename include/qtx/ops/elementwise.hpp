@@ -1,14 +1,15 @@
 #pragma once
-// Public element-wise operations over matrix views: GELU, quantize, dequantize, requantize.
-//
-//   qtx::ops::gelu(arch, h, h);                                   // in place, erf form (BERT)
-//   qtx::ops::gelu(arch, h, y, qtx::gelu_approximation::tanh);    // GPT-2 / OPT form
-//   qtx::ops::quantize(arch, x, x_u8, x_params);                  // quantize_one semantics, bit-exact
-//   qtx::ops::dequantize(arch, x_u8, x, x_params);
-//   qtx::ops::requantize(arch, acc_s32, y_u8, s_in / s_out, y_zero_point);
-//
-// Output and input must have the same shape; an output may be the same view as an input of the
-// same element type (GELU in place); other overlaps are errors. Strided views are accepted.
+/// @file
+/// Public element-wise operations over matrix views: GELU, quantize, dequantize, requantize.
+///
+///   qtx::ops::gelu(arch, h, h);                                   // in place, erf form (BERT)
+///   qtx::ops::gelu(arch, h, y, qtx::gelu_approximation::tanh);    // GPT-2 / OPT form
+///   qtx::ops::quantize(arch, x, x_u8, x_params);                  // quantize_one semantics, bit-exact
+///   qtx::ops::dequantize(arch, x_u8, x, x_params);
+///   qtx::ops::requantize(arch, acc_s32, y_u8, s_in / s_out, y_zero_point);
+///
+/// Output and input must have the same shape; an output may be the same view as an input of the
+/// same element type (GELU in place); other overlaps are errors. Strided views are accepted.
 #include <cmath>
 #include <cstdint>
 #include <type_traits>

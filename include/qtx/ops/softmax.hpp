@@ -1,16 +1,17 @@
 #pragma once
-// Public (clipped) softmax over rows: checked arguments, dispatch by backend tag.
-//
-//   qtx::ops::softmax(qtx::cpu::native{}, scores, probs);                        // plain softmax
-//   qtx::ops::softmax(arch, scores, probs, {.gamma = qtx::gamma_for(12, 512)});  // clipped (OPT)
-//   qtx::ops::softmax(arch, s32_scores, p_u8, {.input_scale = s_q * s_k / std::sqrt(d), .causal = true},
-//                     key_mask, p_u8_params);                                     // fused W8A8 path
-//
-// y = clip((ζ − γ)·softmax(input_scale·x + mask) + γ, 0, 1) per row; see ref/softmax.hpp for the
-// exact definition and the defined cases (−inf, fully masked rows, NaN).
-// x: float or int32 (R × C). y: float, or uint8/int8 quantized with y_params in the same pass.
-// mask: empty, 1 × C (broadcast over rows) or R × C. y may be x itself (float → float, same view);
-// any other overlap is an error. Views with col_stride ≠ 1 are accepted (reference path).
+/// @file
+/// Public (clipped) softmax over rows: checked arguments, dispatch by backend tag.
+///
+///   qtx::ops::softmax(qtx::cpu::native{}, scores, probs);                        // plain softmax
+///   qtx::ops::softmax(arch, scores, probs, {.gamma = qtx::gamma_for(12, 512)});  // clipped (OPT)
+///   qtx::ops::softmax(arch, s32_scores, p_u8, {.input_scale = s_q * s_k / std::sqrt(d), .causal = true},
+///                     key_mask, p_u8_params);                                     // fused W8A8 path
+///
+/// y = clip((ζ − γ)·softmax(input_scale·x + mask) + γ, 0, 1) per row; see ref/softmax.hpp for the
+/// exact definition and the defined cases (−inf, fully masked rows, NaN).
+/// x: float or int32 (R × C). y: float, or uint8/int8 quantized with y_params in the same pass.
+/// mask: empty, 1 × C (broadcast over rows) or R × C. y may be x itself (float → float, same view);
+/// any other overlap is an error. Views with col_stride ≠ 1 are accepted (reference path).
 #include <cmath>
 #include <cstdint>
 #include <type_traits>

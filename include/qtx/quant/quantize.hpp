@@ -1,12 +1,13 @@
 #pragma once
-// Scalar quantize / dequantize / requantize: the semantics every backend reproduces.
-//
-//   quantize(x)   = clamp(round_half_even(x · (1/scale)) + zero_point, qmin, qmax); NaN → zero_point
-//   dequantize(q) = scale · (q − zero_point)
-//   requantize    int32 accumulator → 8 bit, with either
-//     a float multiplier:      clamp(round_half_even(float(acc) · m) + zp)
-//     a fixed-point multiplier (m0 in Q31, shift):  clamp(round_half_even(acc · m0 · 2^(shift−31)) + zp)
-//       computed exactly in 64 bits (the integer-only form, as on hardware without float units).
+/// @file
+/// Scalar quantize / dequantize / requantize: the semantics every backend reproduces.
+///
+///   quantize(x)   = clamp(round_half_even(x · (1/scale)) + zero_point, qmin, qmax); NaN → zero_point
+///   dequantize(q) = scale · (q − zero_point)
+///   requantize    int32 accumulator → 8 bit, with either
+///     a float multiplier:      clamp(round_half_even(float(acc) · m) + zp)
+///     a fixed-point multiplier (m0 in Q31, shift):  clamp(round_half_even(acc · m0 · 2^(shift−31)) + zp)
+///       computed exactly in 64 bits (the integer-only form, as on hardware without float units).
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -29,7 +30,7 @@ QTX_HOST_DEVICE inline T quantize_one(float x, float inv_scale, int32_t zero_poi
                                                                      : shifted));
 }
 
-// A float result stored as Out: unchanged for float, quantize_one with `p` for 8-bit types.
+/// A float result stored as Out: unchanged for float, quantize_one with `p` for 8-bit types.
 template <class Out>
 QTX_HOST_DEVICE inline Out store_float_as(float v, quant_params p) {
   if constexpr (std::is_same_v<Out, float>)
@@ -62,7 +63,7 @@ inline fixed_point_multiplier to_fixed_point(double multiplier) {
   return {int32_t(m0), exponent};
 }
 
-// acc · m0 · 2^(shift−31), rounded half to even, exactly (64-bit integer arithmetic).
+/// acc · m0 · 2^(shift−31), rounded half to even, exactly (64-bit integer arithmetic).
 QTX_HOST_DEVICE inline int32_t fixed_point_scale(int32_t acc, fixed_point_multiplier f) {
   const int64_t product = int64_t(acc) * f.m0;  // |product| < 2^62
   const int right = 31 - f.shift;               // in [0, 62]

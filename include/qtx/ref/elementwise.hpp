@@ -1,8 +1,9 @@
 #pragma once
-// Reference element-wise operations over matrix views: GELU (both forms) and buffer quantize /
-// dequantize / requantize. The per-element formulas are the normative scalar ones —
-// epilogue::gelu_erf / gelu_tanh (epilogue/stages.hpp) and quantize_one / dequantize_one /
-// requantize_one (quant/quantize.hpp) — applied at every (r, c); the qtx::cpu::scalar backend.
+/// @file
+/// Reference element-wise operations over matrix views: GELU (both forms) and buffer quantize /
+/// dequantize / requantize. The per-element formulas are the normative scalar ones —
+/// epilogue::gelu_erf / gelu_tanh (epilogue/stages.hpp) and quantize_one / dequantize_one /
+/// requantize_one (quant/quantize.hpp) — applied at every (r, c); the qtx::cpu::scalar backend.
 #include <cstdint>
 
 #include "../core/view.hpp"
@@ -11,7 +12,7 @@
 
 namespace qtx {
 
-// PyTorch's GELU(approximate='none' | 'tanh'): 0.5·x·(1 + erf(x/√2)) or the tanh approximation.
+/// PyTorch's GELU(approximate='none' | 'tanh'): 0.5·x·(1 + erf(x/√2)) or the tanh approximation.
 enum class gelu_approximation { none, tanh };
 
 namespace ref {
@@ -40,7 +41,7 @@ void dequantize(matrix_view<QV> q, matrix_view<float> x, quant_params p) {
   map(q, x, [p](auto v) { return dequantize_one(v, p.scale, p.zero_point); });
 }
 
-// Multiplier: a float (s_in / s_out) or a fixed_point_multiplier (integer-only form).
+/// Multiplier: a float (s_in / s_out) or a fixed_point_multiplier (integer-only form).
 template <class AV, class T, class Multiplier>
 void requantize(matrix_view<AV> acc, matrix_view<T> q, Multiplier multiplier, int32_t zero_point) {
   map(acc, q, [=](int32_t v) { return requantize_one<T>(v, multiplier, zero_point); });

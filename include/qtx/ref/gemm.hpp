@@ -1,9 +1,10 @@
 #pragma once
-// Reference GEMM: the oracle the tests compare every backend against. Written for clarity.
-//
-//   acc(m, n) = Σ_k (A(m,k) − zp_a) · (B(k,n) − zp_b)        (int32 for 8-bit inputs; float
-//                                                              inputs are summed in double)
-//   C(m, n)   = store(epilogue(acc(m, n), m, n))
+/// @file
+/// Reference GEMM: the oracle the tests compare every backend against. Written for clarity.
+///
+///   acc(m, n) = Σ_k (A(m,k) − zp_a) · (B(k,n) − zp_b)        (int32 for 8-bit inputs; float
+///                                                              inputs are summed in double)
+///   C(m, n)   = store(epilogue(acc(m, n), m, n))
 #include <cstdint>
 #include <type_traits>
 
