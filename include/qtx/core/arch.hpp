@@ -9,28 +9,37 @@
 
 namespace qtx::cpu {
 
+/// Portable C++ backend: runs anywhere and is the fallback every other tag inherits.
 struct scalar {
+  /// The tag's name, for logs and benchmark labels.
   static constexpr const char* name() noexcept { return "scalar"; }
 };
+/// AVX2 + FMA backend (Haswell and later, Zen); inherits scalar so scalar-only ops still accept it.
 struct avx2 : scalar {
+  /// The tag's name, for logs and benchmark labels.
   static constexpr const char* name() noexcept { return "avx2"; }
 };
+/// AVX-512 (F, BW, VL) with VNNI's vpdpbusd for the u8·s8 GEMM (Cascade Lake, Ice Lake, Zen 4 and later).
 struct avx512_vnni : avx2 {
+  /// The tag's name, for logs and benchmark labels.
   static constexpr const char* name() noexcept { return "avx512_vnni"; }
 };
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+/// 1 when the compiler targets AVX-512 F/BW/VL/VNNI (-march), so cpu::avx512_vnni code can be compiled.
 #define QTX_HAS_AVX512_VNNI 1
 #else
 #define QTX_HAS_AVX512_VNNI 0
 #endif
 #if defined(__AVX2__) && defined(__FMA__)
+/// 1 when the compiler targets AVX2 and FMA, so cpu::avx2 code can be compiled.
 #define QTX_HAS_AVX2 1
 #else
 #define QTX_HAS_AVX2 0
 #endif
 
 #if QTX_HAS_AVX512_VNNI
+/// The best backend the compiler's target flags allow: what a single-ISA build should pass.
 using native = avx512_vnni;
 #elif QTX_HAS_AVX2
 using native = avx2;

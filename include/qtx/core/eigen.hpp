@@ -9,6 +9,8 @@
 
 namespace qtx {
 
+/// A mutable qtx view of an Eigen matrix, Map, Ref or Block, with Eigen's strides (column-major by
+/// default): no copy, so qtx writes straight into Eigen storage.
 template <class Derived>
 auto view_of(Eigen::DenseBase<Derived>& m) {
   using scalar = typename Derived::Scalar;
@@ -18,6 +20,7 @@ auto view_of(Eigen::DenseBase<Derived>& m) {
                              m.derived().colStride());
 }
 
+/// A read-only qtx view of an Eigen matrix, Map, Ref or Block (for inputs such as weights).
 template <class Derived>
 auto view_of(const Eigen::DenseBase<Derived>& m) {
   using scalar = typename Derived::Scalar;

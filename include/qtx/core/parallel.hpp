@@ -11,6 +11,7 @@
 
 namespace qtx {
 
+/// Threads a later parallel_for may use (1 without OpenMP): size per-thread scratch with it.
 inline int max_threads() {
 #if QTX_HAS_OPENMP
   return omp_get_max_threads();

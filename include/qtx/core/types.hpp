@@ -11,35 +11,54 @@
 
 namespace qtx {
 
+/// Signed extents and strides everywhere: negative strides and differences never wrap.
 using index_t = std::ptrdiff_t;
 
 template <class T>
 struct element_traits;
 
+/// float: the real-valued path (activations before quantization, dequantized outputs).
 template <>
 struct element_traits<float> {
+  /// Short type name used in error messages.
   static constexpr const char* name = "f32";
+  /// Not an 8-bit quantized type.
   static constexpr bool is_quantized = false;
 };
+/// int32: GEMM accumulators and integer biases.
 template <>
 struct element_traits<int32_t> {
+  /// Short type name used in error messages.
   static constexpr const char* name = "s32";
+  /// Not an 8-bit quantized type (it holds accumulators).
   static constexpr bool is_quantized = false;
+  /// Smallest value, for saturate_cast.
   static constexpr int32_t min = std::numeric_limits<int32_t>::min();
+  /// Largest value, for saturate_cast.
   static constexpr int32_t max = std::numeric_limits<int32_t>::max();
 };
+/// int8: symmetric weights (zero point 0).
 template <>
 struct element_traits<int8_t> {
+  /// Short type name used in error messages.
   static constexpr const char* name = "s8";
+  /// An 8-bit quantized type.
   static constexpr bool is_quantized = true;
+  /// Smallest level, the clamp of every quantizer.
   static constexpr int32_t min = -128;
+  /// Largest level, the clamp of every quantizer.
   static constexpr int32_t max = 127;
 };
+/// uint8: asymmetric activations (the u8 operand of vpdpbusd).
 template <>
 struct element_traits<uint8_t> {
+  /// Short type name used in error messages.
   static constexpr const char* name = "u8";
+  /// An 8-bit quantized type.
   static constexpr bool is_quantized = true;
+  /// Smallest level, the clamp of every quantizer.
   static constexpr int32_t min = 0;
+  /// Largest level, the clamp of every quantizer.
   static constexpr int32_t max = 255;
 };
 
