@@ -21,8 +21,10 @@
 
 namespace qtx {
 
+/// The gate variants of the paper's code (formulas in this file's description).
 enum class gate_kind { linear_per_head, mlp_per_head, all_heads_linear, unconditional };
 
+/// The kind's name, for error messages and logs.
 inline const char* to_string(gate_kind k) {
   switch (k) {
     case gate_kind::linear_per_head: return "linear_per_head";
@@ -36,8 +38,11 @@ inline const char* to_string(gate_kind k) {
 /// Weights of all heads' gates, stored head-major so that one pass over a token's hidden state
 /// (a block-diagonal GEMV for the per-head kinds) produces every head's gate.
 struct gate_weights {
+  /// Which gate function the weights belong to.
   gate_kind kind = gate_kind::linear_per_head;
+  /// Number of attention heads (one gate probability each).
   index_t n_heads = 0;
+  /// Width of one head's slice of the hidden state.
   index_t d_head = 0;
   index_t hidden = 0;     ///< mlp_per_head only
   std::vector<float> w1;  ///< linear: (n_heads, d_head); mlp: (n_heads, hidden, d_head); all_heads: (n_heads, d_model)
@@ -45,6 +50,7 @@ struct gate_weights {
   std::vector<float> w2;  ///< mlp: (n_heads, hidden)
   std::vector<float> b2;  ///< mlp: (n_heads)
 
+  /// The hidden width the gate reads: n_heads · d_head.
   index_t d_model() const { return n_heads * d_head; }
 
   /// The gate at initialisation: every weight 0 and the output bias logit(pi_init), so that
@@ -60,13 +66,18 @@ inline void check_open_probability(const char* fn, const char* name, float p) {
   check(p > 0.0f && p < 1.0f, fn, ": ", name, " (", p, ") must lie in (0, 1)");
 }
 
+/// log(p / (1 − p)): the bias that makes sigmoid give p (gate initialisation).
+/// @throws qtx::error ("logit: ...") unless p lies in (0, 1).
 inline float logit(float p) {
   check_open_probability("logit", "p", p);
   return std::log(p / (1.0f - p));
 }
 
+/// 1 / (1 + e^−z): the gate's squashing, so π stays in (0, 1).
 inline float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 
+/// Throws qtx::error naming `fn` unless g's sizes are positive and every weight vector has the length
+/// its kind needs (so a loaded checkpoint with the wrong shapes fails before any work).
 inline void check_gate_weights(const char* fn, const gate_weights& g) {
   check(g.n_heads > 0 && g.d_head > 0, fn, ": gate has n_heads ", g.n_heads, " and d_head ", g.d_head,
         "; both must be positive");

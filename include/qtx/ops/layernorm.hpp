@@ -61,6 +61,10 @@ void checked_layer_norm(const char* fn, Arch arch, matrix_view<const float> x, m
 }
 }  // namespace detail
 
+/// y = LN(x) row by row, optionally quantized with y_params in the same pass (the next GEMM's input).
+/// @param eps added to the variance (PyTorch's default 1e-5; BERT checkpoints use 1e-12).
+/// @throws qtx::error ("layer_norm: ...") for invalid views, unequal shapes, weight/bias not of x.cols
+/// elements, a non-positive eps, invalid y_params or overlapping outputs.
 template <class Arch, class XV, class Out>
 void layer_norm(Arch arch, matrix_view<XV> x, std::span<const float> weight, std::span<const float> bias,
                 matrix_view<Out> y, float eps = layer_norm_default_eps, quant_params y_params = {}) {

@@ -26,6 +26,7 @@
 
 namespace qtx::ops {
 
+/// Throws qtx::error naming `fn` unless p is a valid (clipped) softmax: input_scale > 0, γ ≤ 0, ζ ≥ 1, all finite.
 inline void check_softmax_params(const char* fn, const softmax_params& p) {
   check(std::isfinite(p.input_scale) && p.input_scale > 0.0f, fn, ": input_scale (", p.input_scale,
         ") must be finite and positive");
@@ -34,6 +35,12 @@ inline void check_softmax_params(const char* fn, const softmax_params& p) {
   check(std::isfinite(p.zeta - p.gamma), fn, ": zeta - gamma (", p.zeta, " - ", p.gamma, ") overflows");
 }
 
+/// y = clipped softmax of each row of x (plain softmax with the default p), in one pass that can also
+/// dequantize int32 scores and quantize the probabilities (the W8A8 attention path).
+/// @param mask additive mask: empty, 1 × C or R × C.
+/// @param y_params quantization of y when y is 8-bit.
+/// @throws qtx::error ("softmax: ...") for invalid views, unequal shapes, invalid p, a mask of the wrong
+/// shape, invalid y_params or overlapping outputs.
 template <class Arch, class XV, class Out>
 void softmax(Arch arch, matrix_view<XV> x_view, matrix_view<Out> y, const softmax_params& p = {},
              matrix_view<const float> mask = {}, quant_params y_params = {}) {

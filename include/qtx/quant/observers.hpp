@@ -36,8 +36,11 @@
 
 namespace qtx {
 
+/// A closed interval [lo, hi] of observed values: what an observer estimates, before it becomes quant_params.
 struct value_range {
+  /// Lower end.
   float lo = 0.0f;
+  /// Upper end.
   float hi = 0.0f;
 };
 
@@ -146,23 +149,31 @@ class finite_sample {
 template <class Derived>
 class range_observer_params {
  public:
+  /// Quantization parameters of T over range(): asymmetric for uint8, symmetric for int8.
+  /// @throws qtx::error when nothing finite was observed.
   template <class T = uint8_t>
   quant_params params() const {
     return range_params<T>(static_cast<const Derived&>(*this).range());
   }
 };
 
+/// [min, max] over everything observed: the tightest range that clips nothing (outliers included).
 class minmax_observer : public range_observer_params<minmax_observer> {
  public:
+  /// Widens the range to cover x's finite values.
   void observe(std::span<const float> x) {
     range_ = detail::merge(range_, detail::finite_minmax(x));
   }
+  /// Widens the range to cover x's finite values (any strides). @throws qtx::error for an invalid view.
   void observe(matrix_view<const float> x) {
     range_ = detail::merge(range_, detail::finite_minmax("minmax_observer::observe", x));
   }
+  /// Forgets everything observed.
   void reset() { range_ = detail::empty_range(); }
+  /// True until a finite value was observed (range() would throw).
   bool empty() const { return detail::is_empty(range_); }
 
+  /// The observed [min, max]. @throws qtx::error when nothing finite was observed.
   value_range range() const {
     detail::check_observed("minmax_observer::range", !empty());
     return range_;
@@ -177,22 +188,32 @@ class minmax_observer : public range_observer_params<minmax_observer> {
 /// The state is kept in double so that many batches do not accumulate float rounding.
 class running_minmax_observer : public range_observer_params<running_minmax_observer> {
  public:
+  /// The paper's EMA momentum.
   static constexpr double default_momentum = 0.9;
 
+  /// @param momentum weight of the old range per batch, in [0, 1] (1 = first batch only).
+  /// @throws qtx::error for a momentum outside [0, 1].
   explicit running_minmax_observer(double momentum = default_momentum) : momentum_(momentum) {
     check(momentum >= 0.0 && momentum <= 1.0, "running_minmax_observer: momentum (", momentum,
           ") must be in [0, 1]");
   }
 
+  /// Folds x in as one batch.
   void observe(std::span<const float> x) { add_batch(detail::finite_minmax(x)); }
+  /// Folds x in as one batch (any strides). @throws qtx::error for an invalid view.
   void observe(matrix_view<const float> x) {
     add_batch(detail::finite_minmax("running_minmax_observer::observe", x));
   }
+  /// Forgets everything observed.
   void reset() { batches_ = 0; }
+  /// True until a batch with a finite value was observed.
   bool empty() const { return batches_ == 0; }
+  /// Number of batches folded in (batches without finite values do not count).
   std::size_t batches() const { return batches_; }
+  /// The EMA momentum given at construction.
   double momentum() const { return momentum_; }
 
+  /// The running range. @throws qtx::error when nothing finite was observed.
   value_range range() const {
     detail::check_observed("running_minmax_observer::range", !empty());
     return {static_cast<float>(lo_), static_cast<float>(hi_)};
@@ -224,20 +245,30 @@ class running_minmax_observer : public range_observer_params<running_minmax_obse
 /// range() calls on one observer are not safe.
 class percentile_observer : public range_observer_params<percentile_observer> {
  public:
+  /// The paper's percentile.
   static constexpr double default_percentile = 99.999;
 
+  /// @param percentile p in [50, 100]: the range is [P(100 − p), P(p)].
+  /// @throws qtx::error for p outside [50, 100].
   explicit percentile_observer(double percentile = default_percentile) : percentile_(percentile) {
     check(percentile >= 50.0 && percentile <= 100.0, "percentile_observer: percentile (",
           percentile, ") must be in [50, 100]");
   }
 
+  /// Keeps x's finite values.
   void observe(std::span<const float> x) { sample_.append(x); }
+  /// Keeps x's finite values (any strides). @throws qtx::error for an invalid view.
   void observe(matrix_view<const float> x) { sample_.append("percentile_observer::observe", x); }
+  /// Forgets everything observed.
   void reset() { sample_.clear(); }
+  /// True until a finite value was observed.
   bool empty() const { return sample_.size() == 0; }
+  /// Number of finite values kept (memory: 4 bytes each).
   std::size_t count() const { return sample_.size(); }
+  /// The percentile given at construction.
   double percentile() const { return percentile_; }
 
+  /// [P(100 − p), P(p)] of the values kept. @throws qtx::error when nothing finite was observed.
   value_range range() const {
     detail::check_observed("percentile_observer::range", !empty());
     return {quantile(100.0 - percentile_), quantile(percentile_)};
@@ -277,28 +308,37 @@ class mse_observer {
   static_assert(element_traits<T>::is_quantized, "mse_observer<T>: T must be int8_t or uint8_t");
 
  public:
+  /// Number of shrunk ranges searched, as in the paper's code.
   static constexpr int default_candidates = 100;
 
+  /// @param candidates number of shrunk ranges to search (≥ 1). @throws qtx::error for fewer than 1.
   explicit mse_observer(int candidates = default_candidates) : candidates_(candidates) {
     check(candidates >= 1, "mse_observer: candidates (", candidates, ") must be at least 1");
   }
 
+  /// Keeps x's finite values (and drops the cached range).
   void observe(std::span<const float> x) {
     sample_.append(x);
     best_.reset();
   }
+  /// Keeps x's finite values, any strides (and drops the cached range). @throws qtx::error for an invalid view.
   void observe(matrix_view<const float> x) {
     sample_.append("mse_observer::observe", x);
     best_.reset();
   }
+  /// Forgets everything observed.
   void reset() {
     sample_.clear();
     best_.reset();
   }
+  /// True until a finite value was observed.
   bool empty() const { return sample_.size() == 0; }
+  /// Number of finite values kept (memory: 4 bytes each).
   std::size_t count() const { return sample_.size(); }
+  /// The number of candidates given at construction.
   int candidates() const { return candidates_; }
 
+  /// The candidate range with the least quantization MSE (cached). @throws qtx::error when nothing finite was observed.
   value_range range() const {
     detail::check_observed("mse_observer::range", !empty());
     if (!best_) best_ = search();

@@ -84,9 +84,11 @@ inline double kurtosis(matrix_view<const float> x) {
   return (sum_fourth / n) / (variance * variance + kurtosis_epsilon);
 }
 
+/// inf_norm of contiguous values. @throws qtx::error for an empty x.
 inline float inf_norm(std::span<const float> x) {
   return inf_norm(matrix_view<const float>(x.data(), 1, static_cast<index_t>(x.size()), 0));
 }
+/// kurtosis of contiguous values. @throws qtx::error for fewer than 2 values.
 inline double kurtosis(std::span<const float> x) {
   return kurtosis(matrix_view<const float>(x.data(), 1, static_cast<index_t>(x.size()), 0));
 }
@@ -94,12 +96,14 @@ inline double kurtosis(std::span<const float> x) {
 /// Per-sequence metrics averaged over sequences (one module's statistics in the paper's tables).
 class outlier_stats {
  public:
+  /// Adds one sequence's inf-norm and kurtosis. @throws qtx::error (unchanged state) for an invalid view.
   void add_sequence(matrix_view<const float> x) {
     // Both metrics first, so a throwing call leaves the accumulator unchanged.
     const float norm = inf_norm(x);
     const double kurt = kurtosis(x);
     add(norm, kurt);
   }
+  /// Adds one sequence's inf-norm and kurtosis. @throws qtx::error (unchanged state) for too few values.
   void add_sequence(std::span<const float> x) {
     const float norm = inf_norm(x);
     const double kurt = kurtosis(x);
@@ -116,17 +120,22 @@ class outlier_stats {
     count_ += other.count_;
   }
 
+  /// Forgets every sequence.
   void reset() { *this = outlier_stats{}; }
+  /// Number of sequences added.
   std::size_t count() const { return count_; }
 
+  /// Mean of the sequences' inf-norms. @throws qtx::error before the first sequence.
   double mean_inf_norm() const {
     check_count("outlier_stats::mean_inf_norm");
     return sum_inf_norm_ / static_cast<double>(count_);
   }
+  /// Mean of the sequences' kurtoses. @throws qtx::error before the first sequence.
   double mean_kurtosis() const {
     check_count("outlier_stats::mean_kurtosis");
     return sum_kurtosis_ / static_cast<double>(count_);
   }
+  /// Largest inf-norm of any sequence (NaN if any was NaN). @throws qtx::error before the first sequence.
   float max_inf_norm() const {
     check_count("outlier_stats::max_inf_norm");
     return max_inf_norm_;

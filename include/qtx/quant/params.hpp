@@ -19,7 +19,9 @@ namespace qtx {
 
 /// One scale and zero point for a whole tensor. Trivially copyable: usable on device too.
 struct quant_params {
+  /// Real units per quantization level (> 0).
   float scale = 1.0f;
+  /// The level that represents real 0 (exactly, so zero padding stays exact).
   int32_t zero_point = 0;
 
   /// Quantizers multiply by this reciprocal (every backend does the same, so they agree bit-for-bit).
@@ -29,11 +31,15 @@ struct quant_params {
 /// One scale (and zero point) per channel along `axis` of a matrix: axis 1 = per output column n
 /// of a GEMM (per_n), axis 0 = per row.
 struct channel_quant_params {
+  /// One scale per channel.
   std::vector<float> scales;
   std::vector<int32_t> zero_points;  ///< empty = all zero (symmetric)
+  /// 1: channels are columns (per output channel of a Linear, the GEMM's per_n); 0: rows.
   int axis = 1;
 
+  /// Number of channels.
   index_t channels() const { return static_cast<index_t>(scales.size()); }
+  /// Channel c's parameters, unchecked.
   quant_params operator[](index_t c) const {
     return {scales[c], zero_points.empty() ? 0 : zero_points[c]};
   }
@@ -42,7 +48,9 @@ struct channel_quant_params {
 /// A real multiplier m > 0 as m0 · 2^(shift − 31) with m0 in [2^30, 2^31): integer-only requantization
 /// (built by to_fixed_point, quantize.hpp).
 struct fixed_point_multiplier {
+  /// Mantissa in Q31, in [2^30, 2^31).
   int32_t m0 = 0;
+  /// Power of two applied after the Q31 multiply, in [−31, 31].
   int shift = 0;
 };
 
@@ -50,13 +58,19 @@ struct fixed_point_multiplier {
 
 /// How a parameter is named in messages: "multiplier", "params.scale", "requantize multipliers[3]".
 struct param_name {
+  /// The argument's name, e.g. "requantize".
   const char* base;
+  /// Appended member, e.g. ".scale".
   const char* member = "";
   index_t index = -1;  ///< < 0: not an element of an array
+  /// A plain name: implicit, so check functions take string literals.
   param_name(const char* b) : base(b) {}  // NOLINT: implicit, so a plain name can be passed
+  /// base + member (+ [i] when i ≥ 0).
   param_name(const char* b, const char* m, index_t i = -1) : base(b), member(m), index(i) {}
+  /// The same name for element i of an array.
   param_name at(index_t i) const { return {base, member, i}; }
 };
+/// Writes base, member and [index] as error messages show them.
 inline std::ostream& operator<<(std::ostream& os, const param_name& p) {
   os << p.base << p.member;
   if (p.index >= 0) os << '[' << p.index << ']';
@@ -79,6 +93,7 @@ void check_zero_point(const Fn& fn, const param_name& name, int32_t zero_point, 
   check(zero_point >= lo && zero_point <= hi, fn, ": ", name, " (", zero_point, ") is outside the range of ",
         type, " [", lo, ", ", hi, "]");
 }
+/// Throws qtx::error unless zero_point lies in T's range.
 template <class T, class Fn>
 void check_zero_point(const Fn& fn, const param_name& name, int32_t zero_point) {
   check_zero_point(fn, name, zero_point, element_traits<T>::min, element_traits<T>::max, element_traits<T>::name);
@@ -91,6 +106,7 @@ void check_fixed_point(const Fn& fn, const param_name& name, fixed_point_multipl
         ") is not normalised; build it with to_fixed_point");
 }
 
+/// Throws qtx::error naming fn and name unless q has a finite positive scale and a zero point in T's range.
 template <class T>
 void check_quant_params(const char* fn, const char* name, const quant_params& q) {
   check_scale(fn, param_name(name, ".scale"), q.scale);
