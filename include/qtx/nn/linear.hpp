@@ -20,6 +20,7 @@
 
 namespace qtx::nn {
 
+/// The activation a linear layer fuses into its GEMM epilogue (chosen at run time, e.g. from a config).
 enum class activation { none, relu, gelu_erf, gelu_tanh };
 
 namespace detail {
@@ -53,6 +54,8 @@ inline void check_linear_args(const char* fn, index_t in, index_t out, index_t x
 }
 }  // namespace detail
 
+/// Float linear layer y = act(x Wᵀ + b) [+ residual]: W packed once at construction, activation and
+/// residual fused into the GEMM epilogue.
 template <class Arch = cpu::native>
 class linear {
  public:
@@ -66,7 +69,9 @@ class linear {
     check(index_t(bias_.size()) == out_, "linear: bias has ", bias.size(), " values, expected ", out_);
   }
 
+  /// Columns of x.
   index_t in_features() const { return in_; }
+  /// Columns of y.
   index_t out_features() const { return out_; }
 
   /// y (M, out) = act(x (M, in) · Wᵀ + b) [+ residual (M, out)]
@@ -86,6 +91,8 @@ class linear {
   std::vector<float> bias_;
 };
 
+/// W8A8 linear layer: int8 weights quantized at construction, uint8 input with calibrated parameters,
+/// bias folded into int32 accumulator units, output float or requantized uint8.
 template <class Arch = cpu::native>
 class qlinear {
  public:
@@ -120,8 +127,11 @@ class qlinear {
     }
   }
 
+  /// Columns of x.
   index_t in_features() const { return in_; }
+  /// Columns of y.
   index_t out_features() const { return out_; }
+  /// The calibrated input parameters: what the caller must quantize x with.
   const quant_params& input_params() const { return input_; }
 
   /// y (M, out) float = act(dequant(x_q · W_qᵀ + b_q)) [+ residual]
