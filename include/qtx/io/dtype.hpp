@@ -13,14 +13,18 @@
 
 namespace qtx::io {
 
+/// The element types a safetensors file can declare (F8 formats excepted).
 enum class dtype { boolean, u8, i8, u16, i16, u32, i32, u64, i64, f16, bf16, f32, f64 };
 
+/// What the reader needs to know of a dtype: its header name and element size.
 struct dtype_info {
+  /// The dtype described.
   dtype type;
   std::string_view name;  ///< as written in a safetensors header
   index_t size;           ///< bytes per element
 };
 
+/// Every dtype's name and size: one table, so parsing and writing cannot disagree.
 inline constexpr dtype_info dtype_table[] = {
     {dtype::boolean, "BOOL", 1}, {dtype::u8, "U8", 1},    {dtype::i8, "I8", 1},
     {dtype::u16, "U16", 2},      {dtype::i16, "I16", 2},  {dtype::u32, "U32", 4},
@@ -29,13 +33,17 @@ inline constexpr dtype_info dtype_table[] = {
     {dtype::f64, "F64", 8},
 };
 
+/// t's table entry.
 constexpr const dtype_info& info(dtype t) {
   for (const auto& entry : dtype_table)
     if (entry.type == t) return entry;
   return dtype_table[0];  // unreachable for a valid enumerator
 }
+/// t's name as written in a safetensors header ("F32").
 constexpr std::string_view name(dtype t) { return info(t).name; }
+/// Bytes per element of t.
 constexpr index_t size_of(dtype t) { return info(t).size; }
+/// True for the floating-point dtypes (F16, BF16, F32, F64).
 constexpr bool is_floating(dtype t) {
   return t == dtype::f16 || t == dtype::bf16 || t == dtype::f32 || t == dtype::f64;
 }
@@ -64,8 +72,10 @@ constexpr std::optional<dtype> dtype_for() {
   else if constexpr (is_same_v<T, double>) return dtype::f64;
   else return std::nullopt;
 }
+/// True when T reads a safetensors dtype without conversion.
 template <class T>
 inline constexpr bool has_dtype = dtype_for<T>().has_value();
+/// The dtype read as T without conversion (only for types with has_dtype).
 template <class T>
   requires has_dtype<T>
 inline constexpr dtype dtype_of = *dtype_for<T>();

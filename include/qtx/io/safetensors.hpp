@@ -35,12 +35,16 @@
 
 namespace qtx::io {
 
+/// One tensor of a safetensors file: dtype, shape and its bytes inside the mapping (not copied).
 struct tensor_info {
+  /// Element type as declared in the header.
   dtype type = dtype::u8;
   std::vector<index_t> shape;        ///< empty for a scalar
   std::span<const std::byte> bytes;  ///< exactly numel() · size_of(type) bytes inside the file
 
+  /// Number of dimensions (0 for a scalar).
   index_t rank() const { return static_cast<index_t>(shape.size()); }
+  /// Number of elements (1 for a scalar).
   index_t numel() const {
     index_t n = 1;
     for (index_t d : shape) n *= d;  // cannot overflow: checked when the header was read
@@ -48,8 +52,11 @@ struct tensor_info {
   }
 };
 
+/// A parsed, validated safetensors file: every tensor's header entry is checked against the file
+/// (offsets in range, no overlap, sizes that match the dtype and shape) before anything is returned.
 class safetensors_file {
  public:
+  /// Tensors by name; transparent comparison so string_views look up without allocating.
   using tensor_map = std::map<std::string, tensor_info, std::less<>>;
 
   /// Maps the file read-only; the tensors' bytes point into the mapping.
@@ -67,17 +74,25 @@ class safetensors_file {
     return file;
   }
 
+  /// Moves the mapping; tensor views stay valid (they point into the mapping, not into this object).
   safetensors_file(safetensors_file&&) noexcept = default;
+  /// Moves the mapping; tensor views stay valid.
   safetensors_file& operator=(safetensors_file&&) noexcept = default;
   safetensors_file(const safetensors_file&) = delete;
   safetensors_file& operator=(const safetensors_file&) = delete;
 
+  /// The path read (or "<memory>"), as error messages name it.
   const std::string& source() const { return source_; }
+  /// Every tensor, by name.
   const tensor_map& tensors() const { return tensors_; }  // by name
+  /// The header's __metadata__ strings.
   const metadata_map& metadata() const { return metadata_; }
+  /// Number of tensors.
   index_t size() const { return static_cast<index_t>(tensors_.size()); }
+  /// True when a tensor of that name exists.
   bool contains(std::string_view name) const { return tensors_.find(name) != tensors_.end(); }
 
+  /// The tensor of that name. @throws qtx::error naming the file and the tensor when it is absent.
   const tensor_info& at(std::string_view name) const {
     const auto it = tensors_.find(name);
     check(it != tensors_.end(), "safetensors: ", source_, ": no tensor named '", name, "'");

@@ -22,7 +22,9 @@
 
 namespace qtx::io::unicode {
 
+/// U+FFFD, substituted for ill-formed UTF-8 and invalid code points.
 inline constexpr char32_t replacement_character = 0xFFFD;
+/// The largest Unicode code point.
 inline constexpr char32_t max_code_point = 0x10FFFF;
 
 /// Decodes UTF-8; every ill-formed sequence (stray continuation byte, truncated sequence, overlong
@@ -71,6 +73,7 @@ inline std::u32string decode_utf8(std::string_view text) {
   return out;
 }
 
+/// Appends c as UTF-8; surrogates and values past U+10FFFF become U+FFFD.
 inline void append_utf8(std::string& out, char32_t c) {
   if (c > max_code_point || (c >= 0xD800 && c <= 0xDFFF)) c = replacement_character;
   if (c < 0x80) {
@@ -99,7 +102,7 @@ constexpr bool in_ranges(std::span<const Range> ranges, char32_t c) {
 }
 }  // namespace detail
 
-/// Whitespace as BERT sees it: \t \n \r (technically controls) and Unicode White_Space.
+/// Whitespace as BERT sees it: tab, newline, carriage return (technically controls) and Unicode White_Space.
 constexpr bool is_whitespace(char32_t c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0xA0 || c == 0x1680 ||
          (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
@@ -120,6 +123,7 @@ constexpr bool is_punctuation(char32_t c) {
   return detail::in_ranges<io::detail::code_range>(io::detail::punctuation_ranges, c);
 }
 
+/// Category Mn (combining marks): what accent stripping removes after NFD.
 constexpr bool is_nonspacing_mark(char32_t c) {
   return detail::in_ranges<io::detail::code_range>(io::detail::nonspacing_mark_ranges, c);
 }
@@ -132,6 +136,7 @@ constexpr bool is_cjk_ideograph(char32_t c) {
          (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
+/// Simple lowercase mapping (Unicode's, one code point to one), as Python's str.lower for BERT's vocabularies.
 constexpr char32_t to_lower(char32_t c) {
   const std::span<const io::detail::case_run> runs(io::detail::lowercase_runs);
   const auto it = std::upper_bound(runs.begin(), runs.end(), c,

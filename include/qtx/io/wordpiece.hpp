@@ -30,32 +30,46 @@
 
 namespace qtx::io {
 
+/// A vocabulary index, as the embedding table takes it.
 using token_id = std::int32_t;
 
 /// A batch of token sequences padded to one length: (batch × length) row-major.
 struct token_batch {
+  /// Number of sequences.
   index_t batch = 0;
+  /// Padded length of every sequence.
   index_t length = 0;
   std::vector<token_id> ids;            ///< [PAD] after each sequence
   std::vector<token_id> attention_mask;  ///< 1 for a real token, 0 for padding
 
+  /// The ids as a (batch × length) view.
   matrix_view<const token_id> id_matrix() const { return {ids.data(), batch, length, length, 1}; }
+  /// The attention mask as a (batch × length) view.
   matrix_view<const token_id> mask_matrix() const {
     return {attention_mask.data(), batch, length, length, 1};
   }
 };
 
+/// How text is normalised and split before the vocabulary lookup.
 struct wordpiece_options {
   bool lowercase = true;  ///< "uncased": also strips accents, as BERT does
+  /// Longer words become [UNK] (BERT's rule), which also bounds the greedy search.
   index_t max_chars_per_word = 100;
 };
 
+/// BERT's tokenizer (basic splitting + greedy longest-match WordPiece), matching Hugging Face's
+/// BertTokenizer on its vocabularies, so qtx models run on raw text without Python.
 class wordpiece_tokenizer {
  public:
+  /// The construction options.
   using options = wordpiece_options;
+  /// Marks a piece that continues a word.
   static constexpr std::string_view continuation_prefix = "##";
+  /// The special tokens every BERT vocabulary holds.
+  ///@{
   static constexpr std::string_view unk_token = "[UNK]", cls_token = "[CLS]",
                                     sep_token = "[SEP]", pad_token = "[PAD]";
+  ///@}
 
   /// vocab[i] is the token of id i; the four special tokens above must be present.
   explicit wordpiece_tokenizer(std::vector<std::string> vocab, options opts = {})
@@ -89,16 +103,22 @@ class wordpiece_tokenizer {
     return wordpiece_tokenizer(std::move(vocab), opts);
   }
 
+  /// Number of tokens in the vocabulary.
   index_t vocab_size() const { return static_cast<index_t>(vocab_.size()); }
+  /// Id of [UNK] (unknown words).
   token_id unk_id() const { return unk_; }
+  /// Id of [CLS] (starts every sequence).
   token_id cls_id() const { return cls_; }
+  /// Id of [SEP] (ends every sequence).
   token_id sep_id() const { return sep_; }
+  /// Id of [PAD] (fills batches to one length).
   token_id pad_id() const { return pad_; }
   /// -1 when the token is not in the vocabulary.
   token_id id_of(std::string_view token) const {
     const auto it = ids_.find(token);
     return it == ids_.end() ? -1 : it->second;
   }
+  /// The token of an id. @throws qtx::error for an id outside the vocabulary.
   const std::string& token_of(token_id id) const {
     check(id >= 0 && id < vocab_size(), "wordpiece_tokenizer: id ", id, " outside [0, ",
           vocab_size(), ")");

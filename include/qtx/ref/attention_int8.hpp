@@ -32,13 +32,18 @@
 
 namespace qtx::ref {
 
+/// Quantization parameters of the int8 attention oracle's operands.
 struct attention_int8_quant {
+  /// Parameters of q, k, v and the output.
+  ///@{
   quant_params q, k, v, out;  ///< uint8 inputs (scale, zero point) and the uint8 output's
+  ///@}
 };
 
 /// The probability levels of one block of score rows: ref::softmax quantized to uint8 (scale 1/255).
 /// Row r of `scores` is query first_query + r (the causal window moves with it).
 struct reference_probabilities {
+  /// Quantized probabilities of a block of int32 scores, as the int8 kernel must produce them.
   void operator()(matrix_view<const int32_t> scores, matrix_view<uint8_t> levels, const softmax_params& p,
                   matrix_view<const float> key_mask) const {
     ref::softmax(scores, levels, p, key_mask, quant_params{1.0f / 255.0f, 0});

@@ -17,12 +17,14 @@ enum class gelu_approximation { none, tanh };
 
 namespace ref {
 
+/// y(r, c) = f(x(r, c)) element by element: the shape of every element-wise oracle.
 template <class XV, class Out, class F>
 void map(matrix_view<XV> x, matrix_view<Out> y, F&& f) {
   for (index_t r = 0; r < x.rows; ++r)
     for (index_t c = 0; c < x.cols; ++c) y(r, c) = f(x(r, c));
 }
 
+/// GELU oracle, element by element with the epilogue stages' scalar formulas.
 template <class XV>
 void gelu(matrix_view<XV> x, matrix_view<float> y, gelu_approximation form) {
   if (form == gelu_approximation::none)
@@ -31,11 +33,13 @@ void gelu(matrix_view<XV> x, matrix_view<float> y, gelu_approximation form) {
     map(x, y, [](float v) { return epilogue::gelu_tanh{}(v, 0, 0); });
 }
 
+/// Quantize oracle: quantize_one per element.
 template <class XV, class T>
 void quantize(matrix_view<XV> x, matrix_view<T> q, quant_params p) {
   map(x, q, [inv = p.inv_scale(), zp = p.zero_point](float v) { return quantize_one<T>(v, inv, zp); });
 }
 
+/// Dequantize oracle: dequantize_one per element.
 template <class QV>
 void dequantize(matrix_view<QV> q, matrix_view<float> x, quant_params p) {
   map(q, x, [p](auto v) { return dequantize_one(v, p.scale, p.zero_point); });

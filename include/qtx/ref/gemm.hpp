@@ -13,6 +13,8 @@
 
 namespace qtx::ref {
 
+/// The GEMM oracle: triple loop, exact int32 (or double) accumulation, then the epilogue per element:
+/// what every ops::gemm backend is tested against. Unchecked.
 template <class TA, class TB, class TC, class Pipeline = epilogue::pipeline<>>
 void gemm(matrix_view<const TA> a, matrix_view<const TB> b, matrix_view<TC> c,
           const Pipeline& ep = {}, int32_t a_zero_point = 0, int32_t b_zero_point = 0) {

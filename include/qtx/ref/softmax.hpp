@@ -24,6 +24,7 @@
 
 namespace qtx {
 
+/// The (clipped) softmax variant: y = clip((ζ − γ)·softmax(input_scale·x + mask) + γ, 0, 1) over the visible columns.
 struct softmax_params {
   float input_scale = 1.0f;   ///< e.g. dequantization scale · 1/√d for int32 QKᵀ scores
   float gamma = 0.0f;         ///< γ ≤ 0: probabilities below −γ/(ζ−γ) become exact zeros
