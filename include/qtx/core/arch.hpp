@@ -19,7 +19,6 @@ struct avx2 : scalar {
   /// The tag's name, for logs and benchmark labels.
   static constexpr const char* name() noexcept { return "avx2"; }
 };
-/// AVX-512 (F, BW, VL) with VNNI's vpdpbusd for the u8·s8 GEMM (Cascade Lake, Ice Lake, Zen 4 and later).
 struct avx512_vnni : avx2 {
   /// The tag's name, for logs and benchmark labels.
   static constexpr const char* name() noexcept { return "avx512_vnni"; }
@@ -39,7 +38,6 @@ struct avx512_vnni : avx2 {
 #endif
 
 #if QTX_HAS_AVX512_VNNI
-/// The best backend the compiler's target flags allow: what a single-ISA build should pass.
 using native = avx512_vnni;
 #elif QTX_HAS_AVX2
 using native = avx2;

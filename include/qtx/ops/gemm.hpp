@@ -1,25 +1,27 @@
 #pragma once
 /// @file
-/// Public GEMM front: C = epilogue(A · B), checked arguments, dispatch by backend tag.
-///
-///   auto w = qtx::ops::pack_b<qtx::cpu::native>(weights);            // (K, N) int8, once
-///   qtx::ops::gemm(qtx::cpu::native{}, x_q, w, y_q, epilogue, x_zp);  // x_q (M, K) u8 → y_q (M, N)
-///   qtx::ops::gemm(qtx::cpu::native{}, x_q, b, y, epilogue, x_zp, b_zp);  // B unpacked: packs per call
-///   qtx::ops::gemm(qtx::cpu::native{}, xs, w, ys, epilogue, x_zp);    // batch_views: C[i] = ep(A[i] · B)
-///
-/// Integer GEMMs take uint8 activations A (zero point a_zero_point) and 8-bit B (zero point stored
-/// at packing, 0 for weights) and accumulate exactly in int32:
-///   acc(m, n) = Σ_k (A(m,k) − za)(B(k,n) − zb),   then the epilogue pipeline, then the store.
-/// B may be int8 (weights; zb in [−128, 127]) or uint8 (attention operands such as K or V
-/// activations; zb in [0, 255]): uint8 B is stored as b − 128 with zero point zb − 128, which leaves
-/// every product unchanged, so both give the same packed type packed_b<Arch, int8_t>. Float GEMMs
-/// take float A and B (zero points must be 0).
-///
-/// Every argument is checked before any work, including each epilogue stage (its validate(),
-/// epilogue/stages.hpp), and every message names the function the user called.
-///
-/// Backends: cpu::avx512_vnni (vpdpbusd, FMA on zmm), cpu::avx2 (vpmaddwd on int16-widened
-/// operands: exact, no vpmaddubsw saturation; FMA on ymm), cpu::scalar; see cpu/gemm/.
+/// Public GEMM front: C = epilogue(A · B) for float and W8A8, packed or unpacked B, batched; the
+/// contract (integer arithmetic, zero points, argument checks, backends) is the comment that opens ops/gemm.hpp.
+// Public GEMM front: C = epilogue(A · B), checked arguments, dispatch by backend tag.
+//
+//   auto w = qtx::ops::pack_b<qtx::cpu::native>(weights);            // (K, N) int8, once
+//   qtx::ops::gemm(qtx::cpu::native{}, x_q, w, y_q, epilogue, x_zp);  // x_q (M, K) u8 → y_q (M, N)
+//   qtx::ops::gemm(qtx::cpu::native{}, x_q, b, y, epilogue, x_zp, b_zp);  // B unpacked: packs per call
+//   qtx::ops::gemm(qtx::cpu::native{}, xs, w, ys, epilogue, x_zp);    // batch_views: C[i] = ep(A[i] · B)
+//
+// Integer GEMMs take uint8 activations A (zero point a_zero_point) and 8-bit B (zero point stored
+// at packing, 0 for weights) and accumulate exactly in int32:
+//   acc(m, n) = Σ_k (A(m,k) − za)(B(k,n) − zb),   then the epilogue pipeline, then the store.
+// B may be int8 (weights; zb in [−128, 127]) or uint8 (attention operands such as K or V
+// activations; zb in [0, 255]): uint8 B is stored as b − 128 with zero point zb − 128, which leaves
+// every product unchanged, so both give the same packed type packed_b<Arch, int8_t>. Float GEMMs
+// take float A and B (zero points must be 0).
+//
+// Every argument is checked before any work, including each epilogue stage (its validate(),
+// epilogue/stages.hpp), and every message names the function the user called.
+//
+// Backends: cpu::avx512_vnni (vpdpbusd, FMA on zmm), cpu::avx2 (vpmaddwd on int16-widened
+// operands: exact, no vpmaddubsw saturation; FMA on ymm), cpu::scalar; see cpu/gemm/.
 #include <algorithm>
 #include <concepts>
 #include <cstdint>
