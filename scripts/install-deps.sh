@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   g++ cmake make ninja-build
   libeigen3-dev libxsimd-dev catch2 libbenchmark-dev nlohmann-json3-dev
+  doxygen       # API reference (target docs) and its test docs_undocumented
   libdnnl-dev   # oneDNN: side-by-side benchmarks only, never used by the headers
   xz-utils python3-numpy gnuplot-nox
   clang libclang-rt-14-dev   # libFuzzer for scripts/fuzz-safetensors.sh

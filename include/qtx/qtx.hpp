@@ -1,8 +1,9 @@
 #pragma once
-// Umbrella header of the CPU kernels (CMake target qtx::qtx: needs only xsimd, and OpenMP when
-// chosen; never includes cuda/). Included separately: the model-building layers (qtx/nn/, also
-// qtx::qtx), the file readers and tokenizer (qtx/io.hpp, target qtx::io, which brings nlohmann-json)
-// and the Eigen interop (qtx/core/eigen.hpp, target qtx::eigen, which brings Eigen).
+/// @file
+/// Umbrella header of the CPU kernels (CMake target qtx::qtx: needs only xsimd, and OpenMP when
+/// chosen; never includes cuda/). Included separately: the model-building layers (qtx/nn/, also
+/// qtx::qtx), the file readers and tokenizer (qtx/io.hpp, target qtx::io, which brings nlohmann-json)
+/// and the Eigen interop (qtx/core/eigen.hpp, target qtx::eigen, which brings Eigen).
 #include "config.hpp"
 #include "core/arch.hpp"
 #include "core/buffer.hpp"

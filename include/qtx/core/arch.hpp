@@ -1,29 +1,37 @@
 #pragma once
-// Backend tags. Inheritance is the fallback order: an overload taking `cpu::avx2 const&` also
-// serves `cpu::avx512_vnni`, so the most capable implemented backend wins at compile time.
-// qtx::cpu::native is the best tag the compiler's target flags (-march) allow; a tag above what
-// the compiler targets cannot be used (its intrinsics would not compile), runtime dispatch is the
-// consumer's choice (per-ISA translation units).
+/// @file
+/// Backend tags. Inheritance is the fallback order: an overload taking `cpu::avx2 const&` also
+/// serves `cpu::avx512_vnni`, so the most capable implemented backend wins at compile time.
+/// qtx::cpu::native is the best tag the compiler's target flags (-march) allow; a tag above what
+/// the compiler targets cannot be used (its intrinsics would not compile), runtime dispatch is the
+/// consumer's choice (per-ISA translation units).
 #include <type_traits>
 
 namespace qtx::cpu {
 
+/// Portable C++ backend: runs anywhere and is the fallback every other tag inherits.
 struct scalar {
+  /// The tag's name, for logs and benchmark labels.
   static constexpr const char* name() noexcept { return "scalar"; }
 };
+/// AVX2 + FMA backend (Haswell and later, Zen); inherits scalar so scalar-only ops still accept it.
 struct avx2 : scalar {
+  /// The tag's name, for logs and benchmark labels.
   static constexpr const char* name() noexcept { return "avx2"; }
 };
 struct avx512_vnni : avx2 {
+  /// The tag's name, for logs and benchmark labels.
   static constexpr const char* name() noexcept { return "avx512_vnni"; }
 };
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+/// 1 when the compiler targets AVX-512 F/BW/VL/VNNI (-march), so cpu::avx512_vnni code can be compiled.
 #define QTX_HAS_AVX512_VNNI 1
 #else
 #define QTX_HAS_AVX512_VNNI 0
 #endif
 #if defined(__AVX2__) && defined(__FMA__)
+/// 1 when the compiler targets AVX2 and FMA, so cpu::avx2 code can be compiled.
 #define QTX_HAS_AVX2 1
 #else
 #define QTX_HAS_AVX2 0
@@ -37,7 +45,7 @@ using native = avx2;
 using native = scalar;
 #endif
 
-// True when the running CPU can execute code built for Arch (CPUID + OS register-state check).
+/// True when the running CPU can execute code built for Arch (CPUID + OS register-state check).
 template <class Arch>
 bool supported() noexcept {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))

@@ -1,6 +1,7 @@
 #pragma once
-// qtx::error: the one exception type of the public API. Every ops/ entry point validates its
-// arguments and throws it with a message that names the function, the argument and the values.
+/// @file
+/// qtx::error: the one exception type of the public API. Every ops/ entry point validates its
+/// arguments and throws it with a message that names the function, the argument and the values.
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -21,7 +22,7 @@ template <class... Parts>
 }
 }  // namespace detail
 
-// check(cond, "gemm: a.cols (", k, ") != b.rows (", kb, ")"): the message is only built on failure.
+/// check(cond, "gemm: a.cols (", k, ") != b.rows (", kb, ")"): the message is only built on failure.
 template <class... Parts>
 inline void check(bool condition, const Parts&... parts) {
   if (!condition) detail::throw_error(parts...);

@@ -1,14 +1,15 @@
 #pragma once
-// pipeline<Stages...>: the epilogue chain, applied left to right to each accumulator, then stored.
-//
-//   auto ep = qtx::epilogue::make_pipeline(epilogue::bias<int32_t>{b},
-//                                          epilogue::requantize<epilogue::per_n>{m, zp});
-//
-// The store is implied by the destination type: float values store to float; int32 values store
-// to int32 unchanged or saturate to int8/uint8. Storing a float into an integer destination is a
-// compile error (add a quantize stage). A recursive struct rather than std::tuple, so the same
-// object can be passed by value into CUDA kernels. Every stage must satisfy epilogue::stage
-// (stages.hpp); validate() checks them all, as ops::gemm does once per call.
+/// @file
+/// pipeline<Stages...>: the epilogue chain, applied left to right to each accumulator, then stored.
+///
+///   auto ep = qtx::epilogue::make_pipeline(epilogue::bias<int32_t>{b},
+///                                          epilogue::requantize<epilogue::per_n>{m, zp});
+///
+/// The store is implied by the destination type: float values store to float; int32 values store
+/// to int32 unchanged or saturate to int8/uint8. Storing a float into an integer destination is a
+/// compile error (add a quantize stage). A recursive struct rather than std::tuple, so the same
+/// object can be passed by value into CUDA kernels. Every stage must satisfy epilogue::stage
+/// (stages.hpp); validate() checks them all, as ops::gemm does once per call.
 #include <type_traits>
 
 #include "stages.hpp"

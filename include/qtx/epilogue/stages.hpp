@@ -1,19 +1,20 @@
 #pragma once
-// Epilogue stages: what happens to a GEMM accumulator between the dot product and the store.
-//
-// Each stage is a small trivially-copyable descriptor whose call operator is the normative scalar
-// semantics of that stage, on host and device. Vector backends implement the same formula on
-// whole register tiles and must agree with this (exactly on integer paths).
-//
-// Values flow as int32 (the integer accumulator, or a requantized level before saturation) or
-// float (the dequantized domain). `Along` says how per-channel data is indexed: per_tensor reads
-// element 0, per_n reads element n (the output column = the output channel of a Linear layer).
-//
-// Every stage also has `void validate(const gemm_call&) const`, which ops::gemm calls once per call
-// before any work: the lengths of its data against C's extents, and its parameters by the rules of
-// quant/params.hpp, the same functions ops::quantize / ops::requantize use. A stage without it is a
-// compile error (epilogue::stage, pipeline.hpp): the stage that forgets its checks is exactly the
-// out-of-bounds read this guards against, so a stage with nothing to check says so with an empty one.
+/// @file
+/// Epilogue stages: what happens to a GEMM accumulator between the dot product and the store.
+///
+/// Each stage is a small trivially-copyable descriptor whose call operator is the normative scalar
+/// semantics of that stage, on host and device. Vector backends implement the same formula on
+/// whole register tiles and must agree with this (exactly on integer paths).
+///
+/// Values flow as int32 (the integer accumulator, or a requantized level before saturation) or
+/// float (the dequantized domain). `Along` says how per-channel data is indexed: per_tensor reads
+/// element 0, per_n reads element n (the output column = the output channel of a Linear layer).
+///
+/// Every stage also has `void validate(const gemm_call&) const`, which ops::gemm calls once per call
+/// before any work: the lengths of its data against C's extents, and its parameters by the rules of
+/// quant/params.hpp, the same functions ops::quantize / ops::requantize use. A stage without it is a
+/// compile error (epilogue::stage, pipeline.hpp): the stage that forgets its checks is exactly the
+/// out-of-bounds read this guards against, so a stage with nothing to check says so with an empty one.
 #include <cmath>
 #include <concepts>
 #include <cstdint>
@@ -77,16 +78,20 @@ void check_length(const gemm_call& call, const char* name, span<T> data, index_t
 
 /// Per-tensor data: one value for the whole output, element 0.
 struct per_tensor {
+  /// Every column reads element 0.
   QTX_HOST_DEVICE static constexpr index_t index(index_t /*n*/) { return 0; }
   /// The length per-tensor data must have: 1.
   static index_t extent(const gemm_call&) { return 1; }
+  /// How the expected length reads in error messages.
   static constexpr const char* extent_name = "one for the whole tensor";
 };
 /// Per-channel data along n: one value per output column (= output channel of a Linear layer).
 struct per_n {
+  /// Column n reads element n.
   QTX_HOST_DEVICE static constexpr index_t index(index_t n) { return n; }
   /// The length per-channel data must have: N.
   static index_t extent(const gemm_call& call) { return call.n; }
+  /// How the expected length reads in error messages.
   static constexpr const char* extent_name = "one per column n of c";
 };
 
@@ -104,6 +109,7 @@ void check_channels(const gemm_call& call, const char* name, span<T> data, Rule 
 template <class T>
 struct bias {
   span<const T> values;  ///< N values, one per output column
+  /// Applies the stage to the value of output element (m, n).
   template <class V>
   QTX_HOST_DEVICE V operator()(V v, index_t /*m*/, index_t n) const {
     static_assert(std::is_same_v<V, T>, "epilogue::bias: bias type must match the value type");
@@ -119,6 +125,7 @@ struct bias {
 template <class Along>
 struct dequantize {
   span<const float> scales;  ///< 1 (per_tensor) or N (per_n) scales
+  /// Applies the stage to the accumulator of output element (m, n).
   QTX_HOST_DEVICE float operator()(int32_t v, index_t /*m*/, index_t n) const {
     return float(v) * scales[Along::index(n)];
   }
@@ -135,6 +142,7 @@ template <class Along>
 struct requantize {
   span<const float> multipliers;  ///< 1 (per_tensor) or N (per_n) multipliers
   int32_t zero_point;             ///< output zero point, in the range of C's element type
+  /// Applies the stage to the accumulator of output element (m, n); the store saturates to C's type.
   QTX_HOST_DEVICE int32_t operator()(int32_t v, index_t /*m*/, index_t n) const {
     return sat_add(round_half_even(float(v) * multipliers[Along::index(n)]), zero_point);
   }
@@ -157,6 +165,7 @@ template <class Along>
 struct requantize_fixed {
   span<const fixed_point_multiplier> multipliers;  ///< 1 (per_tensor) or N (per_n), from to_fixed_point
   int32_t zero_point;                              ///< output zero point, in the range of C's element type
+  /// Applies the stage to the accumulator of output element (m, n); the store saturates to C's type.
   QTX_HOST_DEVICE int32_t operator()(int32_t v, index_t /*m*/, index_t n) const {
     return requantize<Along>::sat_add(fixed_point_scale(v, multipliers[Along::index(n)]), zero_point);
   }
@@ -173,6 +182,7 @@ struct requantize_fixed {
 struct quantize {
   float inv_scale;     ///< 1 / output scale (quant_params::inv_scale())
   int32_t zero_point;  ///< output zero point, in the range of C's element type
+  /// Applies the stage to a float value; the store saturates to C's type.
   QTX_HOST_DEVICE int32_t operator()(float v, index_t /*m*/, index_t /*n*/) const {
     if (v != v) return zero_point;
     return requantize<per_tensor>::sat_add(round_half_even(v * inv_scale), zero_point);
@@ -186,6 +196,7 @@ struct quantize {
 
 /// v = max(v, 0).
 struct relu {
+  /// Applies the stage to any value type (int32 before dequantize, float after).
   template <class V>
   QTX_HOST_DEVICE V operator()(V v, index_t, index_t) const {
     return v > V(0) ? v : V(0);
@@ -196,6 +207,7 @@ struct relu {
 
 /// v = 0.5·v·(1 + erf(v/√2))   (BERT's exact GELU).
 struct gelu_erf {
+  /// Applies the stage to a float value.
   QTX_HOST_DEVICE float operator()(float v, index_t, index_t) const {
     return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
   }
@@ -205,6 +217,7 @@ struct gelu_erf {
 
 /// v = 0.5·v·(1 + tanh(√(2/π)·(v + 0.044715·v³)))   (GPT-2/OPT-style approximation).
 struct gelu_tanh {
+  /// Applies the stage to a float value.
   QTX_HOST_DEVICE float operator()(float v, index_t, index_t) const {
     const float inner = 0.79788456080286536f * (v + 0.044715f * v * v * v);
     return 0.5f * v * (1.0f + std::tanh(inner));
@@ -216,6 +229,7 @@ struct gelu_tanh {
 /// v = v + residual(m, n)   (the transformer's skip connection, in real units).
 struct residual_add {
   matrix_view<const float> residual;  ///< (M, N), any strides
+  /// Adds the residual of output element (m, n).
   QTX_HOST_DEVICE float operator()(float v, index_t m, index_t n) const { return v + residual(m, n); }
   /// Throws qtx::error unless `residual` is a valid view (check_view) of C's shape.
   void validate(const gemm_call& call) const {
@@ -231,6 +245,7 @@ struct residual_add {
 /// v = v · factors[m]   (a per-output-row factor: the attention gate π of token m scales its head output).
 struct row_scale {
   span<const float> factors;  ///< M factors, one per output row
+  /// Scales the value of output row m.
   QTX_HOST_DEVICE float operator()(float v, index_t m, index_t) const { return v * factors[m]; }
   /// Throws qtx::error unless `factors` holds M elements (any values: the factors are data).
   void validate(const gemm_call& call) const {
@@ -241,6 +256,7 @@ struct row_scale {
 /// v = v · alpha   (e.g. 1/√d on attention scores computed in float).
 struct scale {
   float alpha;  ///< any finite factor
+  /// Applies the stage to a float value.
   QTX_HOST_DEVICE float operator()(float v, index_t, index_t) const { return v * alpha; }
   /// Throws qtx::error unless alpha is finite (an infinite or NaN factor only produces NaN / inf).
   void validate(const gemm_call& call) const {

@@ -1,8 +1,9 @@
 #pragma once
-// mapped_file: a whole file as read-only bytes. POSIX systems map it (the OS pages weights in on
-// first touch and shares them between processes); elsewhere it is read into memory.
-// A mapped file that another process truncates while it is mapped raises SIGBUS on access: qtx
-// cannot guard against that, so do not rewrite model files in place while a program uses them.
+/// @file
+/// mapped_file: a whole file as read-only bytes. POSIX systems map it (the OS pages weights in on
+/// first touch and shares them between processes); elsewhere it is read into memory.
+/// A mapped file that another process truncates while it is mapped raises SIGBUS on access: qtx
+/// cannot guard against that, so do not rewrite model files in place while a program uses them.
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -15,6 +16,8 @@
 
 #include "../core/error.hpp"
 
+/// @def QTX_IO_HAS_MMAP
+/// 1 where POSIX mmap is available (files are mapped), 0 elsewhere (files are read into memory).
 #if __has_include(<sys/mman.h>) && __has_include(<fcntl.h>) && __has_include(<unistd.h>)
 #define QTX_IO_HAS_MMAP 1
 #include <fcntl.h>
@@ -27,14 +30,19 @@
 
 namespace qtx::io {
 
+/// A whole file as read-only bytes: memory-mapped where the platform has mmap (weights are not
+/// copied), read into memory otherwise. Move-only.
 class mapped_file {
  public:
   mapped_file() = default;
+  /// Maps `path`. @throws qtx::error naming the path when it cannot be opened or mapped.
   explicit mapped_file(const std::filesystem::path& path) { open(path); }
+  /// Takes other's mapping; other is left empty.
   mapped_file(mapped_file&& other) noexcept
       : data_(std::exchange(other.data_, nullptr)),
         size_(std::exchange(other.size_, 0)),
         copy_(std::move(other.copy_)) {}
+  /// Unmaps this file and takes other's mapping; other is left empty.
   mapped_file& operator=(mapped_file&& other) noexcept {
     if (this != &other) {
       unmap();
@@ -48,6 +56,7 @@ class mapped_file {
   mapped_file& operator=(const mapped_file&) = delete;
   ~mapped_file() { unmap(); }
 
+  /// The file's bytes, valid while this object lives.
   std::span<const std::byte> bytes() const noexcept {
     return copy_.empty() ? std::span<const std::byte>(data_, size_) : std::span(copy_);
   }
@@ -105,7 +114,7 @@ class mapped_file {
 
   const std::byte* data_ = nullptr;
   std::size_t size_ = 0;
-  std::vector<std::byte> copy_;  // only without mmap
+  std::vector<std::byte> copy_;  ///< only without mmap
 };
 
 }  // namespace qtx::io

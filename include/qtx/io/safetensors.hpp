@@ -1,16 +1,17 @@
 #pragma once
-// safetensors reader. The format (huggingface/safetensors):
-//
-//   [8 bytes: N, little-endian u64][N bytes: JSON header][data section]
-//   header = { "__metadata__": {"key": "value", ...},                (optional, strings only)
-//              "<tensor name>": {"dtype": "F32", "shape": [d0, d1, ...],
-//                                "data_offsets": [begin, end]}, ... }
-//
-// Offsets are relative to the data section. A file is untrusted input: every length, offset,
-// dtype and shape is checked against the file before any tensor byte is exposed, and every
-// inconsistency throws qtx::error naming the source and the tensor (never a crash, never an
-// out-of-bounds read). Holes between tensors are allowed; overlaps are not.
-// The writer, and the format constants, are in safetensors_writer.hpp (included here).
+/// @file
+/// safetensors reader. The format (huggingface/safetensors):
+///
+///   [8 bytes: N, little-endian u64][N bytes: JSON header][data section]
+///   header = { "__metadata__": {"key": "value", ...},                (optional, strings only)
+///              "<tensor name>": {"dtype": "F32", "shape": [d0, d1, ...],
+///                                "data_offsets": [begin, end]}, ... }
+///
+/// Offsets are relative to the data section. A file is untrusted input: every length, offset,
+/// dtype and shape is checked against the file before any tensor byte is exposed, and every
+/// inconsistency throws qtx::error naming the source and the tensor (never a crash, never an
+/// out-of-bounds read). Holes between tensors are allowed; overlaps are not.
+/// The writer, and the format constants, are in safetensors_writer.hpp (included here).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -34,12 +35,16 @@
 
 namespace qtx::io {
 
+/// One tensor of a safetensors file: dtype, shape and its bytes inside the mapping (not copied).
 struct tensor_info {
+  /// Element type as declared in the header.
   dtype type = dtype::u8;
-  std::vector<index_t> shape;        // empty for a scalar
-  std::span<const std::byte> bytes;  // exactly numel() · size_of(type) bytes inside the file
+  std::vector<index_t> shape;        ///< empty for a scalar
+  std::span<const std::byte> bytes;  ///< exactly numel() · size_of(type) bytes inside the file
 
+  /// Number of dimensions (0 for a scalar).
   index_t rank() const { return static_cast<index_t>(shape.size()); }
+  /// Number of elements (1 for a scalar).
   index_t numel() const {
     index_t n = 1;
     for (index_t d : shape) n *= d;  // cannot overflow: checked when the header was read
@@ -47,18 +52,21 @@ struct tensor_info {
   }
 };
 
+/// A parsed, validated safetensors file: every tensor's header entry is checked against the file
+/// (offsets in range, no overlap, sizes that match the dtype and shape) before anything is returned.
 class safetensors_file {
  public:
+  /// Tensors by name; transparent comparison so string_views look up without allocating.
   using tensor_map = std::map<std::string, tensor_info, std::less<>>;
 
-  // Maps the file read-only; the tensors' bytes point into the mapping.
+  /// Maps the file read-only; the tensors' bytes point into the mapping.
   static safetensors_file open(const std::filesystem::path& path) {
     safetensors_file file;
     file.mapping_ = mapped_file(path);
     file.parse(file.mapping_.bytes(), path.string());
     return file;
   }
-  // Parses a copy of `bytes` (fuzzing, in-memory round trips).
+  /// Parses a copy of `bytes` (fuzzing, in-memory round trips).
   static safetensors_file from_bytes(std::span<const std::byte> bytes) {
     safetensors_file file;
     file.owned_.assign(bytes.begin(), bytes.end());
@@ -66,25 +74,33 @@ class safetensors_file {
     return file;
   }
 
+  /// Moves the mapping; tensor views stay valid (they point into the mapping, not into this object).
   safetensors_file(safetensors_file&&) noexcept = default;
+  /// Moves the mapping; tensor views stay valid.
   safetensors_file& operator=(safetensors_file&&) noexcept = default;
   safetensors_file(const safetensors_file&) = delete;
   safetensors_file& operator=(const safetensors_file&) = delete;
 
+  /// The path read (or "<memory>"), as error messages name it.
   const std::string& source() const { return source_; }
+  /// Every tensor, by name.
   const tensor_map& tensors() const { return tensors_; }  // by name
+  /// The header's __metadata__ strings.
   const metadata_map& metadata() const { return metadata_; }
+  /// Number of tensors.
   index_t size() const { return static_cast<index_t>(tensors_.size()); }
+  /// True when a tensor of that name exists.
   bool contains(std::string_view name) const { return tensors_.find(name) != tensors_.end(); }
 
+  /// The tensor of that name. @throws qtx::error naming the file and the tensor when it is absent.
   const tensor_info& at(std::string_view name) const {
     const auto it = tensors_.find(name);
     check(it != tensors_.end(), "safetensors: ", source_, ": no tensor named '", name, "'");
     return it->second;
   }
 
-  // Zero-copy typed access; the dtype must be exactly T's and the data aligned for T (files from
-  // the common writers are, since they pad the header to 8 bytes).
+  /// Zero-copy typed access; the dtype must be exactly T's and the data aligned for T (files from
+  /// the common writers are, since they pad the header to 8 bytes).
   template <class T>
     requires has_dtype<T>
   std::span<const T> values(std::string_view name) const {
@@ -97,7 +113,7 @@ class safetensors_file {
     return {reinterpret_cast<const T*>(t.bytes.data()), static_cast<std::size_t>(t.numel())};
   }
 
-  // A 2-D tensor as a row-major (shape[0] × shape[1]) view, zero-copy.
+  /// A 2-D tensor as a row-major (shape[0] × shape[1]) view, zero-copy.
   template <class T>
     requires has_dtype<T>
   matrix_view<const T> matrix(std::string_view name) const {
@@ -108,7 +124,7 @@ class safetensors_file {
     return {v.data(), t.shape[0], t.shape[1], t.shape[1], 1};
   }
 
-  // Any floating tensor (F16, BF16, F32, F64) converted to float, in a fresh buffer.
+  /// Any floating tensor (F16, BF16, F32, F64) converted to float, in a fresh buffer.
   aligned_buffer<float> to_float(std::string_view name) const {
     const tensor_info& t = at(name);
     check(is_floating(t.type), "safetensors: ", source_, ": to_float: tensor '", name, "' is ",
@@ -170,7 +186,7 @@ class safetensors_file {
     check_no_overlap();
   }
 
-  // JSON parse that also rejects duplicate keys (nlohmann would silently keep the last one).
+  /// JSON parse that also rejects duplicate keys (nlohmann would silently keep the last one).
   nlohmann::json parse_json(std::span<const std::byte> header) const {
     const auto* text = reinterpret_cast<const char*>(header.data());
     std::vector<std::vector<std::string>> keys_per_object;  // one entry per open object

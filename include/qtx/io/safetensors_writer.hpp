@@ -1,8 +1,9 @@
 #pragma once
-// safetensors writer: the layout the reference implementation produces, so its readers accept
-// qtx's files. The header is padded with spaces to a multiple of 8 bytes and tensors are laid out
-// without holes, widest element type first (then by name), so every tensor starts aligned to its
-// element size and the reader's zero-copy views work.
+/// @file
+/// safetensors writer: the layout the reference implementation produces, so its readers accept
+/// qtx's files. The header is padded with spaces to a multiple of 8 bytes and tensors are laid out
+/// without holes, widest element type first (then by name), so every tensor starts aligned to its
+/// element size and the reader's zero-copy views work.
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
@@ -21,20 +22,29 @@
 
 namespace qtx::io {
 
+/// Size of the header-length prefix.
 inline constexpr std::size_t safetensors_length_bytes = 8;  // little-endian u64 before the header
+/// Largest header the format allows; bigger ones are rejected as malformed.
 inline constexpr std::uint64_t safetensors_max_header_bytes = 100u << 20;  // the format's cap
+/// The header key of the free-form string metadata (not a tensor).
 inline constexpr std::string_view safetensors_metadata_key = "__metadata__";
 
+/// Free-form string metadata of a safetensors file.
 using metadata_map = std::map<std::string, std::string, std::less<>>;
 
-// One tensor to write; the bytes are borrowed and must outlive the call.
+/// One tensor to write; the bytes are borrowed and must outlive the call.
 struct tensor_data {
+  /// Tensor name (unique within the file).
   std::string name;
+  /// Element type.
   dtype type = dtype::u8;
+  /// Shape; empty for a scalar. Its element count times size_of(type) must equal bytes.size().
   std::vector<index_t> shape;
+  /// The tensor's bytes, little-endian, borrowed.
   std::span<const std::byte> bytes;
 };
 
+/// A tensor_data over typed values, with the dtype deduced from T.
 template <class T>
   requires has_dtype<T>
 tensor_data make_tensor_data(std::string name, std::span<const T> values,
@@ -69,7 +79,7 @@ inline void check_tensor_data(const tensor_data& t, std::set<std::string_view>& 
 
 }  // namespace detail
 
-// The complete file contents: length, padded header, data section.
+/// The complete file contents: length, padded header, data section.
 inline std::vector<std::byte> serialize_safetensors(std::span<const tensor_data> tensors,
                                                     const metadata_map& metadata = {}) {
   std::set<std::string_view> seen;
@@ -112,6 +122,8 @@ inline std::vector<std::byte> serialize_safetensors(std::span<const tensor_data>
   return file;
 }
 
+/// Writes tensors (and metadata) as a safetensors file that safetensors_file reads back.
+/// @throws qtx::error for duplicate names, sizes that do not match shapes, or an unwritable path.
 inline void write_safetensors(const std::filesystem::path& path,
                               std::span<const tensor_data> tensors,
                               const metadata_map& metadata = {}) {

@@ -1,15 +1,16 @@
 #pragma once
-// The Unicode pieces BERT's basic tokenizer needs: tolerant UTF-8 decoding and encoding, and the
-// character classes and mappings of BertNormalizer / BertPreTokenizer (HuggingFace tokenizers).
-//
-// Scope (see tools/gen_unicode_tables.py, which generates detail/unicode_tables.hpp):
-//  - categories P*, Mn, Cc/Cf/Co and the lowercase mapping cover all of Unicode 14;
-//  - accent stripping (NFD, then drop Mn) is tabulated for Latin (Latin-1 Supplement, Extended-A/B,
-//    Extended Additional), Greek (+ Extended), Cyrillic, kana, letterlike symbols (Ohm, Kelvin,
-//    Angstrom signs), arrows and mathematical operators (≠ → =);
-//    Hangul syllables are decomposed into conjoining jamo arithmetically. Other canonical
-//    decompositions (Indic two-part vowels, CJK compatibility ideographs, ...) are not applied;
-//  - unassigned code points (Cn) are kept, whereas HuggingFace drops them as "other".
+/// @file
+/// The Unicode pieces BERT's basic tokenizer needs: tolerant UTF-8 decoding and encoding, and the
+/// character classes and mappings of BertNormalizer / BertPreTokenizer (HuggingFace tokenizers).
+///
+/// Scope (see tools/gen_unicode_tables.py, which generates detail/unicode_tables.hpp):
+///  - categories P*, Mn, Cc/Cf/Co and the lowercase mapping cover all of Unicode 14;
+///  - accent stripping (NFD, then drop Mn) is tabulated for Latin (Latin-1 Supplement, Extended-A/B,
+///    Extended Additional), Greek (+ Extended), Cyrillic, kana, letterlike symbols (Ohm, Kelvin,
+///    Angstrom signs), arrows and mathematical operators (≠ → =);
+///    Hangul syllables are decomposed into conjoining jamo arithmetically. Other canonical
+///    decompositions (Indic two-part vowels, CJK compatibility ideographs, ...) are not applied;
+///  - unassigned code points (Cn) are kept, whereas HuggingFace drops them as "other".
 #include <algorithm>
 #include <cstdint>
 #include <iterator>
@@ -21,13 +22,15 @@
 
 namespace qtx::io::unicode {
 
+/// U+FFFD, substituted for ill-formed UTF-8 and invalid code points.
 inline constexpr char32_t replacement_character = 0xFFFD;
+/// The largest Unicode code point.
 inline constexpr char32_t max_code_point = 0x10FFFF;
 
-// Decodes UTF-8; every ill-formed sequence (stray continuation byte, truncated sequence, overlong
-// form, surrogate, value past U+10FFFF) becomes one U+FFFD per maximal invalid prefix, as the
-// Unicode standard recommends (§3.9, "U+FFFD substitution of maximal subparts"). Never reads past
-// the input.
+/// Decodes UTF-8; every ill-formed sequence (stray continuation byte, truncated sequence, overlong
+/// form, surrogate, value past U+10FFFF) becomes one U+FFFD per maximal invalid prefix, as the
+/// Unicode standard recommends (§3.9, "U+FFFD substitution of maximal subparts"). Never reads past
+/// the input.
 inline std::u32string decode_utf8(std::string_view text) {
   std::u32string out;
   out.reserve(text.size());
@@ -70,6 +73,7 @@ inline std::u32string decode_utf8(std::string_view text) {
   return out;
 }
 
+/// Appends c as UTF-8; surrogates and values past U+10FFFF become U+FFFD.
 inline void append_utf8(std::string& out, char32_t c) {
   if (c > max_code_point || (c >= 0xD800 && c <= 0xDFFF)) c = replacement_character;
   if (c < 0x80) {
@@ -98,20 +102,20 @@ constexpr bool in_ranges(std::span<const Range> ranges, char32_t c) {
 }
 }  // namespace detail
 
-// Whitespace as BERT sees it: \t \n \r (technically controls) and Unicode White_Space.
+/// Whitespace as BERT sees it: tab, newline, carriage return (technically controls) and Unicode White_Space.
 constexpr bool is_whitespace(char32_t c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0xA0 || c == 0x1680 ||
          (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
          c == 0x205F || c == 0x3000;
 }
 
-// Controls BERT deletes: Cc, Cf, Co except the three whitespace controls.
+/// Controls BERT deletes: Cc, Cf, Co except the three whitespace controls.
 constexpr bool is_control(char32_t c) {
   if (c == '\t' || c == '\n' || c == '\r') return false;
   return detail::in_ranges<io::detail::code_range>(io::detail::control_ranges, c);
 }
 
-// BERT splits on every ASCII symbol (so "$", "+", "<", "^", "`", "|", "~" count) and on P*.
+/// BERT splits on every ASCII symbol (so "$", "+", "<", "^", "`", "|", "~" count) and on P*.
 constexpr bool is_punctuation(char32_t c) {
   if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
       (c >= 123 && c <= 126))
@@ -119,11 +123,12 @@ constexpr bool is_punctuation(char32_t c) {
   return detail::in_ranges<io::detail::code_range>(io::detail::punctuation_ranges, c);
 }
 
+/// Category Mn (combining marks): what accent stripping removes after NFD.
 constexpr bool is_nonspacing_mark(char32_t c) {
   return detail::in_ranges<io::detail::code_range>(io::detail::nonspacing_mark_ranges, c);
 }
 
-// The CJK Unified Ideographs blocks BERT isolates as single-character words (not kana or Hangul).
+/// The CJK Unified Ideographs blocks BERT isolates as single-character words (not kana or Hangul).
 constexpr bool is_cjk_ideograph(char32_t c) {
   return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
          (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
@@ -131,6 +136,7 @@ constexpr bool is_cjk_ideograph(char32_t c) {
          (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
+/// Simple lowercase mapping (Unicode's, one code point to one), as Python's str.lower for BERT's vocabularies.
 constexpr char32_t to_lower(char32_t c) {
   const std::span<const io::detail::case_run> runs(io::detail::lowercase_runs);
   const auto it = std::upper_bound(runs.begin(), runs.end(), c,
@@ -141,8 +147,8 @@ constexpr char32_t to_lower(char32_t c) {
   return static_cast<char32_t>(static_cast<std::int32_t>(c) + run.delta);
 }
 
-// Appends c with its accents removed (NFD, then drop Mn): nothing for a mark, the base letter for a
-// tabulated precomposed letter, leading + vowel (+ trailing) jamo for a Hangul syllable.
+/// Appends c with its accents removed (NFD, then drop Mn): nothing for a mark, the base letter for a
+/// tabulated precomposed letter, leading + vowel (+ trailing) jamo for a Hangul syllable.
 inline void append_without_accents(std::u32string& out, char32_t c) {
   if (is_nonspacing_mark(c)) return;
   // Hangul syllables: S = 0xAC00 + (L·21 + V)·28 + T  (Unicode §3.12).

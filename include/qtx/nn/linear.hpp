@@ -1,11 +1,12 @@
 #pragma once
-// Linear layers: y = act(x · Wᵀ + b) [+ residual], W stored (out, in) as in PyTorch / Hugging Face.
-//
-// linear<Arch>  : float weights, packed once.
-// qlinear<Arch> : W8A8. Weights symmetric int8 (per output channel, or per tensor as in the paper),
-//                 input activations uint8 with calibrated quant params. The bias is stored as int32 in
-//                 accumulator units (b / (s_x·s_w[n]), rounded), so the epilogue is
-//                 acc + b_q → float(·)·s_x·s_w[n] → [GELU] → [+ residual] → [quantize to uint8].
+/// @file
+/// Linear layers: y = act(x · Wᵀ + b) [+ residual], W stored (out, in) as in PyTorch / Hugging Face.
+///
+/// linear<Arch>  : float weights, packed once.
+/// qlinear<Arch> : W8A8. Weights symmetric int8 (per output channel, or per tensor as in the paper),
+///                 input activations uint8 with calibrated quant params. The bias is stored as int32 in
+///                 accumulator units (b / (s_x·s_w[n]), rounded), so the epilogue is
+///                 acc + b_q → float(·)·s_x·s_w[n] → [GELU] → [+ residual] → [quantize to uint8].
 #include <algorithm>
 #include <cmath>
 #include <span>
@@ -19,6 +20,7 @@
 
 namespace qtx::nn {
 
+/// The activation a linear layer fuses into its GEMM epilogue (chosen at run time, e.g. from a config).
 enum class activation { none, relu, gelu_erf, gelu_tanh };
 
 namespace detail {
@@ -52,11 +54,13 @@ inline void check_linear_args(const char* fn, index_t in, index_t out, index_t x
 }
 }  // namespace detail
 
+/// Float linear layer y = act(x Wᵀ + b) [+ residual]: W packed once at construction, activation and
+/// residual fused into the GEMM epilogue.
 template <class Arch = cpu::native>
 class linear {
  public:
   linear() = default;
-  // weight (out, in); bias (out) or empty.
+  /// weight (out, in); bias (out) or empty.
   linear(matrix_view<const float> weight, std::span<const float> bias)
       : in_(weight.cols), out_(weight.rows),
         packed_(ops::pack_b<Arch>(weight.transposed())),
@@ -65,10 +69,12 @@ class linear {
     check(index_t(bias_.size()) == out_, "linear: bias has ", bias.size(), " values, expected ", out_);
   }
 
+  /// Columns of x.
   index_t in_features() const { return in_; }
+  /// Columns of y.
   index_t out_features() const { return out_; }
 
-  // y (M, out) = act(x (M, in) · Wᵀ + b) [+ residual (M, out)]
+  /// y (M, out) = act(x (M, in) · Wᵀ + b) [+ residual (M, out)]
   void forward(matrix_view<const float> x, matrix_view<float> y, activation act = activation::none,
                matrix_view<const float> residual = {}) const {
     detail::check_linear_args("linear::forward", in_, out_, x.rows, x.cols, y.rows, y.cols, residual);
@@ -85,11 +91,13 @@ class linear {
   std::vector<float> bias_;
 };
 
+/// W8A8 linear layer: int8 weights quantized at construction, uint8 input with calibrated parameters,
+/// bias folded into int32 accumulator units, output float or requantized uint8.
 template <class Arch = cpu::native>
 class qlinear {
  public:
   qlinear() = default;
-  // weight (out, in) float; bias (out) or empty; input: calibrated quant params of x (uint8).
+  /// weight (out, in) float; bias (out) or empty; input: calibrated quant params of x (uint8).
   qlinear(matrix_view<const float> weight, std::span<const float> bias, quant_params input,
           bool per_channel = true)
       : in_(weight.cols), out_(weight.rows), input_(input) {
@@ -119,18 +127,21 @@ class qlinear {
     }
   }
 
+  /// Columns of x.
   index_t in_features() const { return in_; }
+  /// Columns of y.
   index_t out_features() const { return out_; }
+  /// The calibrated input parameters: what the caller must quantize x with.
   const quant_params& input_params() const { return input_; }
 
-  // y (M, out) float = act(dequant(x_q · W_qᵀ + b_q)) [+ residual]
+  /// y (M, out) float = act(dequant(x_q · W_qᵀ + b_q)) [+ residual]
   void forward(matrix_view<const uint8_t> x, matrix_view<float> y, activation act = activation::none,
                matrix_view<const float> residual = {}) const {
     detail::check_linear_args("qlinear::forward", in_, out_, x.rows, x.cols, y.rows, y.cols, residual);
     run(x, y, act, residual, [](auto& body, auto... s) { body(s...); });
   }
 
-  // y_q (M, out) uint8 = quantize(act(dequant(x_q · W_qᵀ + b_q)) [+ residual], output)
+  /// y_q (M, out) uint8 = quantize(act(dequant(x_q · W_qᵀ + b_q)) [+ residual], output)
   void forward(matrix_view<const uint8_t> x, matrix_view<uint8_t> y, quant_params output,
                activation act = activation::none, matrix_view<const float> residual = {}) const {
     detail::check_linear_args("qlinear::forward", in_, out_, x.rows, x.cols, y.rows, y.cols, residual);

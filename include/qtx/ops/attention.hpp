@@ -1,14 +1,15 @@
 #pragma once
-// Public multi-head attention front: checks, then the CPU kernel: a few queries (decoding against a
-// KV cache) read K and V in place (cpu/attention/decode.hpp), more share packed K and V
-// (cpu/attention/fused.hpp).
-//
-//   out_h = π_h ⊙ (clip((ζ−γ)·softmax(scale·Q_h K_hᵀ + mask) + γ, 0, 1) · V_h)     for each head h
-//
-// q (Tq, D), k and v (Tk, D) hold all heads side by side (head h = columns [h·d, (h+1)·d), the
-// layout a QKV projection produces), so heads are strided views and nothing is transposed.
-// Float inputs give float output; uint8 inputs (asymmetric, with their quant params) run both
-// products in int8 (int32 scores, uint8 probabilities with scale 1/255) and give uint8 or float output.
+/// @file
+/// Public multi-head attention front: checks, then the CPU kernel: a few queries (decoding against a
+/// KV cache) read K and V in place (cpu/attention/decode.hpp), more share packed K and V
+/// (cpu/attention/fused.hpp).
+///
+///   out_h = π_h ⊙ (clip((ζ−γ)·softmax(scale·Q_h K_hᵀ + mask) + γ, 0, 1) · V_h)     for each head h
+///
+/// q (Tq, D), k and v (Tk, D) hold all heads side by side (head h = columns [h·d, (h+1)·d), the
+/// layout a QKV projection produces), so heads are strided views and nothing is transposed.
+/// Float inputs give float output; uint8 inputs (asymmetric, with their quant params) run both
+/// products in int8 (int32 scores, uint8 probabilities with scale 1/255) and give uint8 or float output.
 #include <cmath>
 
 #include "../core/error.hpp"
@@ -61,7 +62,7 @@ void run_attention(Arch arch, matrix_view<const T> q, matrix_view<const T> k, ma
 }
 }  // namespace detail
 
-// Float attention.
+/// Float attention.
 template <class Arch>
 void attention(Arch arch, matrix_view<const float> q, matrix_view<const float> k, matrix_view<const float> v,
                matrix_view<float> out, const attention_params& p, matrix_view<const float> key_mask = {},
@@ -71,7 +72,7 @@ void attention(Arch arch, matrix_view<const float> q, matrix_view<const float> k
   detail::run_attention(arch, q, k, v, out, p, key_mask, gate, attention_quant{});
 }
 
-// W8A8 attention: uint8 q, k, v with quant params; output uint8 (quant.out) or float.
+/// W8A8 attention: uint8 q, k, v with quant params; output uint8 (quant.out) or float.
 template <class Arch, class TO>
 void attention(Arch arch, matrix_view<const uint8_t> q, matrix_view<const uint8_t> k,
                matrix_view<const uint8_t> v, matrix_view<TO> out, const attention_params& p,

@@ -1,14 +1,15 @@
 #pragma once
-// Public element-wise operations over matrix views: GELU, quantize, dequantize, requantize.
-//
-//   qtx::ops::gelu(arch, h, h);                                   // in place, erf form (BERT)
-//   qtx::ops::gelu(arch, h, y, qtx::gelu_approximation::tanh);    // GPT-2 / OPT form
-//   qtx::ops::quantize(arch, x, x_u8, x_params);                  // quantize_one semantics, bit-exact
-//   qtx::ops::dequantize(arch, x_u8, x, x_params);
-//   qtx::ops::requantize(arch, acc_s32, y_u8, s_in / s_out, y_zero_point);
-//
-// Output and input must have the same shape; an output may be the same view as an input of the
-// same element type (GELU in place); other overlaps are errors. Strided views are accepted.
+/// @file
+/// Public element-wise operations over matrix views: GELU, quantize, dequantize, requantize.
+///
+///   qtx::ops::gelu(arch, h, h);                                   // in place, erf form (BERT)
+///   qtx::ops::gelu(arch, h, y, qtx::gelu_approximation::tanh);    // GPT-2 / OPT form
+///   qtx::ops::quantize(arch, x, x_u8, x_params);                  // quantize_one semantics, bit-exact
+///   qtx::ops::dequantize(arch, x_u8, x, x_params);
+///   qtx::ops::requantize(arch, acc_s32, y_u8, s_in / s_out, y_zero_point);
+///
+/// Output and input must have the same shape; an output may be the same view as an input of the
+/// same element type (GELU in place); other overlaps are errors. Strided views are accepted.
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -36,6 +37,8 @@ template <class T>
 constexpr bool is_8bit = std::is_same_v<T, uint8_t> || std::is_same_v<T, int8_t>;
 }  // namespace detail
 
+/// y = GELU(x), erf form (BERT) or tanh form (GPT-2/OPT), element-wise; y may be x (in place).
+/// @throws qtx::error ("gelu: ...") for invalid views, unequal shapes, partial overlap or an unknown form.
 template <class Arch, class XV>
 void gelu(Arch arch, matrix_view<XV> x_view, matrix_view<float> y,
           gelu_approximation form = gelu_approximation::none) {
@@ -47,6 +50,8 @@ void gelu(Arch arch, matrix_view<XV> x_view, matrix_view<float> y,
   if (!x.empty()) cpu::rows::gelu(arch, x, y, form);
 }
 
+/// q = quantize_one(x) with p, bit-exact with the scalar definition on every backend.
+/// @throws qtx::error ("quantize: ...") for invalid views, unequal shapes or invalid params.
 template <class Arch, class XV, class T>
 void quantize(Arch arch, matrix_view<XV> x_view, matrix_view<T> q, quant_params p) {
   static_assert(std::is_same_v<std::remove_const_t<XV>, float>, "ops::quantize: x must be float");
@@ -57,6 +62,8 @@ void quantize(Arch arch, matrix_view<XV> x_view, matrix_view<T> q, quant_params 
   if (!x.empty()) cpu::rows::quantize(arch, x, q, p);
 }
 
+/// x = p.scale · (q − p.zero_point): back to real units for the float parts of a W8A8 model.
+/// @throws qtx::error ("dequantize: ...") for invalid views, unequal shapes or invalid params.
 template <class Arch, class QV>
 void dequantize(Arch arch, matrix_view<QV> q_view, matrix_view<float> x, quant_params p) {
   using T = std::remove_const_t<QV>;
@@ -67,6 +74,9 @@ void dequantize(Arch arch, matrix_view<QV> q_view, matrix_view<float> x, quant_p
   if (!q.empty()) cpu::rows::dequantize(arch, q, x, p);
 }
 
+/// q = requantize_one(acc, multiplier, zero_point): int32 accumulators to 8 bits when the GEMM's
+/// epilogue could not do it (e.g. accumulators kept for inspection).
+/// @throws qtx::error ("requantize: ...") for invalid views, a non-positive multiplier or a zero point outside T.
 template <class Arch, class AV, class T>
 void requantize(Arch arch, matrix_view<AV> acc_view, matrix_view<T> q, float multiplier, int32_t zero_point) {
   static_assert(std::is_same_v<std::remove_const_t<AV>, int32_t>, "ops::requantize: acc must be int32");
@@ -78,6 +88,8 @@ void requantize(Arch arch, matrix_view<AV> acc_view, matrix_view<T> q, float mul
   if (!acc.empty()) cpu::rows::requantize(arch, acc, q, multiplier, zero_point);
 }
 
+/// The integer-only form (multiplier from to_fixed_point), as hardware without float units computes it.
+/// @throws qtx::error ("requantize: ...") for invalid views, a non-normalised multiplier or a zero point outside T.
 template <class Arch, class AV, class T>
 void requantize(Arch arch, matrix_view<AV> acc_view, matrix_view<T> q, fixed_point_multiplier multiplier,
                 int32_t zero_point) {

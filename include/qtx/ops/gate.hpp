@@ -1,15 +1,16 @@
 #pragma once
-// Attention-head gates (gated attention, Bondarenko et al. 2023, §4.2):
-//
-//   π(t, h) = sigmoid(G_h(x(t, h)))        o(t, h) = π(t, h) · (P_h V_h)(t)
-//
-// x(t, h) is head h's d_head-slice of the attention block's *input* hidden state (split like Q/K/V).
-// Variants of the paper's code (G_h per head unless noted):
-//   linear_per_head   G_h(x) = w_h · x + b_h                                  (default)
-//   mlp_per_head      G_h(x) = w2_h · relu(W1_h x + b1_h) + b2_h               (hidden d_head/4 or d_head)
-//   all_heads_linear  G(x)   = W x_full + b,  W: (n_heads, d_model)           (each head sees all of x)
-//   unconditional     G_h    = b_h                                             (one learned scalar per head)
-// Biases start at logit(π_init) (OPT 0.25, ViT 0.5). The gate stays in float even in W8A8 models.
+/// @file
+/// Attention-head gates (gated attention, Bondarenko et al. 2023, §4.2):
+///
+///   π(t, h) = sigmoid(G_h(x(t, h)))        o(t, h) = π(t, h) · (P_h V_h)(t)
+///
+/// x(t, h) is head h's d_head-slice of the attention block's *input* hidden state (split like Q/K/V).
+/// Variants of the paper's code (G_h per head unless noted):
+///   linear_per_head   G_h(x) = w_h · x + b_h                                  (default)
+///   mlp_per_head      G_h(x) = w2_h · relu(W1_h x + b1_h) + b2_h               (hidden d_head/4 or d_head)
+///   all_heads_linear  G(x)   = W x_full + b,  W: (n_heads, d_model)           (each head sees all of x)
+///   unconditional     G_h    = b_h                                             (one learned scalar per head)
+/// Biases start at logit(π_init) (OPT 0.25, ViT 0.5). The gate stays in float even in W8A8 models.
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -20,8 +21,10 @@
 
 namespace qtx {
 
+/// The gate variants of the paper's code (formulas in this file's description).
 enum class gate_kind { linear_per_head, mlp_per_head, all_heads_linear, unconditional };
 
+/// The kind's name, for error messages and logs.
 inline const char* to_string(gate_kind k) {
   switch (k) {
     case gate_kind::linear_per_head: return "linear_per_head";
@@ -32,40 +35,49 @@ inline const char* to_string(gate_kind k) {
   return "?";
 }
 
-// Weights of all heads' gates, stored head-major so that one pass over a token's hidden state
-// (a block-diagonal GEMV for the per-head kinds) produces every head's gate.
+/// Weights of all heads' gates, stored head-major so that one pass over a token's hidden state
+/// (a block-diagonal GEMV for the per-head kinds) produces every head's gate.
 struct gate_weights {
+  /// Which gate function the weights belong to.
   gate_kind kind = gate_kind::linear_per_head;
+  /// Number of attention heads (one gate probability each).
   index_t n_heads = 0;
+  /// Width of one head's slice of the hidden state.
   index_t d_head = 0;
-  index_t hidden = 0;     // mlp_per_head only
-  std::vector<float> w1;  // linear: (n_heads, d_head); mlp: (n_heads, hidden, d_head); all_heads: (n_heads, d_model)
-  std::vector<float> b1;  // (n_heads), mlp: (n_heads, hidden)
-  std::vector<float> w2;  // mlp: (n_heads, hidden)
-  std::vector<float> b2;  // mlp: (n_heads)
+  index_t hidden = 0;     ///< mlp_per_head only
+  std::vector<float> w1;  ///< linear: (n_heads, d_head); mlp: (n_heads, hidden, d_head); all_heads: (n_heads, d_model)
+  std::vector<float> b1;  ///< (n_heads), mlp: (n_heads, hidden)
+  std::vector<float> w2;  ///< mlp: (n_heads, hidden)
+  std::vector<float> b2;  ///< mlp: (n_heads)
 
+  /// The hidden width the gate reads: n_heads · d_head.
   index_t d_model() const { return n_heads * d_head; }
 
-  // The gate at initialisation: every weight 0 and the output bias logit(pi_init), so that
-  // π = pi_init for every input (the paper's OPT 0.25, ViT 0.5). `hidden` is the mlp_per_head
-  // hidden size and must be 0 for the other kinds. Throws qtx::error unless pi_init lies in (0, 1)
-  // and the sizes are positive.
+  /// The gate at initialisation: every weight 0 and the output bias logit(pi_init), so that
+  /// π = pi_init for every input (the paper's OPT 0.25, ViT 0.5). `hidden` is the mlp_per_head
+  /// hidden size and must be 0 for the other kinds. Throws qtx::error unless pi_init lies in (0, 1)
+  /// and the sizes are positive.
   static gate_weights from_pi_init(gate_kind kind, index_t n_heads, index_t d_head, float pi_init,
                                    index_t hidden = 0);
 };
 
-// A probability strictly between 0 and 1 (where its logit is finite).
+/// A probability strictly between 0 and 1 (where its logit is finite).
 inline void check_open_probability(const char* fn, const char* name, float p) {
   check(p > 0.0f && p < 1.0f, fn, ": ", name, " (", p, ") must lie in (0, 1)");
 }
 
+/// log(p / (1 − p)): the bias that makes sigmoid give p (gate initialisation).
+/// @throws qtx::error ("logit: ...") unless p lies in (0, 1).
 inline float logit(float p) {
   check_open_probability("logit", "p", p);
   return std::log(p / (1.0f - p));
 }
 
+/// 1 / (1 + e^−z): the gate's squashing, so π stays in (0, 1).
 inline float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 
+/// Throws qtx::error naming `fn` unless g's sizes are positive and every weight vector has the length
+/// its kind needs (so a loaded checkpoint with the wrong shapes fails before any work).
 inline void check_gate_weights(const char* fn, const gate_weights& g) {
   check(g.n_heads > 0 && g.d_head > 0, fn, ": gate has n_heads ", g.n_heads, " and d_head ", g.d_head,
         "; both must be positive");
@@ -145,8 +157,8 @@ inline float gate_logit(const gate_weights& g, const float* x, index_t h) {
 
 namespace ops {
 
-// pi (T, n_heads) = gate probabilities for hidden states x (T, n_heads·d_head). One pass over each
-// token's hidden state computes all heads; tokens are spread over threads.
+/// pi (T, n_heads) = gate probabilities for hidden states x (T, n_heads·d_head). One pass over each
+/// token's hidden state computes all heads; tokens are spread over threads.
 template <class Arch>
 void attention_gate(Arch, const gate_weights& g, matrix_view<const float> x, matrix_view<float> pi) {
   check_gate_weights("attention_gate", g);

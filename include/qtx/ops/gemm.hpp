@@ -1,4 +1,7 @@
 #pragma once
+/// @file
+/// Public GEMM front: C = epilogue(A · B) for float and W8A8, packed or unpacked B, batched; the
+/// contract (integer arithmetic, zero points, argument checks, backends) is the comment that opens ops/gemm.hpp.
 // Public GEMM front: C = epilogue(A · B), checked arguments, dispatch by backend tag.
 //
 //   auto w = qtx::ops::pack_b<qtx::cpu::native>(weights);            // (K, N) int8, once

@@ -1,14 +1,15 @@
 #pragma once
-// Public layer norm, alone or fused with the residual add and the output quantization.
-//
-//   qtx::ops::layer_norm(arch, x, weight, bias, y);                        // y = LN(x)
-//   qtx::ops::add_layer_norm(arch, x, residual, stream, weight, bias, y_u8, eps, y_u8_params);
-//       // stream = x + residual (pre-LN residual stream), y_u8 = quantize(LN(stream)): one pass
-//
-// y = (s − μ)/√(σ² + eps)·weight + bias with population variance (PyTorch), s = x (+ residual);
-// see ref/layernorm.hpp. x, residual, sum_out: float (R × C); weight, bias: C floats; y: float or
-// uint8/int8 quantized with y_params. Outputs may be the same view as a float input (in place);
-// any other overlap is an error. Views with col_stride ≠ 1 are accepted (reference path).
+/// @file
+/// Public layer norm, alone or fused with the residual add and the output quantization.
+///
+///   qtx::ops::layer_norm(arch, x, weight, bias, y);                        // y = LN(x)
+///   qtx::ops::add_layer_norm(arch, x, residual, stream, weight, bias, y_u8, eps, y_u8_params);
+///       // stream = x + residual (pre-LN residual stream), y_u8 = quantize(LN(stream)): one pass
+///
+/// y = (s − μ)/√(σ² + eps)·weight + bias with population variance (PyTorch), s = x (+ residual);
+/// see ref/layernorm.hpp. x, residual, sum_out: float (R × C); weight, bias: C floats; y: float or
+/// uint8/int8 quantized with y_params. Outputs may be the same view as a float input (in place);
+/// any other overlap is an error. Views with col_stride ≠ 1 are accepted (reference path).
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -60,6 +61,10 @@ void checked_layer_norm(const char* fn, Arch arch, matrix_view<const float> x, m
 }
 }  // namespace detail
 
+/// y = LN(x) row by row, optionally quantized with y_params in the same pass (the next GEMM's input).
+/// @param eps added to the variance (PyTorch's default 1e-5; BERT checkpoints use 1e-12).
+/// @throws qtx::error ("layer_norm: ...") for invalid views, unequal shapes, weight/bias not of x.cols
+/// elements, a non-positive eps, invalid y_params or overlapping outputs.
 template <class Arch, class XV, class Out>
 void layer_norm(Arch arch, matrix_view<XV> x, std::span<const float> weight, std::span<const float> bias,
                 matrix_view<Out> y, float eps = layer_norm_default_eps, quant_params y_params = {}) {
@@ -67,7 +72,7 @@ void layer_norm(Arch arch, matrix_view<XV> x, std::span<const float> weight, std
   detail::checked_layer_norm("layer_norm", arch, matrix_view<const float>(x), {}, {}, weight, bias, y, eps, y_params);
 }
 
-// s = x + residual (written to sum_out unless it is an empty view), y = LN(s).
+/// s = x + residual (written to sum_out unless it is an empty view), y = LN(s).
 template <class Arch, class XV, class RV, class Out>
 void add_layer_norm(Arch arch, matrix_view<XV> x, matrix_view<RV> residual, matrix_view<float> sum_out,
                     std::span<const float> weight, std::span<const float> bias, matrix_view<Out> y,

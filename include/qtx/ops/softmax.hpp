@@ -1,16 +1,17 @@
 #pragma once
-// Public (clipped) softmax over rows: checked arguments, dispatch by backend tag.
-//
-//   qtx::ops::softmax(qtx::cpu::native{}, scores, probs);                        // plain softmax
-//   qtx::ops::softmax(arch, scores, probs, {.gamma = qtx::gamma_for(12, 512)});  // clipped (OPT)
-//   qtx::ops::softmax(arch, s32_scores, p_u8, {.input_scale = s_q * s_k / std::sqrt(d), .causal = true},
-//                     key_mask, p_u8_params);                                     // fused W8A8 path
-//
-// y = clip((ζ − γ)·softmax(input_scale·x + mask) + γ, 0, 1) per row; see ref/softmax.hpp for the
-// exact definition and the defined cases (−inf, fully masked rows, NaN).
-// x: float or int32 (R × C). y: float, or uint8/int8 quantized with y_params in the same pass.
-// mask: empty, 1 × C (broadcast over rows) or R × C. y may be x itself (float → float, same view);
-// any other overlap is an error. Views with col_stride ≠ 1 are accepted (reference path).
+/// @file
+/// Public (clipped) softmax over rows: checked arguments, dispatch by backend tag.
+///
+///   qtx::ops::softmax(qtx::cpu::native{}, scores, probs);                        // plain softmax
+///   qtx::ops::softmax(arch, scores, probs, {.gamma = qtx::gamma_for(12, 512)});  // clipped (OPT)
+///   qtx::ops::softmax(arch, s32_scores, p_u8, {.input_scale = s_q * s_k / std::sqrt(d), .causal = true},
+///                     key_mask, p_u8_params);                                     // fused W8A8 path
+///
+/// y = clip((ζ − γ)·softmax(input_scale·x + mask) + γ, 0, 1) per row; see ref/softmax.hpp for the
+/// exact definition and the defined cases (−inf, fully masked rows, NaN).
+/// x: float or int32 (R × C). y: float, or uint8/int8 quantized with y_params in the same pass.
+/// mask: empty, 1 × C (broadcast over rows) or R × C. y may be x itself (float → float, same view);
+/// any other overlap is an error. Views with col_stride ≠ 1 are accepted (reference path).
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -25,6 +26,7 @@
 
 namespace qtx::ops {
 
+/// Throws qtx::error naming `fn` unless p is a valid (clipped) softmax: input_scale > 0, γ ≤ 0, ζ ≥ 1, all finite.
 inline void check_softmax_params(const char* fn, const softmax_params& p) {
   check(std::isfinite(p.input_scale) && p.input_scale > 0.0f, fn, ": input_scale (", p.input_scale,
         ") must be finite and positive");
@@ -33,6 +35,12 @@ inline void check_softmax_params(const char* fn, const softmax_params& p) {
   check(std::isfinite(p.zeta - p.gamma), fn, ": zeta - gamma (", p.zeta, " - ", p.gamma, ") overflows");
 }
 
+/// y = clipped softmax of each row of x (plain softmax with the default p), in one pass that can also
+/// dequantize int32 scores and quantize the probabilities (the W8A8 attention path).
+/// @param mask additive mask: empty, 1 × C or R × C.
+/// @param y_params quantization of y when y is 8-bit.
+/// @throws qtx::error ("softmax: ...") for invalid views, unequal shapes, invalid p, a mask of the wrong
+/// shape, invalid y_params or overlapping outputs.
 template <class Arch, class XV, class Out>
 void softmax(Arch arch, matrix_view<XV> x_view, matrix_view<Out> y, const softmax_params& p = {},
              matrix_view<const float> mask = {}, quant_params y_params = {}) {

@@ -1,22 +1,23 @@
 #pragma once
-// Range observers: calibration statistics that turn the values a tensor takes into quantization
-// parameters (the paper's range estimators).
-//
-//   minmax_observer          [min, max] over everything observed
-//   running_minmax_observer  EMA over batches: lo ← m·lo + (1−m)·batch_lo (same for hi), m = 0.9
-//   percentile_observer      [P(100−p), P(p)] over everything observed, p = 99.999, linear
-//                            interpolation between order statistics (numpy's default)
-//   mse_observer<T>          the range among 100 shrunk candidates that minimises the mean squared
-//                            quantize → dequantize error of T over everything observed
-//
-// Every observer takes batches through observe(span) or observe(matrix_view) (any strides), and
-// answers range() → {lo, hi} and params<T>() → quant_params (range_params below: asymmetric
-// uint8 or symmetric int8, the paper's W8A8 scheme). range()/params() before any finite value was
-// observed throw qtx::error.
-//
-// Non-finite values (NaN, ±inf) are ignored by every observer: they carry no information about the
-// range a quantizer should cover, and quantize_one maps NaN to the zero point and saturates ±inf
-// whatever the range. A batch without finite values is no batch at all (the EMA does not move).
+/// @file
+/// Range observers: calibration statistics that turn the values a tensor takes into quantization
+/// parameters (the paper's range estimators).
+///
+///   minmax_observer          [min, max] over everything observed
+///   running_minmax_observer  EMA over batches: lo ← m·lo + (1−m)·batch_lo (same for hi), m = 0.9
+///   percentile_observer      [P(100−p), P(p)] over everything observed, p = 99.999, linear
+///                            interpolation between order statistics (numpy's default)
+///   mse_observer<T>          the range among 100 shrunk candidates that minimises the mean squared
+///                            quantize → dequantize error of T over everything observed
+///
+/// Every observer takes batches through observe(span) or observe(matrix_view) (any strides), and
+/// answers range() → {lo, hi} and params<T>() → quant_params (range_params below: asymmetric
+/// uint8 or symmetric int8, the paper's W8A8 scheme). range()/params() before any finite value was
+/// observed throw qtx::error.
+///
+/// Non-finite values (NaN, ±inf) are ignored by every observer: they carry no information about the
+/// range a quantizer should cover, and quantize_one maps NaN to the zero point and saturates ±inf
+/// whatever the range. A batch without finite values is no batch at all (the EMA does not move).
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -35,13 +36,16 @@
 
 namespace qtx {
 
+/// A closed interval [lo, hi] of observed values: what an observer estimates, before it becomes quant_params.
 struct value_range {
+  /// Lower end.
   float lo = 0.0f;
+  /// Upper end.
   float hi = 0.0f;
 };
 
-// The paper's parameters for T over r: symmetric (scale = max(|lo|, |hi|) / qmax, zero point 0) for
-// a signed T, asymmetric over r widened to include 0 for an unsigned T.
+/// The paper's parameters for T over r: symmetric (scale = max(|lo|, |hi|) / qmax, zero point 0) for
+/// a signed T, asymmetric over r widened to include 0 for an unsigned T.
 template <class T>
 quant_params range_params(value_range r) {
   if constexpr (element_traits<T>::min < 0) {
@@ -141,27 +145,35 @@ class finite_sample {
 
 }  // namespace detail
 
-// params<T>() for every observer: the paper's parameters of T over the observer's range().
+/// params<T>() for every observer: the paper's parameters of T over the observer's range().
 template <class Derived>
 class range_observer_params {
  public:
+  /// Quantization parameters of T over range(): asymmetric for uint8, symmetric for int8.
+  /// @throws qtx::error when nothing finite was observed.
   template <class T = uint8_t>
   quant_params params() const {
     return range_params<T>(static_cast<const Derived&>(*this).range());
   }
 };
 
+/// [min, max] over everything observed: the tightest range that clips nothing (outliers included).
 class minmax_observer : public range_observer_params<minmax_observer> {
  public:
+  /// Widens the range to cover x's finite values.
   void observe(std::span<const float> x) {
     range_ = detail::merge(range_, detail::finite_minmax(x));
   }
+  /// Widens the range to cover x's finite values (any strides). @throws qtx::error for an invalid view.
   void observe(matrix_view<const float> x) {
     range_ = detail::merge(range_, detail::finite_minmax("minmax_observer::observe", x));
   }
+  /// Forgets everything observed.
   void reset() { range_ = detail::empty_range(); }
+  /// True until a finite value was observed (range() would throw).
   bool empty() const { return detail::is_empty(range_); }
 
+  /// The observed [min, max]. @throws qtx::error when nothing finite was observed.
   value_range range() const {
     detail::check_observed("minmax_observer::range", !empty());
     return range_;
@@ -171,27 +183,37 @@ class minmax_observer : public range_observer_params<minmax_observer> {
   value_range range_ = detail::empty_range();
 };
 
-// The paper's running min-max: the first batch sets the range, each later batch moves it by
-// lo ← m·lo + (1−m)·batch_lo and hi ← m·hi + (1−m)·batch_hi. One observe() call is one batch.
-// The state is kept in double so that many batches do not accumulate float rounding.
+/// The paper's running min-max: the first batch sets the range, each later batch moves it by
+/// lo ← m·lo + (1−m)·batch_lo and hi ← m·hi + (1−m)·batch_hi. One observe() call is one batch.
+/// The state is kept in double so that many batches do not accumulate float rounding.
 class running_minmax_observer : public range_observer_params<running_minmax_observer> {
  public:
+  /// The paper's EMA momentum.
   static constexpr double default_momentum = 0.9;
 
+  /// @param momentum weight of the old range per batch, in [0, 1] (1 = first batch only).
+  /// @throws qtx::error for a momentum outside [0, 1].
   explicit running_minmax_observer(double momentum = default_momentum) : momentum_(momentum) {
     check(momentum >= 0.0 && momentum <= 1.0, "running_minmax_observer: momentum (", momentum,
           ") must be in [0, 1]");
   }
 
+  /// Folds x in as one batch.
   void observe(std::span<const float> x) { add_batch(detail::finite_minmax(x)); }
+  /// Folds x in as one batch (any strides). @throws qtx::error for an invalid view.
   void observe(matrix_view<const float> x) {
     add_batch(detail::finite_minmax("running_minmax_observer::observe", x));
   }
+  /// Forgets everything observed.
   void reset() { batches_ = 0; }
+  /// True until a batch with a finite value was observed.
   bool empty() const { return batches_ == 0; }
+  /// Number of batches folded in (batches without finite values do not count).
   std::size_t batches() const { return batches_; }
+  /// The EMA momentum given at construction.
   double momentum() const { return momentum_; }
 
+  /// The running range. @throws qtx::error when nothing finite was observed.
   value_range range() const {
     detail::check_observed("running_minmax_observer::range", !empty());
     return {static_cast<float>(lo_), static_cast<float>(hi_)};
@@ -216,34 +238,44 @@ class running_minmax_observer : public range_observer_params<running_minmax_obse
   std::size_t batches_ = 0;
 };
 
-// [P(100 − p), P(p)] of every finite value observed. P(q) is numpy's default ('linear'): with the
-// n values sorted as a[0..n), h = (n − 1)·q/100, P = a[⌊h⌋] + (h − ⌊h⌋)·(a[⌊h⌋+1] − a[⌊h⌋]),
-// evaluated in double. Keeps every finite value (4 bytes each); range() selects the two order
-// statistics it needs in O(n) and reorders (never changes) the stored values, so concurrent
-// range() calls on one observer are not safe.
+/// [P(100 − p), P(p)] of every finite value observed. P(q) is numpy's default ('linear'): with the
+/// n values sorted as a[0..n), h = (n − 1)·q/100, P = a[⌊h⌋] + (h − ⌊h⌋)·(a[⌊h⌋+1] − a[⌊h⌋]),
+/// evaluated in double. Keeps every finite value (4 bytes each); range() selects the two order
+/// statistics it needs in O(n) and reorders (never changes) the stored values, so concurrent
+/// range() calls on one observer are not safe.
 class percentile_observer : public range_observer_params<percentile_observer> {
  public:
+  /// The paper's percentile.
   static constexpr double default_percentile = 99.999;
 
+  /// @param percentile p in [50, 100]: the range is [P(100 − p), P(p)].
+  /// @throws qtx::error for p outside [50, 100].
   explicit percentile_observer(double percentile = default_percentile) : percentile_(percentile) {
     check(percentile >= 50.0 && percentile <= 100.0, "percentile_observer: percentile (",
           percentile, ") must be in [50, 100]");
   }
 
+  /// Keeps x's finite values.
   void observe(std::span<const float> x) { sample_.append(x); }
+  /// Keeps x's finite values (any strides). @throws qtx::error for an invalid view.
   void observe(matrix_view<const float> x) { sample_.append("percentile_observer::observe", x); }
+  /// Forgets everything observed.
   void reset() { sample_.clear(); }
+  /// True until a finite value was observed.
   bool empty() const { return sample_.size() == 0; }
+  /// Number of finite values kept (memory: 4 bytes each).
   std::size_t count() const { return sample_.size(); }
+  /// The percentile given at construction.
   double percentile() const { return percentile_; }
 
+  /// [P(100 − p), P(p)] of the values kept. @throws qtx::error when nothing finite was observed.
   value_range range() const {
     detail::check_observed("percentile_observer::range", !empty());
     return {quantile(100.0 - percentile_), quantile(percentile_)};
   }
 
  private:
-  // Linear interpolation between the order statistics around h = (n − 1)·percent/100.
+  /// Linear interpolation between the order statistics around h = (n − 1)·percent/100.
   float quantile(double percent) const {
     std::vector<float>& a = sample_.values();
     const std::size_t n = a.size();
@@ -262,56 +294,65 @@ class percentile_observer : public range_observer_params<percentile_observer> {
   mutable detail::finite_sample sample_;
 };
 
-// Grid search over `candidates` (default 100) ranges for the one whose T-quantization loses least:
-// with [lo, hi] the observed min/max widened to include 0, candidate i = 1..N is
-//   unsigned T (asymmetric):  [lo·i/N, hi·i/N]
-//   signed T (symmetric):     [−a·i/N, a·i/N],  a = max(|lo|, |hi|)
-// scored by mean((x − dequantize(quantize(x)))²) over every finite value observed, with exactly the
-// parameters range_params<T> gives and quantize_one / dequantize_one. Ties go to the wider range
-// (less clipping). Asymmetric candidates shrink both ends by the same factor (a 1-D search; the
-// paper's code adds an integer skew search on top). Keeps every finite value observed; range()
-// costs N passes over them and is cached until the next observe()/reset().
+/// Grid search over `candidates` (default 100) ranges for the one whose T-quantization loses least:
+/// with [lo, hi] the observed min/max widened to include 0, candidate i = 1..N is
+///   unsigned T (asymmetric):  [lo·i/N, hi·i/N]
+///   signed T (symmetric):     [−a·i/N, a·i/N],  a = max(|lo|, |hi|)
+/// scored by mean((x − dequantize(quantize(x)))²) over every finite value observed, with exactly the
+/// parameters range_params<T> gives and quantize_one / dequantize_one. Ties go to the wider range
+/// (less clipping). Asymmetric candidates shrink both ends by the same factor (a 1-D search; the
+/// paper's code adds an integer skew search on top). Keeps every finite value observed; range()
+/// costs N passes over them and is cached until the next observe()/reset().
 template <class T = uint8_t>
 class mse_observer {
   static_assert(element_traits<T>::is_quantized, "mse_observer<T>: T must be int8_t or uint8_t");
 
  public:
+  /// Number of shrunk ranges searched, as in the paper's code.
   static constexpr int default_candidates = 100;
 
+  /// @param candidates number of shrunk ranges to search (≥ 1). @throws qtx::error for fewer than 1.
   explicit mse_observer(int candidates = default_candidates) : candidates_(candidates) {
     check(candidates >= 1, "mse_observer: candidates (", candidates, ") must be at least 1");
   }
 
+  /// Keeps x's finite values (and drops the cached range).
   void observe(std::span<const float> x) {
     sample_.append(x);
     best_.reset();
   }
+  /// Keeps x's finite values, any strides (and drops the cached range). @throws qtx::error for an invalid view.
   void observe(matrix_view<const float> x) {
     sample_.append("mse_observer::observe", x);
     best_.reset();
   }
+  /// Forgets everything observed.
   void reset() {
     sample_.clear();
     best_.reset();
   }
+  /// True until a finite value was observed.
   bool empty() const { return sample_.size() == 0; }
+  /// Number of finite values kept (memory: 4 bytes each).
   std::size_t count() const { return sample_.size(); }
+  /// The number of candidates given at construction.
   int candidates() const { return candidates_; }
 
+  /// The candidate range with the least quantization MSE (cached). @throws qtx::error when nothing finite was observed.
   value_range range() const {
     detail::check_observed("mse_observer::range", !empty());
     if (!best_) best_ = search();
     return *best_;
   }
 
-  // The range was chosen for T; parameters of another type would not be the MSE-optimal ones.
+  /// The range was chosen for T; parameters of another type would not be the MSE-optimal ones.
   template <class U = T>
   quant_params params() const {
     static_assert(std::is_same_v<U, T>, "mse_observer<T>::params: the range was optimised for T");
     return range_params<T>(range());
   }
 
-  // Mean squared quantize → dequantize error of the observed values under range_params<T>(r).
+  /// Mean squared quantize → dequantize error of the observed values under range_params<T>(r).
   double mean_squared_error(value_range r) const {
     detail::check_observed("mse_observer::mean_squared_error", !empty());
     const quant_params p = range_params<T>(r);

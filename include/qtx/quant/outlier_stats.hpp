@@ -1,17 +1,18 @@
 #pragma once
-// The paper's outlier metrics of one sequence x (a T × d activation matrix, flattened to n values):
-//
-//   inf_norm(x) = max |x_i|
-//   kurtosis(x) = mean((x_i − μ)⁴) / (σ⁴ + 1e−6),   μ = mean(x_i),  σ² = Σ(x_i − μ)² / (n − 1)
-//
-// σ is the unbiased standard deviation, and the kurtosis is not the excess one: a Gaussian gives
-// ≈ 3, a uniform ≈ 1.8, a sequence dominated by a few huge outliers gives values in the thousands.
-// outlier_stats averages both over sequences (and keeps the largest inf-norm), as the paper reports
-// them per module.
-//
-// Non-finite values are not hidden: a NaN anywhere makes both metrics NaN, ±inf makes the inf-norm
-// inf and the kurtosis NaN (a non-finite activation is a bug to surface, not to average away).
-// Everything is accumulated in double with a two-pass mean / central moments.
+/// @file
+/// The paper's outlier metrics of one sequence x (a T × d activation matrix, flattened to n values):
+///
+///   inf_norm(x) = max |x_i|
+///   kurtosis(x) = mean((x_i − μ)⁴) / (σ⁴ + 1e−6),   μ = mean(x_i),  σ² = Σ(x_i − μ)² / (n − 1)
+///
+/// σ is the unbiased standard deviation, and the kurtosis is not the excess one: a Gaussian gives
+/// ≈ 3, a uniform ≈ 1.8, a sequence dominated by a few huge outliers gives values in the thousands.
+/// outlier_stats averages both over sequences (and keeps the largest inf-norm), as the paper reports
+/// them per module.
+///
+/// Non-finite values are not hidden: a NaN anywhere makes both metrics NaN, ±inf makes the inf-norm
+/// inf and the kurtosis NaN (a non-finite activation is a bug to surface, not to average away).
+/// Everything is accumulated in double with a two-pass mean / central moments.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -24,7 +25,7 @@
 
 namespace qtx {
 
-// Added to σ⁴ so that a constant sequence gives kurtosis 0 instead of 0/0 (as in the paper's code).
+/// Added to σ⁴ so that a constant sequence gives kurtosis 0 instead of 0/0 (as in the paper's code).
 inline constexpr double kurtosis_epsilon = 1e-6;
 
 namespace detail {
@@ -48,7 +49,7 @@ inline void check_sequence(const char* fn, matrix_view<const float> x, index_t m
 
 }  // namespace detail
 
-// max |x_i|; NaN if any x_i is NaN.
+/// max |x_i|; NaN if any x_i is NaN.
 inline float inf_norm(matrix_view<const float> x) {
   detail::check_sequence("inf_norm", x, 1);
   float result = 0.0f;
@@ -63,7 +64,7 @@ inline float inf_norm(matrix_view<const float> x) {
   return result;
 }
 
-// Non-excess kurtosis with the unbiased variance in the denominator (needs n ≥ 2).
+/// Non-excess kurtosis with the unbiased variance in the denominator (needs n ≥ 2).
 inline double kurtosis(matrix_view<const float> x) {
   detail::check_sequence("kurtosis", x, 2);
   const double n = static_cast<double>(x.size());
@@ -83,29 +84,33 @@ inline double kurtosis(matrix_view<const float> x) {
   return (sum_fourth / n) / (variance * variance + kurtosis_epsilon);
 }
 
+/// inf_norm of contiguous values. @throws qtx::error for an empty x.
 inline float inf_norm(std::span<const float> x) {
   return inf_norm(matrix_view<const float>(x.data(), 1, static_cast<index_t>(x.size()), 0));
 }
+/// kurtosis of contiguous values. @throws qtx::error for fewer than 2 values.
 inline double kurtosis(std::span<const float> x) {
   return kurtosis(matrix_view<const float>(x.data(), 1, static_cast<index_t>(x.size()), 0));
 }
 
-// Per-sequence metrics averaged over sequences (one module's statistics in the paper's tables).
+/// Per-sequence metrics averaged over sequences (one module's statistics in the paper's tables).
 class outlier_stats {
  public:
+  /// Adds one sequence's inf-norm and kurtosis. @throws qtx::error (unchanged state) for an invalid view.
   void add_sequence(matrix_view<const float> x) {
     // Both metrics first, so a throwing call leaves the accumulator unchanged.
     const float norm = inf_norm(x);
     const double kurt = kurtosis(x);
     add(norm, kurt);
   }
+  /// Adds one sequence's inf-norm and kurtosis. @throws qtx::error (unchanged state) for too few values.
   void add_sequence(std::span<const float> x) {
     const float norm = inf_norm(x);
     const double kurt = kurtosis(x);
     add(norm, kurt);
   }
 
-  // Folds in another accumulator (e.g. one per thread or per calibration shard).
+  /// Folds in another accumulator (e.g. one per thread or per calibration shard).
   void merge(const outlier_stats& other) {
     if (other.count_ == 0) return;
     max_inf_norm_ =
@@ -115,24 +120,29 @@ class outlier_stats {
     count_ += other.count_;
   }
 
+  /// Forgets every sequence.
   void reset() { *this = outlier_stats{}; }
+  /// Number of sequences added.
   std::size_t count() const { return count_; }
 
+  /// Mean of the sequences' inf-norms. @throws qtx::error before the first sequence.
   double mean_inf_norm() const {
     check_count("outlier_stats::mean_inf_norm");
     return sum_inf_norm_ / static_cast<double>(count_);
   }
+  /// Mean of the sequences' kurtoses. @throws qtx::error before the first sequence.
   double mean_kurtosis() const {
     check_count("outlier_stats::mean_kurtosis");
     return sum_kurtosis_ / static_cast<double>(count_);
   }
+  /// Largest inf-norm of any sequence (NaN if any was NaN). @throws qtx::error before the first sequence.
   float max_inf_norm() const {
     check_count("outlier_stats::max_inf_norm");
     return max_inf_norm_;
   }
 
  private:
-  // A NaN inf-norm stays NaN in the maximum (std::max would drop it depending on argument order).
+  /// A NaN inf-norm stays NaN in the maximum (std::max would drop it depending on argument order).
   static float nan_aware_max(float a, float b) {
     return std::isnan(a) ? a : std::isnan(b) ? b : std::max(a, b);
   }

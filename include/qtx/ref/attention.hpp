@@ -1,11 +1,12 @@
 #pragma once
-// Reference multi-head attention for one sequence: materialised scores, double accumulation.
-// Written for clarity; the fused kernels are tested against it.
-//
-//   for every head h (columns [h·d, (h+1)·d) of q, k, v, out):
-//     S = scale · Q_h K_hᵀ + mask            (Tq × Tk; causal: S(i, j) = −inf for j > i + causal_offset)
-//     P = clip((ζ − γ) · softmax_rows(S) + γ, 0, 1)     (rows with no visible key: P = 0)
-//     O_h = π(:, h) ⊙ (P V_h)                 (π = gate probabilities, 1 without a gate)
+/// @file
+/// Reference multi-head attention for one sequence: materialised scores, double accumulation.
+/// Written for clarity; the fused kernels are tested against it.
+///
+///   for every head h (columns [h·d, (h+1)·d) of q, k, v, out):
+///     S = scale · Q_h K_hᵀ + mask            (Tq × Tk; causal: S(i, j) = −inf for j > i + causal_offset)
+///     P = clip((ζ − γ) · softmax_rows(S) + γ, 0, 1)     (rows with no visible key: P = 0)
+///     O_h = π(:, h) ⊙ (P V_h)                 (π = gate probabilities, 1 without a gate)
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -14,15 +15,21 @@
 
 namespace qtx::ref {
 
+/// The attention variant the oracle computes (the same fields as ops::attention_params).
 struct attention_config {
+  /// Number of heads; q.cols must be a multiple.
   index_t n_heads = 1;
-  float scale = 1.0f;  // usually 1/√d_head
-  float gamma = 0.0f;  // clipped softmax: γ ≤ 0, ζ ≥ 1; (0, 1) is plain softmax
+  float scale = 1.0f;  ///< usually 1/√d_head
+  float gamma = 0.0f;  ///< clipped softmax: γ ≤ 0, ζ ≥ 1; (0, 1) is plain softmax
+  /// Clipped softmax's stretch ζ ≥ 1.
   float zeta = 1.0f;
+  /// Decoder masking: query i sees keys j ≤ i + causal_offset only.
   bool causal = false;
-  index_t causal_offset = 0;  // query i sees keys j ≤ i + causal_offset (KV-cache decoding)
+  index_t causal_offset = 0;  ///< query i sees keys j ≤ i + causal_offset (KV-cache decoding)
 };
 
+/// The float attention oracle, straight from the formula (per head: clipped softmax of scaled
+/// Q Kᵀ + mask, times V, times the gate): what ops::attention is tested against. Unchecked.
 inline void attention(matrix_view<const float> q, matrix_view<const float> k, matrix_view<const float> v,
                       matrix_view<float> out, const attention_config& cfg,
                       matrix_view<const float> key_mask = {}, matrix_view<const float> gate = {}) {

@@ -1,9 +1,10 @@
 #pragma once
-// Reference GEMM: the oracle the tests compare every backend against. Written for clarity.
-//
-//   acc(m, n) = Σ_k (A(m,k) − zp_a) · (B(k,n) − zp_b)        (int32 for 8-bit inputs; float
-//                                                              inputs are summed in double)
-//   C(m, n)   = store(epilogue(acc(m, n), m, n))
+/// @file
+/// Reference GEMM: the oracle the tests compare every backend against. Written for clarity.
+///
+///   acc(m, n) = Σ_k (A(m,k) − zp_a) · (B(k,n) − zp_b)        (int32 for 8-bit inputs; float
+///                                                              inputs are summed in double)
+///   C(m, n)   = store(epilogue(acc(m, n), m, n))
 #include <cstdint>
 #include <type_traits>
 
@@ -12,6 +13,8 @@
 
 namespace qtx::ref {
 
+/// The GEMM oracle: triple loop, exact int32 (or double) accumulation, then the epilogue per element:
+/// what every ops::gemm backend is tested against. Unchecked.
 template <class TA, class TB, class TC, class Pipeline = epilogue::pipeline<>>
 void gemm(matrix_view<const TA> a, matrix_view<const TB> b, matrix_view<TC> c,
           const Pipeline& ep = {}, int32_t a_zero_point = 0, int32_t b_zero_point = 0) {

@@ -1,14 +1,15 @@
 #pragma once
-// Reference layer norm over rows (optionally fused with the residual add), written for clarity: the
-// oracle of the vector kernels and the semantics of the qtx::cpu::scalar backend.
-//
-//   s = x + r                     (r optional: the transformer's skip connection; s may be written out)
-//   μ = mean(s),  σ² = mean((s − μ)²)          (population variance, as PyTorch)
-//   y = (s − μ) · (1/√(σ² + eps)) · weight + bias      (8-bit y: quantize_one with y_params)
-//
-// Statistics are shifted two-pass sums: with s₀ the row's first element, m = mean(s − s₀) and
-// s − μ = (s − s₀) − m (s − s₀ is exact for nearby values), so rows like 1e4 ± 1 lose no digits
-// to the mean; then Σ(s − μ)². The reference accumulates in double, the vector kernels in float lanes.
+/// @file
+/// Reference layer norm over rows (optionally fused with the residual add), written for clarity: the
+/// oracle of the vector kernels and the semantics of the qtx::cpu::scalar backend.
+///
+///   s = x + r                     (r optional: the transformer's skip connection; s may be written out)
+///   μ = mean(s),  σ² = mean((s − μ)²)          (population variance, as PyTorch)
+///   y = (s − μ) · (1/√(σ² + eps)) · weight + bias      (8-bit y: quantize_one with y_params)
+///
+/// Statistics are shifted two-pass sums: with s₀ the row's first element, m = mean(s − s₀) and
+/// s − μ = (s − s₀) − m (s − s₀ is exact for nearby values), so rows like 1e4 ± 1 lose no digits
+/// to the mean; then Σ(s − μ)². The reference accumulates in double, the vector kernels in float lanes.
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -20,12 +21,12 @@
 
 namespace qtx {
 
-// PyTorch's nn.LayerNorm default (BERT checkpoints use 1e-12).
+/// PyTorch's nn.LayerNorm default (BERT checkpoints use 1e-12).
 inline constexpr float layer_norm_default_eps = 1e-5f;
 
 namespace ref {
 
-// y = LN(x + residual); residual and sum_out may be empty views (no residual / s not written).
+/// y = LN(x + residual); residual and sum_out may be empty views (no residual / s not written).
 template <class Out>
 void layer_norm(matrix_view<const float> x, matrix_view<const float> residual, matrix_view<float> sum_out,
                 std::span<const float> weight, std::span<const float> bias, matrix_view<Out> y,

@@ -1,17 +1,18 @@
 #pragma once
-// Reference (clipped) softmax over the rows of a matrix, written for clarity: the oracle of the
-// vector kernels and the semantics of the qtx::cpu::scalar backend.
-//
-//   z_j = input_scale · x_j + mask_j        (−inf where causally hidden: j > i + causal_offset)
-//   p_j = exp(z_j − max_k z_k) / Σ_k exp(z_k − max_k z_k)
-//   y_j = clip((ζ − γ) · p_j + γ, 0, 1)     (Bondarenko et al. 2023; ζ = 1, γ = 0 is softmax)
-//
-// Evaluated in float (the sum accumulated in double) as y_j = clip(e_j · r + γ, 0, 1) with e_j = exp(z_j − max), r = (ζ − γ) · (1/Σe):
-// with ζ = 1, γ = 0 the same expression is exactly e_j · (1/Σe), plain softmax, bit for bit.
-// Defined cases: entries with z = −inf get probability 0; a row whose visible entries are all −inf
-// (or that has none) is all zeros; causally hidden entries are always 0; a NaN among the visible z
-// (or a +inf, as in any softmax) makes every visible output of its row NaN, and an 8-bit output
-// then holds the zero point (quantize_one maps NaN to it).
+/// @file
+/// Reference (clipped) softmax over the rows of a matrix, written for clarity: the oracle of the
+/// vector kernels and the semantics of the qtx::cpu::scalar backend.
+///
+///   z_j = input_scale · x_j + mask_j        (−inf where causally hidden: j > i + causal_offset)
+///   p_j = exp(z_j − max_k z_k) / Σ_k exp(z_k − max_k z_k)
+///   y_j = clip((ζ − γ) · p_j + γ, 0, 1)     (Bondarenko et al. 2023; ζ = 1, γ = 0 is softmax)
+///
+/// Evaluated in float (the sum accumulated in double) as y_j = clip(e_j · r + γ, 0, 1) with e_j = exp(z_j − max), r = (ζ − γ) · (1/Σe):
+/// with ζ = 1, γ = 0 the same expression is exactly e_j · (1/Σe), plain softmax, bit for bit.
+/// Defined cases: entries with z = −inf get probability 0; a row whose visible entries are all −inf
+/// (or that has none) is all zeros; causally hidden entries are always 0; a NaN among the visible z
+/// (or a +inf, as in any softmax) makes every visible output of its row NaN, and an 8-bit output
+/// then holds the zero point (quantize_one maps NaN to it).
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -23,18 +24,19 @@
 
 namespace qtx {
 
+/// The (clipped) softmax variant: y = clip((ζ − γ)·softmax(input_scale·x + mask) + γ, 0, 1) over the visible columns.
 struct softmax_params {
-  float input_scale = 1.0f;   // e.g. dequantization scale · 1/√d for int32 QKᵀ scores
-  float gamma = 0.0f;         // γ ≤ 0: probabilities below −γ/(ζ−γ) become exact zeros
-  float zeta = 1.0f;          // ζ ≥ 1
-  bool causal = false;        // row i sees columns j ≤ i + causal_offset
-  index_t causal_offset = 0;  // KV-cache decoding: the number of cached keys before row 0's query
+  float input_scale = 1.0f;   ///< e.g. dequantization scale · 1/√d for int32 QKᵀ scores
+  float gamma = 0.0f;         ///< γ ≤ 0: probabilities below −γ/(ζ−γ) become exact zeros
+  float zeta = 1.0f;          ///< ζ ≥ 1
+  bool causal = false;        ///< row i sees columns j ≤ i + causal_offset
+  index_t causal_offset = 0;  ///< KV-cache decoding: the number of cached keys before row 0's query
 };
 
-// The paper's γ = −α/T (e.g. OPT: α = 12 at block size T = 512).
+/// The paper's γ = −α/T (e.g. OPT: α = 12 at block size T = 512).
 inline float gamma_for(float alpha, index_t T) { return -alpha / float(T); }
 
-// Columns [0, visible) of row i take part in the softmax.
+/// Columns [0, visible) of row i take part in the softmax.
 inline index_t softmax_visible_columns(const softmax_params& p, index_t row, index_t cols) {
   if (!p.causal) return cols;
   const index_t last = row + p.causal_offset;  // last visible column
@@ -43,8 +45,8 @@ inline index_t softmax_visible_columns(const softmax_params& p, index_t row, ind
 
 namespace ref {
 
-// x: float or int32 scores (R × C); y: float probabilities or 8-bit levels (quantize_one with
-// y_params); mask: empty, 1 × C (shared by all rows) or R × C, added to the scaled scores.
+/// x: float or int32 scores (R × C); y: float probabilities or 8-bit levels (quantize_one with
+/// y_params); mask: empty, 1 × C (shared by all rows) or R × C, added to the scaled scores.
 template <class XV, class Out>
 void softmax(matrix_view<XV> x, matrix_view<Out> y, const softmax_params& p,
              matrix_view<const float> mask = {}, quant_params y_params = {}) {

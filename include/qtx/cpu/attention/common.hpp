@@ -10,21 +10,30 @@
 
 namespace qtx::cpu {
 
+/// The attention variant of ops::attention (re-exported as qtx::ops::attention_params): heads, score
+/// scale, the paper's clipped softmax and causal masking.
 struct attention_params {
+  /// Number of heads; the columns of q, k, v must be a multiple.
   index_t n_heads = 1;
-  float scale = 1.0f;  // applied to Q·Kᵀ, usually 1/√d_head
-  float gamma = 0.0f;  // clipped softmax (γ ≤ 0, ζ ≥ 1); γ = 0, ζ = 1 is plain softmax
+  float scale = 1.0f;  ///< applied to Q·Kᵀ, usually 1/√d_head
+  float gamma = 0.0f;  ///< clipped softmax (γ ≤ 0, ζ ≥ 1); γ = 0, ζ = 1 is plain softmax
+  /// Clipped softmax's stretch ζ ≥ 1.
   float zeta = 1.0f;
+  /// Decoder masking: query i sees keys j ≤ i + causal_offset only.
   bool causal = false;
-  index_t causal_offset = 0;  // query i sees keys j ≤ i + causal_offset (decoding with a KV cache)
+  index_t causal_offset = 0;  ///< query i sees keys j ≤ i + causal_offset (decoding with a KV cache)
 };
 
-// Quantization of a W8A8 attention: inputs q, k, v and the output (when it is uint8).
+/// Quantization of a W8A8 attention: inputs q, k, v and the output (when it is uint8); re-exported
+/// as qtx::ops::attention_quant.
 struct attention_quant {
+  /// Calibrated uint8 parameters of q, k, v and the output.
+  ///@{
   quant_params q, k, v, out;
+  ///@}
 };
 
-// Probabilities in [0, 1] as uint8: scale 1/255, zero point 0 (1.0 → 255 exactly).
+/// Probabilities in [0, 1] as uint8: scale 1/255, zero point 0 (1.0 → 255 exactly).
 inline constexpr quant_params probability_params{1.0f / 255.0f, 0};
 
 // The element types of an attention on inputs T: float runs in float; uint8 (W8A8) gives int32 scores
