@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cmath>
+#include <limits>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -15,6 +16,8 @@ TEST_CASE("each epilogue stage follows its formula", "[epilogue]") {
   const int32_t bias_values[] = {10, -20, 30};
   const float scales[] = {0.5f, 0.25f, 2.0f};
   CHECK(ep::bias<int32_t>{bias_values}(5, 0, 1) == -15);
+  const int32_t int32_max[] = {std::numeric_limits<int32_t>::max()};  // wraps, as the SIMD adds do
+  CHECK(ep::bias<int32_t>{int32_max}(1, 0, 0) == std::numeric_limits<int32_t>::min());
   CHECK(ep::dequantize<ep::per_n>{scales}(8, 3, 2) == 16.0f);
   CHECK(ep::dequantize<ep::per_tensor>{scales}(8, 3, 2) == 4.0f);
   // requantize: round half to even, then + zero point, saturation left to the store.

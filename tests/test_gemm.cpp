@@ -244,6 +244,29 @@ TEMPLATE_TEST_CASE("extreme operands are exact up to the int32-safe K", "[gemm][
   CHECK(s8 == s8_want);
 }
 
+TEMPLATE_TEST_CASE("an int32 bias that overflows the accumulator wraps on every backend", "[gemm][extreme]", QTX_GEMM_BACKENDS) {
+  using Arch = TestType;
+  if (skip_unsupported<Arch>()) return;
+  // Found by the model fuzzer: a calibrated bias near INT32_MAX plus a positive dot product was
+  // signed overflow (UB) in the scalar epilogue; every backend now wraps like vpaddd.
+  const index_t M = 2, K = 37, N = 19;
+  const std::vector<uint8_t> a(M * K, 255);
+  const std::vector<int8_t> b(K * N, 127);
+  std::vector<int32_t> bias(N);
+  for (index_t n = 0; n < N; ++n) bias[n] = n % 2 ? std::numeric_limits<int32_t>::max() - int32_t(n)
+                                                  : std::numeric_limits<int32_t>::min() + int32_t(n);
+  const auto [got, want] = run_both<Arch, uint8_t, int8_t, int32_t>(make_view(a.data(), M, K), make_view(b.data(), K, N),
+                                                                    ep::make_pipeline(ep::bias<int32_t>{bias}));
+  CHECK(got == want);
+  const int64_t dot = 255 * 127 * int64_t(K);
+  for (index_t n = 0; n < N; ++n) {
+    const int64_t wide = dot + bias[n];
+    const auto wrapped = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(wide)));
+    INFO("n " << n);
+    CHECK(got[n] == wrapped);
+  }
+}
+
 TEMPLATE_TEST_CASE("uint8 B, unpacked-B convenience form and strided views", "[gemm][views]", QTX_GEMM_BACKENDS) {
   using Arch = TestType;
   if (skip_unsupported<Arch>()) return;

@@ -113,7 +113,14 @@ struct bias {
   template <class V>
   QTX_HOST_DEVICE V operator()(V v, index_t /*m*/, index_t n) const {
     static_assert(std::is_same_v<V, T>, "epilogue::bias: bias type must match the value type");
-    return v + values[n];
+    // Integer accumulators wrap like the SIMD adds (vpaddd) do: the scalar path must not be UB
+    // where a huge calibrated bias meets a large dot product, and must agree with the vector paths.
+    if constexpr (std::is_integral_v<V>) {
+      using unsigned_v = std::make_unsigned_t<V>;
+      return static_cast<V>(static_cast<unsigned_v>(v) + static_cast<unsigned_v>(values[n]));
+    } else {
+      return v + values[n];
+    }
   }
   /// Throws qtx::error unless `values` holds N elements (any values: the bias is data).
   void validate(const gemm_call& call) const {
