@@ -48,6 +48,7 @@ using arch = qtx::cpu::native;
 // percentage shows what an exact kernel leaves on the table.
 const qtx_bench::peak_probe& int8_probe() {
   if constexpr (std::is_same_v<arch, qtx::cpu::avx512_vnni>) return qtx_bench::int8_vpdpbusd512;
+  if constexpr (std::is_same_v<arch, qtx::cpu::avx_vnni>) return qtx_bench::int8_vpdpbusd256;
   return qtx_bench::int8_maddubs256;
 }
 const qtx_bench::peak_probe& fp32_probe() {
