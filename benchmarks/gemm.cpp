@@ -7,9 +7,9 @@
 // once, with the primitive and memories reused; Eigen has no pre-packing API (it packs inside
 // each product; noted in its label).
 //
-// Counters: GOPS (2·M·N·K per call) and % of the *measured* peak: BM_peak_* run a chain of
-// independent vpdpbusd / FMA (enough accumulators to cover latency) in this executable, and the
-// percentages use that rate (× threads). Threads: qtx::set_num_threads sets the OpenMP count,
+// Counters: GOPS (2·M·N·K per call) and % of the *measured* peak of one core (peak.hpp: enough
+// independent chains for every pipe × latency, one probe per ISA, all printed as BM_peak rows and
+// the backend's in the context header with the CPU model); the percentages use that rate × threads. Threads: qtx::set_num_threads sets the OpenMP count,
 // which oneDNN (Debian's build uses OpenMP) and Eigen (setNbThreads) follow too.
 //
 // Shared machines are noisy: times are the main thread's CPU time (a descheduled stretch does not
@@ -24,17 +24,17 @@
 
 #include <Eigen/Core>
 
+#include "peak.hpp"
+
 #include <algorithm>
-#include <ctime>
-#include <limits>
 #include <cstdint>
+#include <limits>
+#include <string>
+#include <type_traits>
 #include <random>
 #include <utility>
 #include <vector>
 
-#if QTX_HAS_AVX512_VNNI || QTX_HAS_AVX2
-#include <immintrin.h>
-#endif
 #ifdef QTX_BENCH_WITH_DNNL
 #include <oneapi/dnnl/dnnl.hpp>
 #endif
@@ -43,90 +43,27 @@ namespace {
 using qtx::index_t;
 using arch = qtx::cpu::native;
 
-// ---- measured peak: a chain of independent multiply-adds, best of several short trials ----
-constexpr int chain_accumulators = 16;  // ≥ latency × issue width on current x86 cores
-constexpr long chain_steps = 1 << 16;
-constexpr int peak_trials = 40;
+// ---- measured peak (peak.hpp): the probe of the instruction mix this build's backend runs ----
+// AVX2 int8 is measured against vpmaddubsw+vpmaddwd, the fastest AVX2 int8 mix (oneDNN's), so the
+// percentage shows what an exact kernel leaves on the table.
+const qtx_bench::peak_probe& int8_probe() {
+  if constexpr (std::is_same_v<arch, qtx::cpu::avx512_vnni>) return qtx_bench::int8_vpdpbusd512;
+  if constexpr (std::is_same_v<arch, qtx::cpu::avx_vnni>) return qtx_bench::int8_vpdpbusd256;
+  return qtx_bench::int8_maddubs256;
+}
+const qtx_bench::peak_probe& fp32_probe() {
+  if constexpr (std::is_same_v<arch, qtx::cpu::avx512_vnni>) return qtx_bench::fp32_fma512;
+  return qtx_bench::fp32_fma256;
+}
+double peak_int8_gops() { return int8_probe().gops(); }    // one core
+double peak_fp32_gflops() { return fp32_probe().gops(); }  // one core
 
-// Thread CPU time: a trial that is descheduled by another process does not count the wait.
-double thread_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+// One row per probe (all are in every build; 0 where the CPU lacks the ISA), registered in main.
+void BM_peak(benchmark::State& state, const qtx_bench::peak_probe* probe) {
+  for (auto _ : state) benchmark::DoNotOptimize(probe->gops());
+  state.counters["GOPS"] = probe->gops();
+  state.SetLabel(probe->name);
 }
-
-template <class Step>
-double best_rate(double ops_per_step, Step step) {
-  double best = 0;
-  for (int t = 0; t < peak_trials; ++t) {
-    const double t0 = thread_seconds();
-    step();
-    best = std::max(best, ops_per_step * chain_steps / (thread_seconds() - t0));
-  }
-  return best;
-}
-
-#if QTX_HAS_AVX512_VNNI
-using int_reg = __m512i;
-using float_reg = __m512;
-constexpr double int8_ops_per_instr = 2.0 * 64;  // 64 u8·s8 products + adds
-constexpr double fp32_ops_per_instr = 2.0 * 16;
-inline int_reg int_madd(int_reg c, int_reg a) { return _mm512_dpbusd_epi32(c, a, a); }
-inline float_reg float_madd(float_reg c, float_reg a) { return _mm512_fmadd_ps(a, a, c); }
-inline int_reg int_set(int v) { return _mm512_set1_epi32(v); }
-inline float_reg float_set(float v) { return _mm512_set1_ps(v); }
-#else
-using int_reg = __m256i;
-using float_reg = __m256;
-constexpr double int8_ops_per_instr = 2.0 * 16;  // vpmaddwd + vpaddd on widened int16 (the AVX2 path)
-constexpr double fp32_ops_per_instr = 2.0 * 8;
-inline int_reg int_madd(int_reg c, int_reg a) { return _mm256_add_epi32(c, _mm256_madd_epi16(a, a)); }
-inline float_reg float_madd(float_reg c, float_reg a) { return _mm256_fmadd_ps(a, a, c); }
-inline int_reg int_set(int v) { return _mm256_set1_epi32(v); }
-inline float_reg float_set(float v) { return _mm256_set1_ps(v); }
-#endif
-
-// The accumulators are a fold over an index pack (not an array under an asm barrier, which would
-// put them in memory): 16 independent dependency chains in registers.
-template <class Reg, class Madd, class Set>
-__attribute__((noinline)) Reg run_chain(Madd madd, Set set) {
-  return [&]<int... I>(std::integer_sequence<int, I...>) {
-    Reg acc[] = {set(I)...};
-    Reg a = set(1);
-    for (long s = 0; s < chain_steps; ++s) {
-      ((acc[I] = madd(acc[I], a)), ...);
-      asm volatile("" : "+v"(a));  // a is opaque: no step can be folded or hoisted
-    }
-    Reg sum = acc[0];
-    ((sum = madd(sum, acc[I])), ...);
-    return sum;
-  }(std::make_integer_sequence<int, chain_accumulators>{});
-}
-
-double peak_int8_gops() {  // one core
-  static const double peak = best_rate(chain_accumulators * int8_ops_per_instr, [] {
-    benchmark::DoNotOptimize(run_chain<int_reg>([](int_reg c, int_reg a) { return int_madd(c, a); }, int_set));
-  }) * 1e-9;
-  return peak;
-}
-double peak_fp32_gflops() {
-  static const double peak = best_rate(chain_accumulators * fp32_ops_per_instr, [] {
-    benchmark::DoNotOptimize(
-        run_chain<float_reg>([](float_reg c, float_reg a) { return float_madd(c, a); }, [](int v) { return float_set(float(v)); }));
-  }) * 1e-9;
-  return peak;
-}
-
-void BM_peak_int8(benchmark::State& state) {
-  for (auto _ : state) benchmark::DoNotOptimize(peak_int8_gops());
-  state.counters["GOPS"] = peak_int8_gops();
-}
-void BM_peak_fp32(benchmark::State& state) {
-  for (auto _ : state) benchmark::DoNotOptimize(peak_fp32_gflops());
-  state.counters["GOPS"] = peak_fp32_gflops();
-}
-BENCHMARK(BM_peak_int8)->Iterations(1);
-BENCHMARK(BM_peak_fp32)->Iterations(1);
 
 // ---- shared helpers ----
 struct shape {
@@ -293,4 +230,17 @@ QTX_GEMM_BENCH(BM_eigen_fp32, all_shapes);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+// BENCHMARK_MAIN, plus the CPU model, the backend and the measured peaks in the context header.
+int main(int argc, char** argv) {
+  for (const auto& probe : qtx_bench::all_probes)
+    benchmark::RegisterBenchmark((std::string("BM_peak_") + probe.id).c_str(), BM_peak, &probe)->Iterations(1);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("cpu_model", qtx_bench::cpu_model());
+  benchmark::AddCustomContext("qtx_backend", arch::name());
+  benchmark::AddCustomContext("peak_int8_GOPS", std::string(int8_probe().name) + ": " + std::to_string(peak_int8_gops()));
+  benchmark::AddCustomContext("peak_fp32_GFLOPS", std::string(fp32_probe().name) + ": " + std::to_string(peak_fp32_gflops()));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

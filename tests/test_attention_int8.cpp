@@ -23,7 +23,7 @@
 #include <vector>
 
 using qtx::index_t;
-using backends = std::tuple<qtx::cpu::scalar, qtx::cpu::avx2, qtx::cpu::avx512_vnni>;
+using backends = std::tuple<qtx::cpu::scalar, qtx::cpu::avx2, qtx::cpu::avx_vnni, qtx::cpu::avx512_vnni>;
 
 namespace {
 

@@ -95,7 +95,7 @@ constexpr int sweep_count = int(std::size(sweep_sizes));
 
 }  // namespace
 
-#define QTX_GEMM_BACKENDS cpu::scalar, cpu::avx2, cpu::avx512_vnni
+#define QTX_GEMM_BACKENDS cpu::scalar, cpu::avx2, cpu::avx_vnni, cpu::avx512_vnni
 
 TEMPLATE_TEST_CASE("int8 GEMM is bit-exact over a shape sweep with zero points", "[gemm]", QTX_GEMM_BACKENDS) {
   using Arch = TestType;

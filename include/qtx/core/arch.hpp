@@ -6,6 +6,9 @@
 /// the compiler targets cannot be used (its intrinsics would not compile), runtime dispatch is the
 /// consumer's choice (per-ISA translation units).
 #include <type_traits>
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <cpuid.h>
+#endif
 
 namespace qtx::cpu {
 
@@ -18,6 +21,12 @@ struct scalar {
 struct avx2 : scalar {
   /// The tag's name, for logs and benchmark labels.
   static constexpr const char* name() noexcept { return "avx2"; }
+};
+// AVX2 + FMA + AVX-VNNI: VEX-encoded vpdpbusd on ymm (Intel since Alder Lake / Sapphire Rapids,
+// AMD Zen 5). A sibling of avx512_vnni, not its base: AVX-512 VNNI cores without AVX-VNNI exist
+// (Ice Lake, Zen 4).
+struct avx_vnni : avx2 {
+  static constexpr const char* name() noexcept { return "avx_vnni"; }
 };
 struct avx512_vnni : avx2 {
   /// The tag's name, for logs and benchmark labels.
@@ -37,8 +46,16 @@ struct avx512_vnni : avx2 {
 #define QTX_HAS_AVX2 0
 #endif
 
+#if QTX_HAS_AVX2 && defined(__AVXVNNI__)
+#define QTX_HAS_AVX_VNNI 1
+#else
+#define QTX_HAS_AVX_VNNI 0
+#endif
+
 #if QTX_HAS_AVX512_VNNI
 using native = avx512_vnni;
+#elif QTX_HAS_AVX_VNNI
+using native = avx_vnni;
 #elif QTX_HAS_AVX2
 using native = avx2;
 #else
@@ -53,6 +70,10 @@ bool supported() noexcept {
   if constexpr (std::is_same_v<Arch, avx512_vnni>) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  } else if constexpr (std::is_same_v<Arch, avx_vnni>) {
+    // CPUID.(EAX=7, ECX=1):EAX[4]; Clang 14's __builtin_cpu_supports does not know "avxvnni".
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return supported<avx2>() && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 4)) != 0;
   } else if constexpr (std::is_same_v<Arch, avx2>) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   }

@@ -20,7 +20,8 @@
 // Every argument is checked before any work, including each epilogue stage (its validate(),
 // epilogue/stages.hpp), and every message names the function the user called.
 //
-// Backends: cpu::avx512_vnni (vpdpbusd, FMA on zmm), cpu::avx2 (vpmaddwd on int16-widened
+// Backends: cpu::avx512_vnni (vpdpbusd, FMA on zmm), cpu::avx_vnni (VEX vpdpbusd on ymm; float as
+// avx2), cpu::avx2 (vpmaddwd on int16-widened
 // operands: exact, no vpmaddubsw saturation; FMA on ymm), cpu::scalar; see cpu/gemm/.
 #include <algorithm>
 #include <concepts>
@@ -216,7 +217,7 @@ auto pack_b(matrix_view<TBv> b_view, int32_t b_zero_point = 0) {
 }
 
 /// C = ep(A · B) with B packed by pack_b<Arch>.
-/// @param arch backend tag (cpu::scalar, cpu::avx2, cpu::avx512_vnni; B must be packed for it).
+/// @param arch backend tag (cpu::scalar, cpu::avx2, cpu::avx_vnni, cpu::avx512_vnni; B must be packed for it).
 /// @param a_view A (M, K): uint8 for the integer GEMM, float for the float one; any strides.
 /// @param b B packed by pack_b<Arch> (K, N).
 /// @param c C (M, N): int32, int8, uint8 or float (the store implied by the pipeline), any strides.
