@@ -1,5 +1,6 @@
 #pragma once
 // aligned_buffer<T>: owning, 64-byte aligned (one cache line, one AVX-512 register), move-only.
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -45,8 +46,8 @@ class aligned_buffer {
     if (count == 0) return;
     const std::size_t bytes = (static_cast<std::size_t>(count) * sizeof(T) + alignment - 1) /
                               alignment * alignment;
-    data_ = static_cast<T*>(std::aligned_alloc(alignment, bytes));
-    if (!data_) throw std::bad_alloc();
+    // Aligned operator new (not std::aligned_alloc): a program's replaced operator new sees it.
+    data_ = static_cast<T*>(::operator new(bytes, std::align_val_t{alignment}));
     std::memset(static_cast<void*>(data_), 0, bytes);
     size_ = count;
   }
@@ -67,7 +68,7 @@ class aligned_buffer {
 
  private:
   void release() noexcept {
-    std::free(data_);
+    if (data_) ::operator delete(static_cast<void*>(data_), std::align_val_t{alignment});
     data_ = nullptr;
     size_ = 0;
   }
