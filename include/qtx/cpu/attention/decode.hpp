@@ -204,7 +204,11 @@ void decode_attention(Arch arch, matrix_view<const T> q, matrix_view<const T> k,
   parallel_for(0, H, [&](index_t h) {
     auto& rows_of_head = detail::decode_rows<score_t, prob_t>::local();
     rows_of_head.reserve(Tk, d);
-    auto& [scores, context, query_float, probs] = rows_of_head.buffers;
+    // References, not a structured binding: lambdas below capture them (Clang 14 cannot capture bindings).
+    auto& scores = rows_of_head.buffers.scores;
+    auto& context = rows_of_head.buffers.context;
+    auto& query_float = rows_of_head.buffers.query_float;
+    auto& probs = rows_of_head.buffers.probs;
     float gate_column[decode_max_queries];
     if (gate.data)
       for (index_t i = 0; i < Tq; ++i) gate_column[i] = gate(i, h);
