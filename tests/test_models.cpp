@@ -1,9 +1,10 @@
-// Example models on random weights: the BERT encoder of examples/bert against a plain double
-// reference written here, and its W8A8 form against its FP32 form.
+// Example models on random weights: the BERT encoder of examples/bert against the double
+// reference (embeddings here, layers from reference_encoder.hpp), and its W8A8 form against its FP32 form.
 #include <catch2/catch.hpp>
 
 #include "bert/bert.hpp"
 #include "random_weights.hpp"
+#include "reference_encoder.hpp"
 
 #include <qtx/io/safetensors.hpp>
 
@@ -60,7 +61,7 @@ struct tiny_bert {
 
   // The whole encoder in double, straight from the definitions.
   std::vector<double> reference(const std::vector<int>& ids, float gamma, bool gated) const {
-    const index_t T = index_t(ids.size()), dh = H / heads;
+    const index_t T = index_t(ids.size());
     auto W = [&](const std::string& n) -> const std::vector<float>& { return weights.w.at(n); };
     std::vector<double> x(T * H);
     for (index_t t = 0; t < T; ++t)
@@ -76,52 +77,18 @@ struct tiny_bert {
           v[t * H + c] = (v[t * H + c] - mean) / std::sqrt(var + 1e-12) * W(n + ".weight")[c] + W(n + ".bias")[c];
       }
     };
-    auto linear = [&](const std::vector<double>& in, index_t K, index_t N, const std::string& n) {
-      std::vector<double> out(T * N);
-      for (index_t t = 0; t < T; ++t)
-        for (index_t o = 0; o < N; ++o) {
-          double s = W(n + ".bias")[o];
-          for (index_t k = 0; k < K; ++k) s += in[t * K + k] * W(n + ".weight")[o * K + k];
-          out[t * N + o] = s;
-        }
-      return out;
-    };
     layer_norm(x, "embeddings.LayerNorm");
     for (index_t i = 0; i < layers; ++i) {
       const std::string p = "encoder.layer." + std::to_string(i) + ".";
-      const auto q = linear(x, H, H, p + "attention.self.query"), k = linear(x, H, H, p + "attention.self.key"),
-                 v = linear(x, H, H, p + "attention.self.value");
-      std::vector<double> ctx(T * H, 0.0);
-      for (index_t h = 0; h < heads; ++h)
-        for (index_t t = 0; t < T; ++t) {
-          std::vector<double> s(T);
-          double mx = -1e300, sum = 0;
-          for (index_t j = 0; j < T; ++j) {
-            s[j] = 0;
-            for (index_t c = 0; c < dh; ++c) s[j] += q[t * H + h * dh + c] * k[j * H + h * dh + c];
-            s[j] /= std::sqrt(double(dh));
-            mx = std::max(mx, s[j]);
-          }
-          for (auto& e : s) sum += (e = std::exp(e - mx));
-          double pi = 1.0;
-          if (gated) {
-            double z = W(p + "attention.self.gate.bias")[h];
-            for (index_t c = 0; c < dh; ++c) z += W(p + "attention.self.gate.weight")[h * dh + c] * x[t * H + h * dh + c];
-            pi = 1.0 / (1.0 + std::exp(-z));
-          }
-          for (index_t j = 0; j < T; ++j) {
-            const double prob = std::clamp((1.0 - gamma) * s[j] / sum + gamma, 0.0, 1.0);
-            for (index_t c = 0; c < dh; ++c) ctx[t * H + h * dh + c] += pi * prob * v[j * H + h * dh + c];
-          }
-        }
-      auto a = linear(ctx, H, H, p + "attention.output.dense");
-      for (index_t e = 0; e < T * H; ++e) a[e] += x[e];
-      layer_norm(a, p + "attention.output.LayerNorm");
-      auto f = linear(a, H, inter, p + "intermediate.dense");
-      for (auto& e : f) e = 0.5 * e * (1.0 + std::erf(e / std::sqrt(2.0)));
-      x = linear(f, inter, H, p + "output.dense");
-      for (index_t e = 0; e < T * H; ++e) x[e] += a[e];
-      layer_norm(x, p + "output.LayerNorm");
+      auto l = ::reference::from_named(weights.w,
+                                     {p + "attention.self.query.", p + "attention.self.key.", p + "attention.self.value.",
+                                      p + "attention.output.dense.", p + "attention.output.LayerNorm.",
+                                      p + "output.LayerNorm.", p + "intermediate.dense.", p + "output.dense.",
+                                      p + "attention.self.gate."},
+                                     H, inter, heads);
+      l.post_ln = true, l.gamma = gamma, l.eps = 1e-12f;
+      if (!gated) l.gate.reset();
+      x = ::reference::forward(l, x, T);
     }
     return x;
   }

@@ -218,12 +218,14 @@ TEST_CASE("quantized_multi_head_attention tracks the float module", "[nn][attent
   };
   nn::attention_calibration cal;
   cal.input = range(qtx::make_view(x.data(), T, f.D));
-  typename nn::multi_head_attention<>::taps taps{[&](const char* name, qtx::matrix_view<const float> v) {
-    const std::string n = name;
-    (n == "q" ? cal.q : n == "k" ? cal.k : n == "v" ? cal.v : cal.context) = range(v);
-  }};
+  nn::layer_calibrator observed;  // one batch: its running min-max is the min-max
   std::vector<float> y(T * f.D), yq(T * f.D);
-  mha.forward(qtx::make_view(x.data(), T, f.D), qtx::make_view(y.data(), T, f.D), {}, {}, nullptr, &taps);
+  mha.forward(qtx::make_view(x.data(), T, f.D), qtx::make_view(y.data(), T, f.D), {}, {}, nullptr, &observed);
+  const auto ranges = observed.result();
+  cal.q = ranges.at(nn::layer_point::q, "test");
+  cal.k = ranges.at(nn::layer_point::k, "test");
+  cal.v = ranges.at(nn::layer_point::v, "test");
+  cal.context = ranges.at(nn::layer_point::context, "test");
   nn::quantized_multi_head_attention<> qmha(f.weights(), o, cal);
   std::vector<uint8_t> x_q(x.size());
   qtx::quantize<uint8_t>(x, x_q, cal.input);

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "random_weights.hpp"
+#include "reference_encoder.hpp"
 #include "vit/vit.hpp"
 
 #include <qtx/io/safetensors.hpp>
@@ -85,7 +86,7 @@ struct tiny_vit {
 
   // Class logits in double, straight from the definitions (conv with stride = kernel = P).
   std::vector<double> reference(const std::vector<uint8_t>& img) const {
-    const index_t N = T(), dh = H / heads;
+    const index_t N = T();
     auto W = [&](const std::string& n) -> const std::vector<float>& { return weights.w.at(n); };
     std::vector<double> x(N * H);
     const auto& kernel = W("vit.embeddings.patch_embeddings.projection.weight");
@@ -113,53 +114,16 @@ struct tiny_vit {
     if (patch_ln) layer_norm(x, 1, N - 1, "vit.embeddings.patch_layernorm");
     for (index_t c = 0; c < H; ++c) x[c] = W("vit.embeddings.cls_token")[c];
     for (index_t e = 0; e < N * H; ++e) x[e] += W("vit.embeddings.position_embeddings")[e];
-    auto linear = [&](const std::vector<double>& in, index_t K, index_t M, const std::string& n) {
-      std::vector<double> out(N * M);
-      for (index_t t = 0; t < N; ++t)
-        for (index_t o = 0; o < M; ++o) {
-          double s = W(n + ".bias")[o];
-          for (index_t k = 0; k < K; ++k) s += in[t * K + k] * W(n + ".weight")[o * K + k];
-          out[t * M + o] = s;
-        }
-      return out;
-    };
     for (index_t i = 0; i < layers; ++i) {
       const std::string p = "vit.encoder.layer." + std::to_string(i) + ".";
-      auto n = x;
-      layer_norm(n, 0, N, p + "layernorm_before");
-      const auto q = linear(n, H, H, p + "attention.attention.query"), k = linear(n, H, H, p + "attention.attention.key"),
-                 v = linear(n, H, H, p + "attention.attention.value");
-      std::vector<double> ctx(N * H, 0.0);
-      for (index_t h = 0; h < heads; ++h)
-        for (index_t t = 0; t < N; ++t) {
-          std::vector<double> s(N);
-          double mx = -1e300, sum = 0;
-          for (index_t j = 0; j < N; ++j) {
-            s[j] = 0;
-            for (index_t c = 0; c < dh; ++c) s[j] += q[t * H + h * dh + c] * k[j * H + h * dh + c];
-            s[j] /= std::sqrt(double(dh));
-            mx = std::max(mx, s[j]);
-          }
-          for (auto& e : s) sum += (e = std::exp(e - mx));
-          double pi = 1.0;
-          if (gated) {
-            double z = W(p + "attention.attention.gate.bias")[h];
-            for (index_t c = 0; c < dh; ++c) z += W(p + "attention.attention.gate.weight")[h * dh + c] * n[t * H + h * dh + c];
-            pi = 1.0 / (1.0 + std::exp(-z));
-          }
-          for (index_t j = 0; j < N; ++j) {
-            const double prob = std::clamp((1.0 - gamma) * s[j] / sum + gamma, 0.0, 1.0);
-            for (index_t c = 0; c < dh; ++c) ctx[t * H + h * dh + c] += pi * prob * v[j * H + h * dh + c];
-          }
-        }
-      auto y = linear(ctx, H, H, p + "attention.output.dense");
-      for (index_t e = 0; e < N * H; ++e) y[e] += x[e];
-      n = y;
-      layer_norm(n, 0, N, p + "layernorm_after");
-      auto f = linear(n, H, inter, p + "intermediate.dense");
-      for (auto& e : f) e = 0.5 * e * (1.0 + std::erf(e / std::sqrt(2.0)));
-      x = linear(f, inter, H, p + "output.dense");
-      for (index_t e = 0; e < N * H; ++e) x[e] += y[e];
+      auto l = ::reference::from_named(weights.w,
+                                     {p + "attention.attention.query.", p + "attention.attention.key.",
+                                      p + "attention.attention.value.", p + "attention.output.dense.",
+                                      p + "layernorm_before.", p + "layernorm_after.", p + "intermediate.dense.",
+                                      p + "output.dense.", p + "attention.attention.gate."},
+                                     H, inter, heads);
+      l.gamma = gamma, l.eps = 1e-6f;
+      x = ::reference::forward(l, x, N);
     }
     layer_norm(x, 0, 1, "vit.layernorm");
     std::vector<double> logits(classes);

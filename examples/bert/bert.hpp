@@ -1,20 +1,18 @@
 #pragma once
-// A BERT encoder (post-LN, Hugging Face names) built from qtx::nn modules, in FP32 and W8A8.
-//
-// W8A8 quantization points (uint8 asymmetric activations, int8 symmetric per-channel weights):
-// every Linear input (the LN outputs, the attention context, the GELU output), Q, K and V, the
-// softmax probabilities (scale 1/255), both residual sums (the LN inputs, rounded to their uint8
-// grid: where BERT's outliers live) and the LN outputs, which also become the float residual stream
-// (dequantized). Q·Kᵀ stays int32 into the softmax; biases are int32; LN statistics, softmax and
-// GELU internals, the gate and the embeddings are float, as in the paper.
+// A BERT encoder (post-LN, Hugging Face names): the config, the weight names, the embeddings and
+// the MLM head around qtx::nn::encoder_layer (FP32) and qtx::nn::quantized_encoder_layer (W8A8),
+// whose header states the quantization points. The embeddings LN output is the first layer's
+// uint8 input; the embeddings themselves are float, as in the paper.
 #include "../common/attention_variant.hpp"
 #include "../common/config.hpp"
+#include "../common/layers.hpp"
 #include "../common/w8a8.hpp"
 #include "../common/weights.hpp"
 
 #include <qtx/io/safetensors.hpp>
 #include <qtx/io/wordpiece.hpp>
-#include <qtx/nn/attention.hpp>
+#include <qtx/nn/encoder_layer.hpp>
+#include <qtx/nn/grid.hpp>
 #include <qtx/nn/layer_norm.hpp>
 #include <qtx/nn/linear.hpp>
 
@@ -70,11 +68,16 @@ struct calibration {
   std::vector<std::array<qtx::quant_params, points>> layers;
 };
 
+// The model's point number of each qtx::nn::layer_point; the layer input is the previous LN output.
+inline const demo::point_map layer_points = {-1,      attention_ln,       q,      k,          v,           context,
+                                              attention_residual, ffn_ln, ffn_hidden, ffn_residual};
+
 template <class Arch = qtx::cpu::native>
 class model {
  public:
-  // Called with (layer, point, tensor) at every quantization point of the FP32 forward.
-  using observer = std::function<void(index_t, int, matrix_view<const float>)>;
+  // Called with (layer, point, tensor) at every quantization point of the FP32 forward; layer −1,
+  // point attention_ln is the embeddings LN output.
+  using observer = demo::model_observer;
 
   explicit model(const std::filesystem::path& dir)
       : cfg_(read_config(dir / "config.json")), w_("bert", dir / "model.safetensors") {
@@ -82,15 +85,7 @@ class model {
     position_ = w_.matrix("embeddings.position_embeddings.weight", {cfg_.max_positions, "max_position_embeddings"}, H());
     token_type_ = w_.matrix("embeddings.token_type_embeddings.weight", {cfg_.type_vocab, "type_vocab_size"}, H());
     embeddings_ln_ = layer_norm("embeddings.LayerNorm");
-    for (index_t i = 0; i < cfg_.layers; ++i) {
-      fp32_layer l;
-      l.attention = {attention_weights(i), attention_options(i)};
-      l.attention_ln = layer_norm(prefix(i) + "attention.output.LayerNorm");
-      l.ffn_in = {ffn_in_weight(i), ffn_in_bias(i)};
-      l.ffn_out = {ffn_out_weight(i), ffn_out_bias(i)};
-      l.ffn_ln = layer_norm(prefix(i) + "output.LayerNorm");
-      fp32_.push_back(std::move(l));
-    }
+    for (index_t i = 0; i < cfg_.layers; ++i) fp32_.emplace_back(layer_weights(i), layer_options(i));
     if (w_.contains(mlm_prefix + "bias")) load_mlm_head();
   }
 
@@ -114,49 +109,28 @@ class model {
   // Hidden states (T, hidden) of the last layer for one sequence of token ids.
   void forward(std::span<const qtx::io::token_id> ids, qtx::aligned_buffer<float>& out,
                const observer* obs = nullptr) const {
-    const index_t T = index_t(ids.size()), H = cfg_.hidden;
-    qtx::aligned_buffer<float> a(T * H), h(T * cfg_.intermediate);
     embed(ids, out);
-    auto x = qtx::make_view(out.data(), T, H);
-    auto av = qtx::make_view(a.data(), T, H);
-    auto hv = qtx::make_view(h.data(), T, cfg_.intermediate);
+    const auto x = qtx::make_view(out.data(), index_t(ids.size()), cfg_.hidden);
     embeddings_ln_.forward(x, x);
     if (obs) (*obs)(-1, attention_ln, x);
-    for (index_t i = 0; i < cfg_.layers; ++i) {
-      const fp32_layer& l = fp32_[i];
-      typename qtx::nn::multi_head_attention<Arch>::taps taps;
-      if (obs)
-        taps.observe = [&](const char* name, matrix_view<const float> t) {
-          const std::string n = name;
-          (*obs)(i, n == "q" ? q : n == "k" ? k : n == "v" ? v : context, t);
-        };
-      l.attention.forward(x, av, {}, x, nullptr, obs ? &taps : nullptr);
-      if (obs) (*obs)(i, attention_residual, av);
-      l.attention_ln.forward(av, x);
-      if (obs) (*obs)(i, attention_ln, x);
-      l.ffn_in.forward(x, hv, qtx::nn::activation::gelu_erf);
-      if (obs) (*obs)(i, ffn_hidden, hv);
-      l.ffn_out.forward(hv, av, qtx::nn::activation::none, x);
-      if (obs) (*obs)(i, ffn_residual, av);
-      l.ffn_ln.forward(av, x);
-      if (obs) (*obs)(i, ffn_ln, x);
-    }
+    fp32_ws_.use([&] { return qtx::nn::encoder_workspace<float>(cfg_.max_positions, cfg_.hidden, cfg_.intermediate, cfg_.heads); },
+                 [&](auto& ws) {
+                   for (index_t i = 0; i < cfg_.layers; ++i) {
+                     auto report = demo::point_reporter::make(obs, i, layer_points);
+                     fp32_[i].forward(x, ws, report ? &*report : nullptr);
+                   }
+                 });
   }
 
   // Builds the W8A8 layers from calibrated activation ranges.
   void quantize(const calibration& cal, bool per_channel = true) {
     qtx::check(index_t(cal.layers.size()) == cfg_.layers, "bert: quantize: calibration has ", cal.layers.size(),
                " layers, the model ", cfg_.layers);
-    std::vector<w8a8_layer> layers;
+    std::vector<qtx::nn::quantized_encoder_layer<Arch>> layers;
     for (index_t i = 0; i < cfg_.layers; ++i) {
-      const auto& c = cal.layers[i];
-      const qtx::quant_params input = i == 0 ? cal.embeddings_ln : cal.layers[i - 1][ffn_ln];
-      w8a8_layer l;
-      l.attention = {attention_weights(i), attention_options(i),
-                     qtx::nn::attention_calibration{input, c[q], c[k], c[v], c[context]}, per_channel};
-      l.ffn_in = {ffn_in_weight(i), ffn_in_bias(i), c[attention_ln], per_channel};
-      l.ffn_out = {ffn_out_weight(i), ffn_out_bias(i), c[ffn_hidden], per_channel};
-      layers.push_back(std::move(l));
+      auto c = demo::layer_calibration_from(cal.layers[i], layer_points);
+      c.set(qtx::nn::layer_point::input, i == 0 ? cal.embeddings_ln : cal.layers[i - 1][ffn_ln]);
+      layers.emplace_back(fp32_[i], c, qtx::nn::quantized_layer_options{per_channel, round_residuals_});
     }
     w8a8_ = std::move(layers);
     cal_ = cal;
@@ -165,45 +139,32 @@ class model {
 
   // The paper's W8A8 rounds both residual sums to uint8 (on by default). Off keeps them float, to
   // measure what the outliers of the residual stream cost.
-  void set_residual_rounding(bool on) { round_residuals_ = on; }
+  void set_residual_rounding(bool on) {
+    round_residuals_ = on;
+    for (auto& l : w8a8_) l.set_residual_rounding(on);
+  }
 
   void forward_w8a8(std::span<const qtx::io::token_id> ids, qtx::aligned_buffer<float>& out) const {
     qtx::check(quantized_, "bert: forward_w8a8 before quantize()");
-    const index_t T = index_t(ids.size()), H = cfg_.hidden;
-    qtx::aligned_buffer<float> a(T * H);
-    qtx::aligned_buffer<uint8_t> x_q(T * H), h_q(T * cfg_.intermediate), scratch;
+    const index_t T = index_t(ids.size());
     embed(ids, out);
-    auto x = qtx::make_view(out.data(), T, H);
-    auto av = qtx::make_view(a.data(), T, H);
-    auto xq = qtx::make_view(x_q.data(), T, H);
-    auto hq = qtx::make_view(h_q.data(), T, cfg_.intermediate);
-    // Post-LN: the LN output → uint8 is the residual stream; its dequantized value feeds the next add.
-    auto normalize = [&](const qtx::nn::layer_norm<Arch>& ln, matrix_view<const float> in, qtx::quant_params p) {
-      demo::layer_norm_u8(ln, in, xq, x, p);
-    };
-    normalize(embeddings_ln_, x, cal_.embeddings_ln);
-    for (index_t i = 0; i < cfg_.layers; ++i) {
-      const w8a8_layer& l = w8a8_[i];
-      const auto& c = cal_.layers[i];
-      l.attention.forward(xq, x, av, {}, x);
-      if (round_residuals_) demo::round_to_grid(Arch{}, av, c[attention_residual], scratch);
-      normalize(fp32_[i].attention_ln, av, c[attention_ln]);
-      l.ffn_in.forward(xq, hq, c[ffn_hidden], qtx::nn::activation::gelu_erf);
-      l.ffn_out.forward(hq, av, qtx::nn::activation::none, x);
-      if (round_residuals_) demo::round_to_grid(Arch{}, av, c[ffn_residual], scratch);
-      normalize(fp32_[i].ffn_ln, av, c[ffn_ln]);
-    }
+    const auto x = qtx::make_view(out.data(), T, cfg_.hidden);
+    w8a8_ws_.use([&] { return w8a8_workspace(cfg_); },
+                 [&](w8a8_workspace& ws) {
+                   // Post-LN: the LN output → uint8 is the residual stream; its dequantized value feeds the next add.
+                   const auto xq = ws.x_q.rows(T, "bert::forward_w8a8", "x_q");
+                   qtx::nn::layer_norm_to_grid(embeddings_ln_, x, xq, x, cal_.embeddings_ln);
+                   for (const auto& l : w8a8_) l.forward(x, xq, ws.layers);
+                 });
   }
 
  private:
-  struct fp32_layer {
-    qtx::nn::multi_head_attention<Arch> attention;
-    qtx::nn::layer_norm<Arch> attention_ln, ffn_ln;
-    qtx::nn::linear<Arch> ffn_in, ffn_out;
-  };
-  struct w8a8_layer {
-    qtx::nn::quantized_multi_head_attention<Arch> attention;
-    qtx::nn::qlinear<Arch> ffn_in, ffn_out;
+  // The W8A8 layers' workspace and the uint8 residual stream between them.
+  struct w8a8_workspace {
+    qtx::nn::encoder_workspace<uint8_t> layers;
+    qtx::nn::row_buffer<uint8_t> x_q;
+    explicit w8a8_workspace(const config& c)
+        : layers(c.max_positions, c.hidden, c.intermediate, c.heads), x_q(c.max_positions, c.hidden) {}
   };
 
   struct mlm_head {
@@ -223,22 +184,29 @@ class model {
   static std::string prefix(index_t i) { return "encoder.layer." + std::to_string(i) + "."; }
   demo::dim H() const { return {cfg_.hidden, "hidden_size"}; }
   demo::dim I() const { return {cfg_.intermediate, "intermediate_size"}; }
-  matrix_view<const float> ffn_in_weight(index_t i) { return w_.matrix(prefix(i) + "intermediate.dense.weight", I(), H()); }
-  std::span<const float> ffn_in_bias(index_t i) { return w_.vector(prefix(i) + "intermediate.dense.bias", I()); }
-  matrix_view<const float> ffn_out_weight(index_t i) { return w_.matrix(prefix(i) + "output.dense.weight", H(), I()); }
-  std::span<const float> ffn_out_bias(index_t i) { return w_.vector(prefix(i) + "output.dense.bias", H()); }
 
   qtx::nn::layer_norm<Arch> layer_norm(const std::string& name) {
     return {w_.vector(name + ".weight", H()), w_.vector(name + ".bias", H()), cfg_.ln_eps};
   }
 
-  qtx::nn::attention_weights attention_weights(index_t i) {
-    return demo::load_attention_weights(w_, prefix(i) + "attention.",
-                                        {"self.query", "self.key", "self.value", "output.dense"}, H());
+  qtx::nn::layer_norm_weights norm_weights(const std::string& name) {
+    return {w_.vector(name + ".weight", H()), w_.vector(name + ".bias", H())};
   }
 
-  qtx::nn::attention_options attention_options(index_t i) {
-    return demo::attention_options_for(cfg_, cfg_.heads, cfg_.hidden, false, w_, prefix(i) + "attention.self.gate.");
+  qtx::nn::encoder_layer_weights layer_weights(index_t i) {
+    const std::string p = prefix(i);
+    return {demo::load_attention_weights(w_, p + "attention.", {"self.query", "self.key", "self.value", "output.dense"},
+                                         H()),
+            norm_weights(p + "attention.output.LayerNorm"),
+            norm_weights(p + "output.LayerNorm"),
+            {w_.matrix(p + "intermediate.dense.weight", I(), H()), w_.vector(p + "intermediate.dense.bias", I()),
+             w_.matrix(p + "output.dense.weight", H(), I()), w_.vector(p + "output.dense.bias", H())}};
+  }
+
+  qtx::nn::encoder_layer_options layer_options(index_t i) {
+    return {qtx::nn::norm_placement::post_ln,
+            demo::attention_options_for(cfg_, cfg_.heads, cfg_.hidden, false, w_, prefix(i) + "attention.self.gate."),
+            qtx::nn::activation::gelu_erf, cfg_.ln_eps};
   }
 
   void embed(std::span<const qtx::io::token_id> ids, qtx::aligned_buffer<float>& out) const {
@@ -258,8 +226,10 @@ class model {
   demo::weight_store w_;
   matrix_view<const float> word_, position_, token_type_;
   qtx::nn::layer_norm<Arch> embeddings_ln_;
-  std::vector<fp32_layer> fp32_;
-  std::vector<w8a8_layer> w8a8_;
+  std::vector<qtx::nn::encoder_layer<Arch>> fp32_;
+  std::vector<qtx::nn::quantized_encoder_layer<Arch>> w8a8_;
+  demo::shared_workspace<qtx::nn::encoder_workspace<float>> fp32_ws_;
+  demo::shared_workspace<w8a8_workspace> w8a8_ws_;
   calibration cal_;
   bool quantized_ = false;
   bool round_residuals_ = true;

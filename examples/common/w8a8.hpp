@@ -1,8 +1,7 @@
 #pragma once
-// Pieces every example model's W8A8 forward pass shares: activations that are stored as uint8
-// between layers, and the per-layer outlier report of the FP32 model (the paper's Table 2 columns).
-#include <qtx/nn/layer_norm.hpp>
-#include <qtx/ops/elementwise.hpp>
+// The per-layer outlier report of an example model in FP32 (the paper's Table 2 columns), which its
+// W8A8 results are read against. (The uint8 grid of the activations is qtx/nn/grid.hpp.)
+#include <qtx/core/view.hpp>
 #include <qtx/quant/outlier_stats.hpp>
 
 #include <algorithm>
@@ -17,25 +16,6 @@ namespace demo {
 
 using qtx::index_t;
 using qtx::matrix_view;
-
-// A residual sum stored as uint8: x ← dequantize(quantize(x)). Pre-LN models carry their residual
-// stream this way, so its outliers cost resolution exactly as they would in an int8 deployment.
-template <class Arch>
-void round_to_grid(Arch arch, matrix_view<float> x, qtx::quant_params p, qtx::aligned_buffer<uint8_t>& scratch) {
-  scratch.reset(x.rows * x.cols);
-  const auto q = qtx::make_view(scratch.data(), x.rows, x.cols);
-  qtx::ops::quantize(arch, matrix_view<const float>(x), q, p);
-  qtx::ops::dequantize(arch, matrix_view<const uint8_t>(q), x, p);
-}
-
-// LayerNorm straight to uint8 (the next GEMM's input) plus its dequantized value, for the float
-// consumers of the same tensor (the attention module's gate, a post-LN residual stream).
-template <class Arch>
-void layer_norm_u8(const qtx::nn::layer_norm<Arch>& ln, matrix_view<const float> in, matrix_view<uint8_t> out_u8,
-                   matrix_view<float> out, qtx::quant_params p) {
-  ln.forward(in, out_u8, p);
-  qtx::ops::dequantize(Arch{}, matrix_view<const uint8_t>(out_u8), out, p);
-}
 
 // Where each sequence's largest |x| sits (token, channel), per layer: the paper's outliers gather on
 // the tokens no-op heads attend to (the first token — [CLS] / BOS — or the last, [SEP]) in a few

@@ -1,21 +1,21 @@
 #pragma once
 // An OPT decoder (pre-LN, causal, learned positions with OPT's offset of 2, ReLU FFN, LM head tied
-// to the token embeddings; Hugging Face names) built from qtx::nn modules, FP32 and W8A8, with a
-// KV cache for incremental decoding and greedy generation.
+// to the token embeddings; Hugging Face names): the config, the weight names, the embeddings and the
+// LM head around qtx::nn::encoder_layer (FP32) and qtx::nn::quantized_encoder_layer (W8A8), with a
+// KV cache per layer for incremental decoding and greedy generation.
 //
-// W8A8 quantization points (uint8 asymmetric activations, int8 symmetric per-channel weights): the
-// embedded tokens, the LN outputs (inputs of Q/K/V and FC1), Q, K, V, the attention context, the ReLU
-// output (input of FC2) and both residual sums: in a pre-LN model the residual stream is where the
-// outliers live, so it is rounded to its uint8 grid after every add (its dequantized value is the
-// stream). LN statistics, softmax internals, the gate, the final LN and the LM head stay float, as in
-// the paper.
+// W8A8: the layers' quantization points (their header states them), and the embedded tokens,
+// rounded to their uint8 grid: in a pre-LN model the residual stream is where the outliers live.
+// The final LN and the LM head stay float, as in the paper.
 #include "../bert/bert.hpp"
 #include "../common/attention_variant.hpp"
 #include "../common/config.hpp"
+#include "../common/layers.hpp"
 #include "../common/w8a8.hpp"
 #include "../common/weights.hpp"
 
-#include <qtx/nn/attention.hpp>
+#include <qtx/nn/encoder_layer.hpp>
+#include <qtx/nn/grid.hpp>
 #include <qtx/nn/layer_norm.hpp>
 #include <qtx/nn/linear.hpp>
 
@@ -53,6 +53,10 @@ inline config read_config(const std::filesystem::path& path) {
 enum point : int { attention_ln, q, k, v, context, attention_residual, ffn_ln, ffn_hidden, ffn_residual, points };
 inline constexpr index_t position_offset = 2;  // OPT's learned positions start at row 2
 
+// The model's point number of each qtx::nn::layer_point (a pre-LN layer has no uint8 input).
+inline const demo::point_map layer_points = {-1,      attention_ln, q,      k,          v,           context,
+                                              attention_residual, ffn_ln, ffn_hidden, ffn_residual};
+
 struct calibration {
   qtx::quant_params embeddings;
   std::vector<std::array<qtx::quant_params, points>> layers;
@@ -63,7 +67,7 @@ class model {
  public:
   // Called with (layer, point, tensor) at every quantization point of the FP32 forward; layer −1,
   // point 0 is the embedded tokens.
-  using observer = std::function<void(index_t, int, matrix_view<const float>)>;
+  using observer = demo::model_observer;
 
   explicit model(const std::filesystem::path& dir)
       : cfg_(read_config(dir / "config.json")), w_("opt", dir / "model.safetensors") {
@@ -72,11 +76,7 @@ class model {
                            {cfg_.max_positions + position_offset, "max_position_embeddings + 2"}, H());
     final_ln_ = norm("model.decoder.final_layer_norm");
     lm_head_ = {tokens_, {}};
-    for (index_t i = 0; i < cfg_.layers; ++i) {
-      fp32_layer l{{attention_weights(i), attention_options(i)}, norm(prefix(i) + "self_attn_layer_norm"),
-                   norm(prefix(i) + "final_layer_norm"), {fc1_weight(i), fc1_bias(i)}, {fc2_weight(i), fc2_bias(i)}};
-      fp32_.push_back(std::move(l));
-    }
+    for (index_t i = 0; i < cfg_.layers; ++i) fp32_.emplace_back(layer_weights(i), layer_options(i));
   }
   const config& cfg() const { return cfg_; }
 
@@ -100,46 +100,28 @@ class model {
                const observer* obs = nullptr) const {
     check_state(st);
     const index_t T = index_t(ids.size()), H = cfg_.hidden;
-    qtx::aligned_buffer<float> xb, nb(T * H), hb(T * cfg_.ffn), yb(T * H);
+    qtx::aligned_buffer<float> xb;
     embed(ids, st.length(), xb);
-    auto x = qtx::make_view(xb.data(), T, H), n = qtx::make_view(nb.data(), T, H), y = qtx::make_view(yb.data(), T, H);
-    auto h = qtx::make_view(hb.data(), T, cfg_.ffn);
+    const auto x = qtx::make_view(xb.data(), T, H);
     if (obs) (*obs)(-1, 0, x);
-    for (index_t i = 0; i < cfg_.layers; ++i) {
-      const fp32_layer& l = fp32_[i];
-      typename qtx::nn::multi_head_attention<Arch>::taps taps;
-      if (obs)
-        taps.observe = [&](const char* name, matrix_view<const float> t) {
-          const std::string nm = name;
-          (*obs)(i, nm == "q" ? q : nm == "k" ? k : nm == "v" ? v : context, t);
-        };
-      l.attention_ln.forward(x, n);
-      if (obs) (*obs)(i, attention_ln, n);
-      l.attention.forward(n, y, {}, x, st.caches[i].get(), obs ? &taps : nullptr);
-      if (obs) (*obs)(i, attention_residual, y);
-      l.ffn_ln.forward(y, n);
-      if (obs) (*obs)(i, ffn_ln, n);
-      l.fc1.forward(n, h, qtx::nn::activation::relu);
-      if (obs) (*obs)(i, ffn_hidden, h);
-      l.fc2.forward(h, x, qtx::nn::activation::none, y);
-      if (obs) (*obs)(i, ffn_residual, x);
-    }
-    st.tokens += T;
-    head(x, n, logits);
+    fp32_ws_.use([&] { return qtx::nn::encoder_workspace<float>(cfg_.max_positions, H, cfg_.ffn, cfg_.heads); },
+                 [&](auto& ws) {
+                   for (index_t i = 0; i < cfg_.layers; ++i) {
+                     auto report = demo::point_reporter::make(obs, i, layer_points);
+                     fp32_[i].forward(x, ws, report ? &*report : nullptr, {}, st.caches[i].get());
+                   }
+                   st.tokens += T;
+                   head(x, ws.normed(T, "opt::forward"), logits);
+                 });
   }
 
   void quantize(const calibration& cal, bool per_channel = true) {
     qtx::check(index_t(cal.layers.size()) == cfg_.layers, "opt: quantize: calibration has ", cal.layers.size(),
                " layers, the model ", cfg_.layers);
-    std::vector<w8a8_layer> layers;
-    for (index_t i = 0; i < cfg_.layers; ++i) {
-      const auto& c = cal.layers[i];
-      w8a8_layer l{{attention_weights(i), attention_options(i),
-                    qtx::nn::attention_calibration{c[attention_ln], c[q], c[k], c[v], c[context]}, per_channel},
-                   {fc1_weight(i), fc1_bias(i), c[ffn_ln], per_channel},
-                   {fc2_weight(i), fc2_bias(i), c[ffn_hidden], per_channel}};
-      layers.push_back(std::move(l));
-    }
+    std::vector<qtx::nn::quantized_encoder_layer<Arch>> layers;
+    for (index_t i = 0; i < cfg_.layers; ++i)
+      layers.emplace_back(fp32_[i], demo::layer_calibration_from(cal.layers[i], layer_points),
+                          qtx::nn::quantized_layer_options{per_channel, true});
     w8a8_ = std::move(layers);
     cal_ = cal;
     quantized_ = true;
@@ -149,53 +131,42 @@ class model {
     qtx::check(quantized_, "opt: forward_w8a8 before quantize()");
     check_state(st);
     const index_t T = index_t(ids.size()), H = cfg_.hidden;
-    qtx::aligned_buffer<float> xb, nb(T * H), yb(T * H);
-    qtx::aligned_buffer<uint8_t> nq(T * H), hq(T * cfg_.ffn), scratch;
+    qtx::aligned_buffer<float> xb;
     embed(ids, st.length(), xb);
-    auto x = qtx::make_view(xb.data(), T, H), n = qtx::make_view(nb.data(), T, H), y = qtx::make_view(yb.data(), T, H);
-    auto n8 = qtx::make_view(nq.data(), T, H);
-    auto h8 = qtx::make_view(hq.data(), T, cfg_.ffn);
-    demo::round_to_grid(Arch{}, x, cal_.embeddings, scratch);
-    for (index_t i = 0; i < cfg_.layers; ++i) {
-      const auto& c = cal_.layers[i];
-      demo::layer_norm_u8(fp32_[i].attention_ln, x, n8, n, c[attention_ln]);
-      w8a8_[i].attention.forward(n8, n, y, {}, x, st.caches[i].get());
-      demo::round_to_grid(Arch{}, y, c[attention_residual], scratch);
-      demo::layer_norm_u8(fp32_[i].ffn_ln, y, n8, n, c[ffn_ln]);
-      w8a8_[i].fc1.forward(n8, h8, c[ffn_hidden], qtx::nn::activation::relu);
-      w8a8_[i].fc2.forward(h8, x, qtx::nn::activation::none, y);
-      demo::round_to_grid(Arch{}, x, c[ffn_residual], scratch);
-    }
-    st.tokens += T;
-    head(x, n, logits);
+    const auto x = qtx::make_view(xb.data(), T, H);
+    w8a8_ws_.use([&] { return qtx::nn::encoder_workspace<uint8_t>(cfg_.max_positions, H, cfg_.ffn, cfg_.heads); },
+                 [&](auto& ws) {
+                   qtx::nn::round_to_grid(Arch{}, x, cal_.embeddings, ws.grid(T, "opt::forward_w8a8"));
+                   for (index_t i = 0; i < cfg_.layers; ++i) w8a8_[i].forward(x, ws, {}, st.caches[i].get());
+                   st.tokens += T;
+                   head(x, ws.normed(T, "opt::forward_w8a8"), logits);
+                 });
   }
 
  private:
-  struct fp32_layer {
-    qtx::nn::multi_head_attention<Arch> attention;
-    qtx::nn::layer_norm<Arch> attention_ln, ffn_ln;
-    qtx::nn::linear<Arch> fc1, fc2;
-  };
-  struct w8a8_layer {
-    qtx::nn::quantized_multi_head_attention<Arch> attention;
-    qtx::nn::qlinear<Arch> fc1, fc2;
-  };
   static std::string prefix(index_t i) { return "model.decoder.layers." + std::to_string(i) + "."; }
   demo::dim H() const { return {cfg_.hidden, "hidden_size"}; }
   demo::dim F() const { return {cfg_.ffn, "ffn_dim"}; }
   qtx::nn::layer_norm<Arch> norm(const std::string& n) {
-    return {w_.vector(n + ".weight", H()), w_.vector(n + ".bias", H()), 1e-5f};
+    return {w_.vector(n + ".weight", H()), w_.vector(n + ".bias", H()), ln_eps};
   }
-  matrix_view<const float> fc1_weight(index_t i) { return w_.matrix(prefix(i) + "fc1.weight", F(), H()); }
-  std::span<const float> fc1_bias(index_t i) { return w_.vector(prefix(i) + "fc1.bias", F()); }
-  matrix_view<const float> fc2_weight(index_t i) { return w_.matrix(prefix(i) + "fc2.weight", H(), F()); }
-  std::span<const float> fc2_bias(index_t i) { return w_.vector(prefix(i) + "fc2.bias", H()); }
-  qtx::nn::attention_weights attention_weights(index_t i) {
-    return demo::load_attention_weights(w_, prefix(i) + "self_attn.", {"q_proj", "k_proj", "v_proj", "out_proj"}, H());
+  qtx::nn::layer_norm_weights norm_weights(const std::string& n) {
+    return {w_.vector(n + ".weight", H()), w_.vector(n + ".bias", H())};
   }
-  qtx::nn::attention_options attention_options(index_t i) {
-    return demo::attention_options_for(cfg_, cfg_.heads, cfg_.hidden, true, w_, prefix(i) + "self_attn.gate.");
+  qtx::nn::encoder_layer_weights layer_weights(index_t i) {
+    const std::string p = prefix(i);
+    return {demo::load_attention_weights(w_, p + "self_attn.", {"q_proj", "k_proj", "v_proj", "out_proj"}, H()),
+            norm_weights(p + "self_attn_layer_norm"),
+            norm_weights(p + "final_layer_norm"),
+            {w_.matrix(p + "fc1.weight", F(), H()), w_.vector(p + "fc1.bias", F()), w_.matrix(p + "fc2.weight", H(), F()),
+             w_.vector(p + "fc2.bias", H())}};
   }
+  qtx::nn::encoder_layer_options layer_options(index_t i) {
+    return {qtx::nn::norm_placement::pre_ln,
+            demo::attention_options_for(cfg_, cfg_.heads, cfg_.hidden, true, w_, prefix(i) + "self_attn.gate."),
+            qtx::nn::activation::relu, ln_eps};
+  }
+  static constexpr float ln_eps = 1e-5f;
   // A state from new_state() of this model (one cache per layer, of width hidden_size).
   template <class T>
   void check_state(const state<T>& st) const {
@@ -224,8 +195,10 @@ class model {
   matrix_view<const float> tokens_, positions_;
   qtx::nn::layer_norm<Arch> final_ln_;
   qtx::nn::linear<Arch> lm_head_;
-  std::vector<fp32_layer> fp32_;
-  std::vector<w8a8_layer> w8a8_;
+  std::vector<qtx::nn::encoder_layer<Arch>> fp32_;
+  std::vector<qtx::nn::quantized_encoder_layer<Arch>> w8a8_;
+  demo::shared_workspace<qtx::nn::encoder_workspace<float>> fp32_ws_;
+  demo::shared_workspace<qtx::nn::encoder_workspace<uint8_t>> w8a8_ws_;
   calibration cal_;
   bool quantized_ = false;
 };

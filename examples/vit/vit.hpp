@@ -9,17 +9,17 @@
 // patches. An optional LayerNorm after it (qtx_patch_embedding_ln) is left out for vanilla models,
 // as in the paper. Clipped softmax (qtx_softmax_gamma/zeta) and the gate (qtx_gate) come from the config.
 //
-// W8A8 quantization points (uint8 asymmetric activations, int8 symmetric per-channel weights): the
-// patch pixels (input of the patch GEMM), the embedded tokens, the LN outputs (inputs of Q/K/V and
-// FC₁), Q, K, V, the softmax output, the attention context, the GELU output (input of FC₂) and both
-// residual sums, which are rounded to their uint8 grid (their dequantized value is the stream). The
-// gate, LN statistics, softmax/GELU internals, the final LN and the classifier stay float, as in the paper.
+// W8A8: the layers' quantization points (qtx/nn/encoder_layer.hpp states them), the patch pixels
+// (input of the patch GEMM) and the embedded tokens, rounded to their uint8 grid. The final LN and
+// the classifier stay float, as in the paper.
 #include "../common/attention_variant.hpp"
 #include "../common/config.hpp"
+#include "../common/layers.hpp"
 #include "../common/w8a8.hpp"
 #include "../common/weights.hpp"
 
-#include <qtx/nn/attention.hpp>
+#include <qtx/nn/encoder_layer.hpp>
+#include <qtx/nn/grid.hpp>
 #include <qtx/nn/layer_norm.hpp>
 #include <qtx/nn/linear.hpp>
 #include <qtx/quant/quantize.hpp>
@@ -82,6 +82,10 @@ inline const char* point_name(int p) {
   return names[p];
 }
 
+// The model's point number of each qtx::nn::layer_point (a pre-LN layer has no uint8 input).
+inline const demo::point_map layer_points = {-1,      attention_ln, q,      k,          v,           context,
+                                              attention_residual, ffn_ln, ffn_hidden, ffn_residual};
+
 struct calibration {
   qtx::quant_params pixels, embeddings;
   std::vector<std::array<qtx::quant_params, points>> layers;
@@ -95,7 +99,7 @@ class model {
  public:
   // Called with (layer, point, tensor) at every quantization point of the FP32 forward; layer −1
   // with point 0 = pixels (the patch matrix), 1 = embedded tokens.
-  using observer = std::function<void(index_t, int, matrix_view<const float>)>;
+  using observer = demo::model_observer;
   static constexpr int pixels_point = 0, embeddings_point = 1;
 
   explicit model(const std::filesystem::path& dir)
@@ -108,10 +112,7 @@ class model {
     cls_ = copy(w_.tensor("vit.embeddings.cls_token", {one, one, H()}));
     positions_ = copy(w_.tensor("vit.embeddings.position_embeddings", {one, T, H()}));
     if (cfg_.patch_embedding_ln) patch_ln_ = norm("vit.embeddings.patch_layernorm");
-    for (index_t i = 0; i < cfg_.layers; ++i)
-      fp32_.push_back({{attention_weights(i), attention_options(i)}, norm(prefix(i) + "layernorm_before"),
-                       norm(prefix(i) + "layernorm_after"), linear(i, "intermediate.dense", I(), H()),
-                       linear(i, "output.dense", H(), I())});
+    for (index_t i = 0; i < cfg_.layers; ++i) fp32_.emplace_back(layer_weights(i), layer_options(i));
     final_ln_ = norm("vit.layernorm");
     const index_t classes = cfg_.labels > 0 ? cfg_.labels : w_.extent("classifier.weight", 0);
     const demo::dim K{classes, cfg_.labels > 0 ? "num_labels" : "classes"};
@@ -125,34 +126,21 @@ class model {
   // Class logits of one image.
   std::vector<float> forward(image img, const observer* obs = nullptr) const {
     const index_t T = cfg_.tokens(), H = cfg_.hidden;
-    qtx::aligned_buffer<float> pb, xb(T * H), nb(T * H), yb(T * H), hb(T * cfg_.intermediate);
-    const auto patches = patch_matrix(img, pb);
-    if (obs) (*obs)(-1, pixels_point, patches);
-    auto x = qtx::make_view(xb.data(), T, H), n = qtx::make_view(nb.data(), T, H), y = qtx::make_view(yb.data(), T, H);
-    auto h = qtx::make_view(hb.data(), T, cfg_.intermediate);
-    patch_.forward(patches, x.block(1, 0, T - 1, H));
-    finish_embedding(x);
-    if (obs) (*obs)(-1, embeddings_point, x);
-    for (index_t i = 0; i < cfg_.layers; ++i) {
-      const fp32_layer& l = fp32_[i];
-      typename qtx::nn::multi_head_attention<Arch>::taps taps;
-      if (obs)
-        taps.observe = [&](const char* name, matrix_view<const float> t) {
-          const std::string nm = name;
-          (*obs)(i, nm == "q" ? q : nm == "k" ? k : nm == "v" ? v : context, t);
-        };
-      l.ln_before.forward(x, n);
-      if (obs) (*obs)(i, attention_ln, n);
-      l.attention.forward(n, y, {}, x, nullptr, obs ? &taps : nullptr);
-      if (obs) (*obs)(i, attention_residual, y);
-      l.ln_after.forward(y, n);
-      if (obs) (*obs)(i, ffn_ln, n);
-      l.fc1.forward(n, h, qtx::nn::activation::gelu_erf);
-      if (obs) (*obs)(i, ffn_hidden, h);
-      l.fc2.forward(h, x, qtx::nn::activation::none, y);
-      if (obs) (*obs)(i, ffn_residual, x);
-    }
-    return head(x, n);
+    std::vector<float> logits;
+    fp32_ws_.use([&] { return fp32_workspace(cfg_); }, [&](fp32_workspace& ws) {
+      const auto patches = patch_matrix(img, ws.patches);
+      if (obs) (*obs)(-1, pixels_point, patches);
+      const auto x = ws.x.rows(T, "vit::forward", "x");
+      patch_.forward(patches, x.block(1, 0, T - 1, H));
+      finish_embedding(x);
+      if (obs) (*obs)(-1, embeddings_point, x);
+      for (index_t i = 0; i < cfg_.layers; ++i) {
+        auto report = demo::point_reporter::make(obs, i, layer_points);
+        fp32_[i].forward(x, ws.layers, report ? &*report : nullptr);
+      }
+      logits = head(x, ws.layers.normed(T, "vit::forward"));
+    });
+    return logits;
   }
 
   void quantize(const calibration& cal, bool per_channel = true) {
@@ -160,16 +148,10 @@ class model {
                " layers, the model ", cfg_.layers);
     qtx::nn::qlinear<Arch> patch{qtx::make_view(patch_weight_.data(), cfg_.hidden, cfg_.patch_features()),
                                  patch_bias(), cal.pixels, per_channel};
-    std::vector<w8a8_layer> layers;
-    for (index_t i = 0; i < cfg_.layers; ++i) {
-      const auto& c = cal.layers[i];
-      layers.push_back({{attention_weights(i), attention_options(i),
-                        qtx::nn::attention_calibration{c[attention_ln], c[q], c[k], c[v], c[context]}, per_channel},
-                       {w_.matrix(prefix(i) + "intermediate.dense.weight", I(), H()),
-                        w_.vector(prefix(i) + "intermediate.dense.bias", I()), c[ffn_ln], per_channel},
-                       {w_.matrix(prefix(i) + "output.dense.weight", H(), I()),
-                        w_.vector(prefix(i) + "output.dense.bias", H()), c[ffn_hidden], per_channel}});
-    }
+    std::vector<qtx::nn::quantized_encoder_layer<Arch>> layers;
+    for (index_t i = 0; i < cfg_.layers; ++i)
+      layers.emplace_back(fp32_[i], demo::layer_calibration_from(cal.layers[i], layer_points),
+                          qtx::nn::quantized_layer_options{per_channel, true});
     patch_q_ = std::move(patch);
     w8a8_ = std::move(layers);
     cal_ = cal;
@@ -179,41 +161,36 @@ class model {
   std::vector<float> forward_w8a8(image img) const {
     qtx::check(quantized_, "vit: forward_w8a8 before quantize()");
     const index_t T = cfg_.tokens(), H = cfg_.hidden;
-    qtx::aligned_buffer<float> pb, xb(T * H), nb(T * H), yb(T * H);
-    qtx::aligned_buffer<uint8_t> pq, nq(T * H), hq(T * cfg_.intermediate), scratch;
-    const auto patches = patch_matrix(img, pb);
-    pq.reset(patches.rows * patches.cols);
-    const auto p8 = qtx::make_view(pq.data(), patches.rows, patches.cols);
-    qtx::ops::quantize(Arch{}, matrix_view<const float>(patches), p8, cal_.pixels);
-    auto x = qtx::make_view(xb.data(), T, H), n = qtx::make_view(nb.data(), T, H), y = qtx::make_view(yb.data(), T, H);
-    auto n8 = qtx::make_view(nq.data(), T, H);
-    auto h8 = qtx::make_view(hq.data(), T, cfg_.intermediate);
-    patch_q_.forward(p8, x.block(1, 0, T - 1, H));
-    finish_embedding(x);
-    demo::round_to_grid(Arch{}, x, cal_.embeddings, scratch);
-    for (index_t i = 0; i < cfg_.layers; ++i) {
-      const auto& c = cal_.layers[i];
-      demo::layer_norm_u8(fp32_[i].ln_before, x, n8, n, c[attention_ln]);
-      w8a8_[i].attention.forward(n8, n, y, {}, x);
-      demo::round_to_grid(Arch{}, y, c[attention_residual], scratch);
-      demo::layer_norm_u8(fp32_[i].ln_after, y, n8, n, c[ffn_ln]);
-      w8a8_[i].fc1.forward(n8, h8, c[ffn_hidden], qtx::nn::activation::gelu_erf);
-      w8a8_[i].fc2.forward(h8, x, qtx::nn::activation::none, y);
-      demo::round_to_grid(Arch{}, x, c[ffn_residual], scratch);
-    }
-    return head(x, n);
+    std::vector<float> logits;
+    w8a8_ws_.use([&] { return w8a8_workspace(cfg_); }, [&](w8a8_workspace& ws) {
+      const auto patches = patch_matrix(img, ws.patches);
+      const auto p8 = ws.patches_q.rows(patches.rows, "vit::forward_w8a8", "patches_q");
+      qtx::ops::quantize(Arch{}, matrix_view<const float>(patches), p8, cal_.pixels);
+      const auto x = ws.x.rows(T, "vit::forward_w8a8", "x");
+      patch_q_.forward(p8, x.block(1, 0, T - 1, H));
+      finish_embedding(x);
+      qtx::nn::round_to_grid(Arch{}, x, cal_.embeddings, ws.layers.grid(T, "vit::forward_w8a8"));
+      for (const auto& l : w8a8_) l.forward(x, ws.layers);
+      logits = head(x, ws.layers.normed(T, "vit::forward_w8a8"));
+    });
+    return logits;
   }
 
  private:
-  struct fp32_layer {
-    qtx::nn::multi_head_attention<Arch> attention;
-    qtx::nn::layer_norm<Arch> ln_before, ln_after;
-    qtx::nn::linear<Arch> fc1, fc2;
+  // One image's activations: its patch matrix, the token stream and the layers' workspace.
+  template <class T>
+  struct workspace {
+    qtx::nn::row_buffer<float> patches;
+    qtx::nn::row_buffer<uint8_t> patches_q;
+    qtx::nn::row_buffer<float> x;
+    qtx::nn::encoder_workspace<T> layers;
+    explicit workspace(const config& c)
+        : patches(c.patches(), c.patch_features()), patches_q(std::is_same_v<T, float> ? 0 : c.patches(), c.patch_features()),
+          x(c.tokens(), c.hidden), layers(c.tokens(), c.hidden, c.intermediate, c.heads) {}
   };
-  struct w8a8_layer {
-    qtx::nn::quantized_multi_head_attention<Arch> attention;
-    qtx::nn::qlinear<Arch> fc1, fc2;
-  };
+  using fp32_workspace = workspace<float>;
+  using w8a8_workspace = workspace<uint8_t>;
+
   static std::string prefix(index_t i) { return "vit.encoder.layer." + std::to_string(i) + "."; }
 
   demo::dim H() const { return {cfg_.hidden, "hidden_size"}; }
@@ -227,25 +204,30 @@ class model {
   qtx::nn::layer_norm<Arch> norm(const std::string& n) {
     return {w_.vector(n + ".weight", H()), w_.vector(n + ".bias", H()), cfg_.ln_eps};
   }
-  qtx::nn::linear<Arch> linear(index_t i, const std::string& n, demo::dim out, demo::dim in) {
-    return {w_.matrix(prefix(i) + n + ".weight", out, in), w_.vector(prefix(i) + n + ".bias", out)};
+  qtx::nn::layer_norm_weights norm_weights(const std::string& n) {
+    return {w_.vector(n + ".weight", H()), w_.vector(n + ".bias", H())};
   }
-  qtx::nn::attention_weights attention_weights(index_t i) {
-    return demo::load_attention_weights(w_, prefix(i) + "attention.",
-                                        {"attention.query", "attention.key", "attention.value", "output.dense"}, H());
+  qtx::nn::encoder_layer_weights layer_weights(index_t i) {
+    const std::string p = prefix(i);
+    return {demo::load_attention_weights(w_, p + "attention.",
+                                         {"attention.query", "attention.key", "attention.value", "output.dense"}, H()),
+            norm_weights(p + "layernorm_before"),
+            norm_weights(p + "layernorm_after"),
+            {w_.matrix(p + "intermediate.dense.weight", I(), H()), w_.vector(p + "intermediate.dense.bias", I()),
+             w_.matrix(p + "output.dense.weight", H(), I()), w_.vector(p + "output.dense.bias", H())}};
   }
-  qtx::nn::attention_options attention_options(index_t i) {
-    return demo::attention_options_for(cfg_, cfg_.heads, cfg_.hidden, false, w_,
-                                       prefix(i) + "attention.attention.gate.");
+  qtx::nn::encoder_layer_options layer_options(index_t i) {
+    return {qtx::nn::norm_placement::pre_ln,
+            demo::attention_options_for(cfg_, cfg_.heads, cfg_.hidden, false, w_, prefix(i) + "attention.attention.gate."),
+            qtx::nn::activation::gelu_erf, cfg_.ln_eps};
   }
 
   // (patches, C·p·p): row = patch in raster order, columns (c, y, x) like the conv kernel's layout.
-  matrix_view<const float> patch_matrix(image img, qtx::aligned_buffer<float>& buf) const {
+  matrix_view<const float> patch_matrix(image img, qtx::nn::row_buffer<float>& buf) const {
     const index_t S = cfg_.image_size, P = cfg_.patch_size, G = cfg_.patches_per_side(), C = cfg_.channels;
     qtx::check(index_t(img.size()) == C * S * S, "vit: image has ", img.size(), " bytes, expected ", C * S * S);
     constexpr float max_pixel = 255.0f;
-    buf.reset(cfg_.patches() * cfg_.patch_features());
-    const auto m = qtx::make_view(buf.data(), cfg_.patches(), cfg_.patch_features());
+    const auto m = buf.rows(cfg_.patches(), "vit: patch_matrix", "patches");
     for (index_t gy = 0; gy < G; ++gy)
       for (index_t gx = 0; gx < G; ++gx)
         for (index_t c = 0; c < C; ++c)
@@ -280,8 +262,10 @@ class model {
   qtx::nn::linear<Arch> patch_;
   qtx::nn::qlinear<Arch> patch_q_;
   std::optional<qtx::nn::layer_norm<Arch>> patch_ln_;
-  std::vector<fp32_layer> fp32_;
-  std::vector<w8a8_layer> w8a8_;
+  std::vector<qtx::nn::encoder_layer<Arch>> fp32_;
+  std::vector<qtx::nn::quantized_encoder_layer<Arch>> w8a8_;
+  demo::shared_workspace<fp32_workspace> fp32_ws_;
+  demo::shared_workspace<w8a8_workspace> w8a8_ws_;
   qtx::nn::layer_norm<Arch> final_ln_;
   qtx::nn::linear<Arch> classifier_;
   calibration cal_;

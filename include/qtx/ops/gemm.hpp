@@ -216,6 +216,18 @@ auto pack_b(matrix_view<TBv> b_view, int32_t b_zero_point = 0) {
   return cpu::pack_b(Arch{}, b, b_zero_point);
 }
 
+/// pack_b into `packed`, reusing its storage when it is large enough (operands packed per call,
+/// like attention's K and V, then allocate nothing once warm).
+/// @param packed a packed B of this backend and element type (from pack_b, or default-constructed).
+/// @param b_view, b_zero_point as for pack_b.
+/// @throws qtx::error as pack_b.
+template <class Arch, class TBv, class Packed>
+void pack_b_into(Packed& packed, matrix_view<TBv> b_view, int32_t b_zero_point = 0) {
+  const matrix_view<const std::remove_const_t<TBv>> b = b_view;
+  detail::check_b("pack_b_into", b, b_zero_point);
+  cpu::pack_b_into(Arch{}, packed, b, b_zero_point);
+}
+
 /// C = ep(A · B) with B packed by pack_b<Arch>.
 /// @param arch backend tag (cpu::scalar, cpu::avx2, cpu::avx_vnni, cpu::avx512_vnni; B must be packed for it).
 /// @param a_view A (M, K): uint8 for the integer GEMM, float for the float one; any strides.

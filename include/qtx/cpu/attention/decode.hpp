@@ -109,7 +109,8 @@ void head_scores(Arch arch, const T* query, int32_t zq, matrix_view<const T> k, 
 #endif
   if constexpr (quantized) {
     if (t == count) return;
-    std::vector<int16_t> centred(static_cast<std::size_t>(d));
+    static thread_local aligned_buffer<int16_t> centred;  // reused: no allocation once warm
+    centred.reserve(d);
     for (index_t c = 0; c < d; ++c) centred[c] = int16_t(int32_t(query[c]) - zq);
     for (; t < count; ++t) scores[t] = dot(arch, centred.data(), k.row(t) + offset, int16_t(zk), d);
   } else {
@@ -164,6 +165,26 @@ void weighted_sum(Arch, const P* p, index_t count, matrix_view<const T> v, index
   }
 }
 
+// One head's score, context, float query and probability rows, kept by the thread that runs it.
+template <class Score, class Prob>
+struct decode_rows {
+  struct parts {
+    aligned_buffer<Score> scores, context;
+    aligned_buffer<float> query_float;
+    aligned_buffer<Prob> probs;
+  } buffers;
+  void reserve(index_t keys, index_t d) {
+    buffers.scores.reserve(keys);
+    buffers.context.reserve(d);
+    buffers.query_float.reserve(d);
+    buffers.probs.reserve(keys);
+  }
+  static decode_rows& local() {
+    static thread_local decode_rows rows;
+    return rows;
+  }
+};
+
 }  // namespace detail
 
 // Same contract as fused_attention (checked by ops::attention); q has at most decode_max_queries rows.
@@ -181,9 +202,13 @@ void decode_attention(Arch arch, matrix_view<const T> q, matrix_view<const T> k,
   const int32_t zv = quantized ? quant.v.zero_point : 0;
 
   parallel_for(0, H, [&](index_t h) {
-    aligned_buffer<score_t> scores(Tk), context(d);
-    aligned_buffer<float> query_float(d);
-    aligned_buffer<prob_t> probs(Tk);
+    auto& rows_of_head = detail::decode_rows<score_t, prob_t>::local();
+    rows_of_head.reserve(Tk, d);
+    // References, not a structured binding: lambdas below capture them (Clang 14 cannot capture bindings).
+    auto& scores = rows_of_head.buffers.scores;
+    auto& context = rows_of_head.buffers.context;
+    auto& query_float = rows_of_head.buffers.query_float;
+    auto& probs = rows_of_head.buffers.probs;
     float gate_column[decode_max_queries];
     if (gate.data)
       for (index_t i = 0; i < Tq; ++i) gate_column[i] = gate(i, h);

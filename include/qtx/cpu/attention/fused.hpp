@@ -10,7 +10,8 @@
 // exact but recompute Q·Kᵀ; for T up to a few thousand the row buffer stays in L2 and is cheaper.
 //
 // K and V of each head are packed once (K_hᵀ as the (d, Tk) right operand of the score GEMM, V_h as
-// the (Tk, d) operand of P·V) and shared by all query blocks. W8A8: uint8 K and V are re-centred to
+// the (Tk, d) operand of P·V) and shared by all query blocks; the packed operands and the score rows
+// live in per-thread memory reused by the next call (nothing is allocated once a thread is warm). W8A8: uint8 K and V are re-centred to
 // int8 (x − 128, zero point − 128) before packing, the product Q·Kᵀ stays in int32 and feeds the
 // softmax with the scale s_q·s_k·scale, probabilities are uint8 with scale 1/255 (zero point 0), and
 // P·V's epilogue dequantizes, applies the gate and requantizes in registers.
@@ -35,37 +36,59 @@ inline constexpr index_t attention_query_block = 64;
 namespace detail {
 
 // uint8 x with zero point z equals int8 (x − 128) with zero point z − 128: the form the u8·s8 GEMM takes.
-inline aligned_buffer<int8_t> recentre_to_int8(matrix_view<const uint8_t> x) {
-  aligned_buffer<int8_t> y(x.rows * x.cols);
+inline matrix_view<const int8_t> recentre_to_int8(matrix_view<const uint8_t> x, aligned_buffer<int8_t>& y) {
+  y.reserve(x.rows * x.cols);
   for (index_t r = 0; r < x.rows; ++r)
     for (index_t c = 0; c < x.cols; ++c) y[r * x.cols + c] = int8_t(int32_t(x(r, c)) - 128);
-  return y;
+  return make_view(static_cast<const int8_t*>(y.data()), x.rows, x.cols);
 }
 
+// K_hᵀ (d, Tk) and V_h (Tk, d) of every head, packed once per call and shared by all query blocks.
+// The calling thread keeps them (and the re-centred copies) for its next call, so a warm caller
+// packs into memory it already holds instead of allocating.
 template <class Arch, class T>
 struct packed_heads {
   using element = std::conditional_t<std::is_same_v<T, float>, float, int8_t>;
-  std::vector<ops::packed_b<Arch, element>> keys_t, values;  // per head: K_hᵀ (d, Tk), V_h (Tk, d)
+  std::vector<ops::packed_b<Arch, element>> keys_t, values;  // per head
+  aligned_buffer<int8_t> k8, v8;
 
-  packed_heads(matrix_view<const T> k, matrix_view<const T> v, index_t n_heads, const attention_quant& quant)
-      : keys_t(static_cast<std::size_t>(n_heads)), values(static_cast<std::size_t>(n_heads)) {
+  static packed_heads& local() {
+    static thread_local packed_heads heads;
+    return heads;
+  }
+
+  void pack(matrix_view<const T> k, matrix_view<const T> v, index_t n_heads, const attention_quant& quant) {
+    if (index_t(keys_t.size()) < n_heads) {
+      keys_t.resize(static_cast<std::size_t>(n_heads));
+      values.resize(static_cast<std::size_t>(n_heads));
+    }
     const index_t d = k.cols / n_heads;
     if constexpr (std::is_same_v<T, float>) {
-      pack_all(k, v, d, 0, 0);
+      pack_all(k, v, n_heads, d, 0, 0);
     } else {
-      const aligned_buffer<int8_t> k8 = recentre_to_int8(k), v8 = recentre_to_int8(v);
-      pack_all(make_view(k8.data(), k.rows, k.cols), make_view(v8.data(), v.rows, v.cols), d,
-               quant.k.zero_point - 128, quant.v.zero_point - 128);
+      pack_all(recentre_to_int8(k, k8), recentre_to_int8(v, v8), n_heads, d, quant.k.zero_point - 128,
+               quant.v.zero_point - 128);
     }
   }
 
  private:
   template <class E>
-  void pack_all(matrix_view<const E> k, matrix_view<const E> v, index_t d, int32_t zk, int32_t zv) {
-    parallel_for(0, index_t(keys_t.size()), [&](index_t h) {
-      keys_t[h] = ops::pack_b<Arch>(k.block(0, h * d, k.rows, d).transposed(), zk);
-      values[h] = ops::pack_b<Arch>(v.block(0, h * d, v.rows, d), zv);
+  void pack_all(matrix_view<const E> k, matrix_view<const E> v, index_t n_heads, index_t d, int32_t zk, int32_t zv) {
+    parallel_for(0, n_heads, [&](index_t h) {
+      ops::pack_b_into<Arch>(keys_t[h], k.block(0, h * d, k.rows, d).transposed(), zk);
+      ops::pack_b_into<Arch>(values[h], v.block(0, h * d, v.rows, d), zv);
     });
+  }
+};
+
+// A task's score and probability rows, kept by the thread that runs it.
+template <class Score, class Prob>
+struct score_rows {
+  aligned_buffer<Score> scores;
+  aligned_buffer<Prob> probs;
+  static score_rows& local() {
+    static thread_local score_rows rows;
+    return rows;
   }
 };
 
@@ -81,15 +104,19 @@ void fused_attention(Arch arch, matrix_view<const T> q, matrix_view<const T> k, 
   using prob_t = typename types::prob;
   const index_t H = p.n_heads, d = q.cols / H, Tq = q.rows, Tk = k.rows;
   const float score_scale = types::score_scale(p, quant);
-  const detail::packed_heads<Arch, T> heads(k, v, H, quant);
+  auto& heads = detail::packed_heads<Arch, T>::local();
+  heads.pack(k, v, H, quant);
   const index_t blocks = (Tq + attention_query_block - 1) / attention_query_block;
   const int32_t q_zero_point = quantized ? quant.q.zero_point : 0;
 
   parallel_for(0, H * blocks, [&](index_t task) {
     const index_t h = task / blocks, q0 = (task % blocks) * attention_query_block;
     const index_t rows = std::min(attention_query_block, Tq - q0);
-    aligned_buffer<score_t> scores(rows * Tk);
-    aligned_buffer<prob_t> probs(quantized ? rows * Tk : 0);
+    auto& buffers = detail::score_rows<score_t, prob_t>::local();
+    auto& scores = buffers.scores;
+    auto& probs = buffers.probs;
+    scores.reserve(rows * Tk);
+    if constexpr (quantized) probs.reserve(rows * Tk);
     const auto score_view = make_view(scores.data(), rows, Tk);
     ops::gemm(arch, q.block(q0, h * d, rows, d), heads.keys_t[h], score_view, epilogue::make_pipeline(),
               q_zero_point);

@@ -39,19 +39,26 @@ struct packed_panels {
 template <class TB>
 inline constexpr int32_t unsigned_shift = std::is_same_v<TB, uint8_t> ? 128 : 0;
 
+// Packs b into p, reusing p's storage when it is large enough (so a caller that packs operands of
+// the same size again, like attention's K and V, allocates nothing once warm). The padding is
+// zeroed with the rest: the kernel reads it.
 template <class Config, class TB>
-packed_panels<Config> pack_panels(matrix_view<const TB> b, int32_t b_zero_point) {
+void pack_panels_into(packed_panels<Config>& p, matrix_view<const TB> b, int32_t b_zero_point) {
   using elem = typename Config::b_elem;
   constexpr int nr = Config::nr, kg = Config::kg;
   constexpr int32_t shift = unsigned_shift<TB>;
-  packed_panels<Config> p;
   p.k = b.rows;
   p.n = b.cols;
   p.zero_point = b_zero_point - shift;
   p.groups = (b.rows + kg - 1) / kg;
   p.panels = (b.cols + nr - 1) / nr;
-  p.values.reset(p.panels * p.groups * nr * kg);
-  if constexpr (Config::integer) p.column_sums.reset(p.panels * nr);
+  const index_t count = p.panels * p.groups * nr * kg;
+  p.values.reserve(count);
+  if (count > 0) std::memset(static_cast<void*>(p.values.data()), 0, std::size_t(count) * sizeof(elem));
+  if constexpr (Config::integer) {
+    p.column_sums.reserve(p.panels * nr);
+    if (p.panels > 0) std::memset(p.column_sums.data(), 0, std::size_t(p.panels * nr) * sizeof(int32_t));
+  }
 
   for (index_t panel = 0; panel < p.panels; ++panel) {
     elem* dst = p.values.data() + panel * p.groups * nr * kg;
@@ -71,6 +78,12 @@ packed_panels<Config> pack_panels(matrix_view<const TB> b, int32_t b_zero_point)
       }
     }
   }
+}
+
+template <class Config, class TB>
+packed_panels<Config> pack_panels(matrix_view<const TB> b, int32_t b_zero_point) {
+  packed_panels<Config> p;
+  pack_panels_into(p, b, b_zero_point);
   return p;
 }
 

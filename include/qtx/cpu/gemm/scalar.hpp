@@ -28,15 +28,18 @@ struct scalar_packed_b {
 template <class TB>
 using scalar_stored_t = std::conditional_t<std::is_same_v<TB, uint8_t>, int8_t, TB>;
 
+/// Packs b into p, reusing p's storage when it is large enough.
 template <class TB>
-scalar_packed_b<scalar_stored_t<TB>> pack_b(scalar, matrix_view<const TB> b, int32_t b_zero_point) {
+void pack_b_into(scalar, scalar_packed_b<scalar_stored_t<TB>>& p, matrix_view<const TB> b, int32_t b_zero_point) {
   constexpr int32_t shift = std::is_same_v<TB, uint8_t> ? 128 : 0;
-  scalar_packed_b<scalar_stored_t<TB>> p;
   p.k = b.rows;
   p.n = b.cols;
   p.zero_point = b_zero_point - shift;
-  p.values.reset(b.rows * b.cols);
-  if constexpr (!std::is_floating_point_v<TB>) p.column_sums.reset(b.cols);
+  p.values.reserve(b.rows * b.cols);
+  if constexpr (!std::is_floating_point_v<TB>) {
+    p.column_sums.reserve(b.cols);
+    for (index_t n = 0; n < b.cols; ++n) p.column_sums[n] = 0;
+  }
   for (index_t k = 0; k < b.rows; ++k) {
     for (index_t n = 0; n < b.cols; ++n) {
       if constexpr (std::is_floating_point_v<TB>) {
@@ -48,6 +51,12 @@ scalar_packed_b<scalar_stored_t<TB>> pack_b(scalar, matrix_view<const TB> b, int
       }
     }
   }
+}
+
+template <class TB>
+scalar_packed_b<scalar_stored_t<TB>> pack_b(scalar, matrix_view<const TB> b, int32_t b_zero_point) {
+  scalar_packed_b<scalar_stored_t<TB>> p;
+  pack_b_into(scalar{}, p, b, b_zero_point);
   return p;
 }
 

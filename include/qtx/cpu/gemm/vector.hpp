@@ -81,6 +81,15 @@ auto pack_b(Arch, matrix_view<const TB> b, int32_t b_zero_point) {
   return gemm_detail::pack_panels<config>(b, b_zero_point);
 }
 
+/// pack_b into an existing packed B, reusing its storage (no allocation when it is large enough).
+template <class Arch, class TB, class Config>
+  requires gemm_detail::has_vector_kernel<Arch, gemm_detail::a_type_for<TB>>
+void pack_b_into(Arch, gemm_detail::packed_panels<Config>& p, matrix_view<const TB> b, int32_t b_zero_point) {
+  static_assert(std::is_same_v<Config, gemm_detail::config_t<Arch, gemm_detail::a_type_for<TB>>>,
+                "cpu::pack_b_into: B was packed for another backend");
+  gemm_detail::pack_panels_into(p, b, b_zero_point);
+}
+
 template <class Arch, class TA, class Config, class TC, class Pipeline>
   requires gemm_detail::has_vector_kernel<Arch, TA>
 void gemm(Arch, matrix_view<const TA> a, const gemm_detail::packed_panels<Config>& b, matrix_view<TC> c,

@@ -101,8 +101,10 @@ template <class A, bool HasMask, class In, class Out>
 void softmax_rows(matrix_view<const In> x, matrix_view<Out> y, const softmax_params& p,
                   matrix_view<const float> mask, quant_params y_params) {
   const index_t blocks = row_block_count(x.rows, x.cols);
-  // Float output keeps the exponentials in y itself; 8-bit output needs a float row per thread.
-  aligned_buffer<float> scratch(std::is_same_v<Out, float> ? 0 : blocks * x.cols);
+  // Float output keeps the exponentials in y itself; 8-bit output needs a float row per block, in
+  // memory the calling thread keeps for its next call (no allocation once warm).
+  static thread_local aligned_buffer<float> scratch;
+  if constexpr (!std::is_same_v<Out, float>) scratch.reserve(blocks * x.cols);
   const row_writer<A, Out> write(y_params);
   const float neg_inf = -std::numeric_limits<float>::infinity();
   for_row_blocks(x.rows, blocks, [&](index_t block, index_t first, index_t end) {

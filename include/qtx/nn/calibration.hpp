@@ -1,0 +1,92 @@
+#pragma once
+// Calibrating an encoder layer for W8A8: the tensors its quantized form stores as uint8
+// (layer_point), their quantization parameters (layer_calibration), and the observer an FP32
+// forward pass feeds (layer_observer; layer_calibrator records running min-max ranges).
+//
+//   encoder_layer fp32(...);  layer_calibrator cal;
+//   for (batch : calibration_set) fp32.forward(x, ws, &cal);
+//   quantized_encoder_layer w8a8(fp32, cal.result());
+#include <array>
+#include <optional>
+
+#include "../core/error.hpp"
+#include "../core/view.hpp"
+#include "../quant/observers.hpp"
+#include "../quant/params.hpp"
+
+namespace qtx::nn {
+
+/// The tensors of one encoder layer that W8A8 quantizes, in forward order of a pre-LN layer.
+/// `input` is the layer's input: a post-LN layer reads it as uint8 (the previous LN's output);
+/// a pre-LN layer reads the float residual stream and never observes it.
+enum class layer_point : int {
+  input,
+  attention_ln,
+  q,
+  k,
+  v,
+  context,
+  attention_residual,
+  ffn_ln,
+  ffn_hidden,
+  ffn_residual,
+};
+
+/// The number of layer_point values.
+inline constexpr int layer_points = 10;
+
+/// The point's name as error messages and reports show it ("attention_residual").
+inline const char* layer_point_name(layer_point p) {
+  static constexpr const char* names[layer_points] = {"input",   "attention_ln",       "q",      "k",
+                                                      "v",       "context",            "attention_residual",
+                                                      "ffn_ln",  "ffn_hidden",         "ffn_residual"};
+  const int i = int(p);
+  return i >= 0 && i < layer_points ? names[i] : "unknown layer_point";
+}
+
+/// Receives the float tensor of every quantization point during an FP32 forward pass.
+class layer_observer {
+ public:
+  virtual ~layer_observer() = default;
+  /// Called once per point and forward call with that call's (tokens, width) tensor.
+  virtual void observe(layer_point point, matrix_view<const float> tensor) = 0;
+};
+
+/// uint8 quantization parameters of a layer's points; a point without a value was never calibrated.
+struct layer_calibration {
+  std::array<std::optional<quant_params>, layer_points> points;  ///< indexed by layer_point
+
+  /// The parameters of `p`, which a W8A8 layer needs.
+  /// @param fn the function named by the error.
+  /// @throws qtx::error when `p` was not calibrated.
+  quant_params at(layer_point p, const char* fn) const {
+    const auto& v = points[std::size_t(p)];
+    check(v.has_value(), fn, ": calibration has no range for point '", layer_point_name(p),
+          "' (run calibration batches through the FP32 layer first)");
+    return *v;
+  }
+  /// Sets the parameters of `p`.
+  void set(layer_point p, quant_params params) { points[std::size_t(p)] = params; }
+};
+
+/// A layer_observer that keeps the paper's running min-max range of every point it sees
+/// (one observe() call = one batch) and turns them into asymmetric uint8 parameters.
+class layer_calibrator final : public layer_observer {
+ public:
+  /// Records `tensor` as one batch of `point`.
+  void observe(layer_point point, matrix_view<const float> tensor) override {
+    observers_[std::size_t(point)].observe(tensor);
+  }
+  /// Parameters of every point observed at least once (finite values only).
+  layer_calibration result() const {
+    layer_calibration c;
+    for (int i = 0; i < layer_points; ++i)
+      if (!observers_[std::size_t(i)].empty()) c.points[std::size_t(i)] = observers_[std::size_t(i)].params<uint8_t>();
+    return c;
+  }
+
+ private:
+  std::array<running_minmax_observer, layer_points> observers_;
+};
+
+}  // namespace qtx::nn

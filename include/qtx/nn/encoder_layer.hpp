@@ -1,0 +1,327 @@
+#pragma once
+// A transformer encoder layer (attention + feed-forward, each with a residual and a LayerNorm),
+// float and W8A8, in either norm placement:
+//
+//   post-LN (BERT):       x ← LN₁(x + attention(x))        x ← LN₂(x + ffn(x))
+//   pre-LN  (OPT, ViT):   x ← x + attention(LN₁(x))        x ← x + ffn(LN₂(x))
+//
+// W8A8 quantization points (uint8 asymmetric activations with calibrated parameters, int8
+// symmetric weights per output channel): every Linear input (the LN outputs, the attention context,
+// the FFN hidden activation), Q, K and V, the softmax probabilities (scale 1/255, inside
+// ops::attention) and both residual sums, rounded to their uint8 grid (quantize → dequantize; on by
+// default, set_residual_rounding(false) keeps them float to measure what their outliers cost).
+// Post-LN: the LN outputs are the uint8 inputs of the next GEMM and, dequantized, the float residual
+// stream. Pre-LN: the residual stream is float on the grid of its last rounding. Q·Kᵀ stays int32
+// into the softmax; biases are int32; LN statistics, softmax and activation internals and the gate
+// are float, as in the paper.
+//
+// Both layers run in an encoder_workspace made once for a maximum token count (make_workspace) and
+// reused by every call: a warm forward pass allocates nothing in these modules.
+#include <optional>
+#include <span>
+#include <type_traits>
+
+#include "../core/error.hpp"
+#include "../core/view.hpp"
+#include "../ops/elementwise.hpp"
+#include "attention.hpp"
+#include "calibration.hpp"
+#include "ffn.hpp"
+#include "grid.hpp"
+#include "layer_norm.hpp"
+#include "workspace.hpp"
+
+namespace qtx::nn {
+
+/// Where the LayerNorms sit relative to the residual adds.
+enum class norm_placement {
+  post_ln,  ///< BERT: LN after each residual add
+  pre_ln,   ///< OPT, ViT: LN before each sub-block, the residual stream itself is never normalised
+};
+
+/// γ and β of one LayerNorm.
+struct layer_norm_weights {
+  std::span<const float> gamma;  ///< (d_model)
+  std::span<const float> beta;   ///< (d_model)
+};
+
+/// The float weights of one layer, as views. They must outlive the encoder_layer when it is to be
+/// quantized (quantized_encoder_layer reads them).
+struct encoder_layer_weights {
+  attention_weights attention;                ///< Q, K, V, O projections (d_model, d_model)
+  layer_norm_weights attention_ln, ffn_ln;    ///< LN₁ (around attention) and LN₂ (around the FFN)
+  ffn_weights ffn;                            ///< FC₁ (ffn_dim, d_model), FC₂ (d_model, ffn_dim)
+};
+
+/// Everything about a layer that is not a weight.
+struct encoder_layer_options {
+  norm_placement norm = norm_placement::pre_ln;     ///< post-LN (BERT) or pre-LN (OPT, ViT)
+  attention_options attention;                      ///< heads, clipped softmax, causality, gate
+  activation ffn_activation = activation::gelu_erf; ///< after FC₁
+  float ln_eps = 1e-5f;                             ///< ε of both LayerNorms
+};
+
+/// Activation memory of an encoder layer for up to max_tokens tokens. T is the layer's activation
+/// type: float for encoder_layer, uint8_t for quantized_encoder_layer.
+template <class T>
+class encoder_workspace {
+ public:
+  /// An empty workspace (for no tokens).
+  encoder_workspace() = default;
+  /// Memory for max_tokens tokens of a layer with these widths.
+  /// @throws qtx::error for a negative size.
+  encoder_workspace(index_t max_tokens, index_t d_model, index_t ffn_dim, index_t n_heads)
+      : attention(max_tokens, d_model, n_heads), sum_(max_tokens, d_model), normed_(max_tokens, d_model),
+        hidden_(max_tokens, ffn_dim), normed_q_(quantized ? max_tokens : 0, d_model),
+        grid_(quantized ? max_tokens : 0, d_model) {}
+
+  attention_workspace<T> attention;  ///< the attention module's part
+
+  /// The most tokens a forward call may take.
+  index_t max_tokens() const { return sum_.max_rows(); }
+  /// (tokens, d_model) float: the residual sum before its LN.
+  matrix_view<float> sum(index_t tokens, const char* fn) { return sum_.rows(tokens, fn, "sum"); }
+  /// (tokens, d_model) float: a pre-LN layer's LN output (W8A8: its dequantized form, the gate's input).
+  matrix_view<float> normed(index_t tokens, const char* fn) { return normed_.rows(tokens, fn, "normed"); }
+  /// (tokens, ffn_dim) T: the FFN's hidden activation.
+  matrix_view<T> hidden(index_t tokens, const char* fn) { return hidden_.rows(tokens, fn, "hidden"); }
+  /// (tokens, d_model) uint8 (W8A8 only): a pre-LN layer's LN output, the input of Q/K/V and FC₁.
+  matrix_view<uint8_t> normed_q(index_t tokens, const char* fn) { return normed_q_.rows(tokens, fn, "normed_q"); }
+  /// (tokens, d_model) uint8 (W8A8 only): scratch of the residual rounding.
+  matrix_view<uint8_t> grid(index_t tokens, const char* fn) { return grid_.rows(tokens, fn, "grid"); }
+
+  /// Checks that the workspace was made for a layer of these widths.
+  /// @throws qtx::error naming fn when it was not.
+  void check_shape(const char* fn, index_t d_model, index_t ffn_dim, index_t n_heads) const {
+    attention.check_shape(fn, d_model, n_heads);
+    check(hidden_.cols() == ffn_dim, fn, ": workspace is for ffn_dim ", hidden_.cols(), ", the layer has ",
+          ffn_dim);
+  }
+
+ private:
+  static constexpr bool quantized = !std::is_same_v<T, float>;
+  row_buffer<float> sum_, normed_;
+  row_buffer<T> hidden_;
+  row_buffer<uint8_t> normed_q_, grid_;
+};
+
+namespace detail {
+inline void check_layer_input(const char* fn, matrix_view<const float> x, index_t d_model, index_t max_tokens) {
+  check_view(fn, "x", x);
+  check(x.cols == d_model, fn, ": x has ", x.cols, " columns, the layer's d_model is ", d_model);
+  check(x.rows <= max_tokens, fn, ": x has ", x.rows, " tokens, the workspace holds ", max_tokens,
+        " (make the workspace for more tokens)");
+}
+inline void observe(layer_observer* obs, layer_point p, matrix_view<const float> t) {
+  if (obs) obs->observe(p, t);
+}
+}  // namespace detail
+
+/// The float encoder layer.
+template <class Arch = cpu::native>
+class encoder_layer {
+ public:
+  /// An empty layer (d_model() == 0).
+  encoder_layer() = default;
+  /// Packs the layer's weights.
+  /// @throws qtx::error when the weights' shapes do not agree (every width must be d_model, FC₁ and
+  ///         FC₂ must chain), for bad LN weights or ε, or invalid gate weights.
+  encoder_layer(const encoder_layer_weights& w, encoder_layer_options options)
+      : weights_(w), options_(std::move(options)), attention_(w.attention, options_.attention),
+        attention_ln_(w.attention_ln.gamma, w.attention_ln.beta, options_.ln_eps),
+        ffn_ln_(w.ffn_ln.gamma, w.ffn_ln.beta, options_.ln_eps), ffn_(w.ffn, options_.ffn_activation) {
+    const index_t D = attention_.d_model();
+    check(ffn_.d_model() == D, "encoder_layer: FC1 takes ", ffn_.d_model(), " features, attention has d_model ", D);
+    check(attention_ln_.features() == D && ffn_ln_.features() == D, "encoder_layer: LayerNorms have ",
+          attention_ln_.features(), " and ", ffn_ln_.features(), " features, d_model is ", D);
+  }
+
+  /// Width of the hidden states.
+  index_t d_model() const { return attention_.d_model(); }
+  /// Width of the FFN's hidden activation.
+  index_t ffn_dim() const { return ffn_.ffn_dim(); }
+  /// Norm placement, attention variant, activation, ε.
+  const encoder_layer_options& options() const { return options_; }
+  /// The float weights the layer was made from (views).
+  const encoder_layer_weights& weights() const { return weights_; }
+  /// LN₁ and LN₂ (the W8A8 layer runs the same float LayerNorms).
+  const layer_norm<Arch>& attention_ln() const { return attention_ln_; }
+  const layer_norm<Arch>& ffn_ln() const { return ffn_ln_; }  ///< see attention_ln()
+
+  /// A workspace for up to max_tokens tokens per call.
+  encoder_workspace<float> make_workspace(index_t max_tokens) const {
+    return {max_tokens, d_model(), ffn_dim(), options_.attention.n_heads};
+  }
+
+  /// x (T, d_model) ← the layer's output, in place. `obs` (a layer_calibrator, say) sees every
+  /// quantization point; key_mask (1, T_keys) is added to the scores; with a cache, x holds the new
+  /// tokens only.
+  /// @throws qtx::error for a workspace too small or made for another layer, or x of the wrong width.
+  void forward(matrix_view<float> x, encoder_workspace<float>& ws, layer_observer* obs = nullptr,
+               matrix_view<const float> key_mask = {}, kv_cache<float>* cache = nullptr) const {
+    const char* fn = "encoder_layer::forward";
+    detail::check_layer_input(fn, x, d_model(), ws.max_tokens());
+    ws.check_shape(fn, d_model(), ffn_dim(), options_.attention.n_heads);
+    const index_t T = x.rows;
+    const auto s = ws.sum(T, fn);
+    const auto h = ws.hidden(T, fn);
+    if (options_.norm == norm_placement::post_ln) {
+      detail::observe(obs, layer_point::input, x);
+      attention_.forward(x, s, ws.attention, key_mask, x, cache, obs);
+      detail::observe(obs, layer_point::attention_residual, s);
+      attention_ln_.forward(s, x);
+      detail::observe(obs, layer_point::attention_ln, x);
+      ffn_.forward(x, h, s, x);
+      detail::observe(obs, layer_point::ffn_hidden, h);
+      detail::observe(obs, layer_point::ffn_residual, s);
+      ffn_ln_.forward(s, x);
+      detail::observe(obs, layer_point::ffn_ln, x);
+    } else {
+      const auto n = ws.normed(T, fn);
+      attention_ln_.forward(x, n);
+      detail::observe(obs, layer_point::attention_ln, n);
+      attention_.forward(n, s, ws.attention, key_mask, x, cache, obs);
+      detail::observe(obs, layer_point::attention_residual, s);
+      ffn_ln_.forward(s, n);
+      detail::observe(obs, layer_point::ffn_ln, n);
+      ffn_.forward(n, h, x, s);
+      detail::observe(obs, layer_point::ffn_hidden, h);
+      detail::observe(obs, layer_point::ffn_residual, x);
+    }
+  }
+
+ private:
+  encoder_layer_weights weights_;
+  encoder_layer_options options_;
+  multi_head_attention<Arch> attention_;
+  layer_norm<Arch> attention_ln_, ffn_ln_;
+  feed_forward<Arch> ffn_;
+};
+
+/// Options of the W8A8 layer.
+struct quantized_layer_options {
+  bool per_channel = true;      ///< int8 weight scales per output channel (false: per tensor)
+  bool round_residuals = true;  ///< round both residual sums to their uint8 grid (the paper's W8A8)
+};
+
+/// The W8A8 encoder layer, made from a float layer and its calibration.
+template <class Arch = cpu::native>
+class quantized_encoder_layer {
+ public:
+  /// An empty, uncalibrated layer: forward() refuses it.
+  quantized_encoder_layer() = default;
+  /// Quantizes `fp32` with the ranges of `cal` (layer_calibrator::result() after FP32 calibration
+  /// batches). A post-LN layer needs all points, a pre-LN layer all but `input`.
+  /// @throws qtx::error naming the first point `cal` lacks, or for invalid parameters.
+  quantized_encoder_layer(const encoder_layer<Arch>& fp32, const layer_calibration& cal,
+                          quantized_layer_options options = {})
+      : norm_(fp32.options().norm), round_residuals_(options.round_residuals),
+        attention_ln_(fp32.attention_ln()), ffn_ln_(fp32.ffn_ln()) {
+    const char* fn = "quantized_encoder_layer";
+    const bool post = norm_ == norm_placement::post_ln;
+    const auto at = [&](layer_point p) { return cal.at(p, fn); };
+    attention_in_ = post ? at(layer_point::input) : at(layer_point::attention_ln);
+    attention_ln_out_ = at(layer_point::attention_ln);
+    ffn_ln_out_ = at(layer_point::ffn_ln);
+    attention_residual_ = at(layer_point::attention_residual);
+    ffn_residual_ = at(layer_point::ffn_residual);
+    const auto& w = fp32.weights();
+    attention_ = {w.attention, fp32.options().attention,
+                  attention_calibration{attention_in_, at(layer_point::q), at(layer_point::k), at(layer_point::v),
+                                        at(layer_point::context)},
+                  options.per_channel};
+    ffn_ = {w.ffn, fp32.options().ffn_activation, post ? attention_ln_out_ : ffn_ln_out_, at(layer_point::ffn_hidden),
+            options.per_channel};
+    n_heads_ = fp32.options().attention.n_heads;
+    gated_ = fp32.options().attention.gate.has_value();
+    calibrated_ = true;
+  }
+
+  /// Width of the hidden states.
+  index_t d_model() const { return attention_.d_model(); }
+  /// Width of the FFN's hidden activation.
+  index_t ffn_dim() const { return ffn_.ffn_dim(); }
+  /// Post-LN or pre-LN.
+  norm_placement norm() const { return norm_; }
+  /// Post-LN: the uint8 parameters of the layer's input x_q (the previous LN's output).
+  quant_params input_params() const { return attention_in_; }
+  /// Post-LN: the uint8 parameters of the layer's output x_q (LN₂'s output).
+  quant_params output_params() const { return ffn_ln_out_; }
+  /// Whether forward() rounds the residual sums to their uint8 grid.
+  bool residual_rounding() const { return round_residuals_; }
+  /// Rounds the residual sums to their uint8 grid (true, the paper's W8A8) or keeps them float.
+  void set_residual_rounding(bool on) { round_residuals_ = on; }
+
+  /// A workspace for up to max_tokens tokens per call.
+  encoder_workspace<uint8_t> make_workspace(index_t max_tokens) const {
+    return {max_tokens, d_model(), ffn_dim(), n_heads_};
+  }
+
+  /// Pre-LN: x (T, d_model), the float residual stream, ← the layer's output, in place.
+  /// @throws qtx::error before calibration, for a post-LN layer (it takes x_q too), a workspace too
+  ///         small or made for another layer, or x of the wrong width.
+  void forward(matrix_view<float> x, encoder_workspace<uint8_t>& ws, matrix_view<const float> key_mask = {},
+               kv_cache<uint8_t>* cache = nullptr) const {
+    const char* fn = "quantized_encoder_layer::forward";
+    check_ready(fn, x, ws);
+    check(norm_ == norm_placement::pre_ln, fn, ": a post-LN layer takes x_q, the uint8 form of x, too");
+    const index_t T = x.rows;
+    const auto s = ws.sum(T, fn), n = ws.normed(T, fn);
+    const auto n8 = ws.normed_q(T, fn);
+    const auto h8 = ws.hidden(T, fn);
+    // The LN output's float form only feeds the gate: without one it is never made.
+    const matrix_view<float> gate_input = gated_ ? n : matrix_view<float>{};
+    normalize(attention_ln_, x, n8, gate_input, attention_ln_out_);
+    attention_.forward(n8, gate_input, s, ws.attention, key_mask, x, cache);
+    round_residual(s, attention_residual_, ws.grid(T, fn));
+    normalize(ffn_ln_, s, n8, gate_input, ffn_ln_out_);
+    ffn_.forward(n8, h8, x, s);
+    round_residual(x, ffn_residual_, ws.grid(T, fn));
+  }
+
+  /// Post-LN: x (T, d_model) float and x_q = quantize(x, input_params()) ← the layer's output
+  /// (x_q with output_params(), x its dequantized value), in place.
+  /// @throws qtx::error before calibration, for a pre-LN layer, x_q of another shape than x, a
+  ///         workspace too small or made for another layer, or x of the wrong width.
+  void forward(matrix_view<float> x, matrix_view<uint8_t> x_q, encoder_workspace<uint8_t>& ws,
+               matrix_view<const float> key_mask = {}, kv_cache<uint8_t>* cache = nullptr) const {
+    const char* fn = "quantized_encoder_layer::forward";
+    check_ready(fn, x, ws);
+    check(norm_ == norm_placement::post_ln, fn, ": a pre-LN layer takes no x_q (its input is float)");
+    check(x_q.rows == x.rows && x_q.cols == x.cols, fn, ": x_q is ", x_q.rows, "x", x_q.cols, ", x is ", x.rows,
+          "x", x.cols);
+    const index_t T = x.rows;
+    const auto s = ws.sum(T, fn);
+    const auto h8 = ws.hidden(T, fn);
+    attention_.forward(x_q, x, s, ws.attention, key_mask, x, cache);
+    round_residual(s, attention_residual_, ws.grid(T, fn));
+    normalize(attention_ln_, s, x_q, x, attention_ln_out_);
+    ffn_.forward(x_q, h8, s, x);
+    round_residual(s, ffn_residual_, ws.grid(T, fn));
+    normalize(ffn_ln_, s, x_q, x, ffn_ln_out_);
+  }
+
+ private:
+  void check_ready(const char* fn, matrix_view<const float> x, const encoder_workspace<uint8_t>& ws) const {
+    check(calibrated_, fn, ": the layer was not calibrated (make it from an encoder_layer and a layer_calibration)");
+    detail::check_layer_input(fn, x, d_model(), ws.max_tokens());
+    ws.check_shape(fn, d_model(), ffn_dim(), n_heads_);
+  }
+  static void normalize(const layer_norm<Arch>& ln, matrix_view<const float> in, matrix_view<uint8_t> out_q,
+                        matrix_view<float> out, quant_params p) {
+    layer_norm_to_grid(ln, in, out_q, out, p);
+  }
+  void round_residual(matrix_view<float> x, quant_params p, matrix_view<uint8_t> grid) const {
+    if (round_residuals_) round_to_grid(Arch{}, x, p, grid);
+  }
+
+  norm_placement norm_ = norm_placement::pre_ln;
+  bool round_residuals_ = true, calibrated_ = false, gated_ = false;
+  index_t n_heads_ = 1;
+  quantized_multi_head_attention<Arch> attention_;
+  quantized_feed_forward<Arch> ffn_;
+  layer_norm<Arch> attention_ln_, ffn_ln_;
+  quant_params attention_in_, attention_ln_out_, ffn_ln_out_, attention_residual_, ffn_residual_;
+};
+
+}  // namespace qtx::nn

@@ -1,0 +1,97 @@
+#pragma once
+// The transformer's feed-forward block, float and W8A8:
+//
+//   y = act(x W₁ᵀ + b₁) W₂ᵀ + b₂ [+ residual]        act: ReLU, GELU (erf or tanh form), or none
+//
+// W8A8: uint8 x, int8 weights; the hidden activation is stored as uint8 with its calibrated
+// parameters (the input of FC₂, a quantization point of the paper); y is float.
+#include <span>
+
+#include "../core/error.hpp"
+#include "../core/view.hpp"
+#include "linear.hpp"
+
+namespace qtx::nn {
+
+/// FC₁ (ffn_dim, d_model) and FC₂ (d_model, ffn_dim) in Hugging Face layout (out, in), with biases.
+struct ffn_weights {
+  matrix_view<const float> fc1;  ///< W₁ (ffn_dim, d_model)
+  std::span<const float> b1;     ///< b₁ (ffn_dim) or empty
+  matrix_view<const float> fc2;  ///< W₂ (d_model, ffn_dim)
+  std::span<const float> b2;     ///< b₂ (d_model) or empty
+};
+
+namespace detail {
+inline void check_ffn_chain(const char* fn, index_t fc1_out, index_t fc1_in, index_t fc2_out, index_t fc2_in) {
+  check(fc2_in == fc1_out && fc2_out == fc1_in, fn, ": fc1 is ", fc1_out, "x", fc1_in, " and fc2 ", fc2_out, "x",
+        fc2_in, "; fc2 must be ", fc1_in, "x", fc1_out, " (d_model x ffn_dim)");
+}
+}  // namespace detail
+
+/// Float feed-forward block.
+template <class Arch = cpu::native>
+class feed_forward {
+ public:
+  /// An empty block.
+  feed_forward() = default;
+  /// Packs both layers; act is applied after FC₁.
+  /// @throws qtx::error for weights that do not chain (d_model → ffn_dim → d_model) or bad biases.
+  feed_forward(const ffn_weights& w, activation act) : fc1_(w.fc1, w.b1), fc2_(w.fc2, w.b2), act_(act) {
+    detail::check_ffn_chain("feed_forward", fc1_.out_features(), fc1_.in_features(), fc2_.out_features(),
+                            fc2_.in_features());
+  }
+  /// d_model: the width of x and y.
+  index_t d_model() const { return fc1_.in_features(); }
+  /// ffn_dim: the width of the hidden activation.
+  index_t ffn_dim() const { return fc1_.out_features(); }
+  /// The activation after FC₁.
+  activation act() const { return act_; }
+
+  /// y (T, d_model) = act(x W₁ᵀ + b₁) W₂ᵀ + b₂ [+ residual]; hidden (T, ffn_dim) receives act(…).
+  /// @throws qtx::error for views of the wrong shape.
+  void forward(matrix_view<const float> x, matrix_view<float> hidden, matrix_view<float> y,
+               matrix_view<const float> residual = {}) const {
+    fc1_.forward(x, hidden, act_);
+    fc2_.forward(hidden, y, activation::none, residual);
+  }
+
+ private:
+  linear<Arch> fc1_, fc2_;
+  activation act_ = activation::none;
+};
+
+/// W8A8 feed-forward block.
+template <class Arch = cpu::native>
+class quantized_feed_forward {
+ public:
+  /// An empty block.
+  quantized_feed_forward() = default;
+  /// Quantizes both layers: input = uint8 params of x, hidden = uint8 params of act(FC₁(x)).
+  /// @throws qtx::error for weights that do not chain, bad biases or invalid quant params.
+  quantized_feed_forward(const ffn_weights& w, activation act, quant_params input, quant_params hidden,
+                         bool per_channel = true)
+      : fc1_(w.fc1, w.b1, input, per_channel), fc2_(w.fc2, w.b2, hidden, per_channel), hidden_(hidden), act_(act) {
+    detail::check_ffn_chain("quantized_feed_forward", fc1_.out_features(), fc1_.in_features(),
+                            fc2_.out_features(), fc2_.in_features());
+  }
+  /// d_model: the width of x and y.
+  index_t d_model() const { return fc1_.in_features(); }
+  /// ffn_dim: the width of the hidden activation.
+  index_t ffn_dim() const { return fc1_.out_features(); }
+
+  /// y (T, d_model) float = FC₂(quantize(act(FC₁(x_q)))) [+ residual]; hidden_q (T, ffn_dim)
+  /// receives the uint8 hidden activation.
+  /// @throws qtx::error for views of the wrong shape.
+  void forward(matrix_view<const uint8_t> x_q, matrix_view<uint8_t> hidden_q, matrix_view<float> y,
+               matrix_view<const float> residual = {}) const {
+    fc1_.forward(x_q, hidden_q, hidden_, act_);
+    fc2_.forward(hidden_q, y, activation::none, residual);
+  }
+
+ private:
+  qlinear<Arch> fc1_, fc2_;
+  quant_params hidden_;
+  activation act_ = activation::none;
+};
+
+}  // namespace qtx::nn

@@ -1,0 +1,120 @@
+// Steady-state allocations of the encoder layers: after warm-up calls, a forward pass of the FP32
+// and W8A8 layers (post-LN and pre-LN, gated, both attention paths: few queries and fused blocks)
+// allocates nothing. Every global operator new of this program is replaced here to count them.
+#include <catch2/catch.hpp>
+
+#include <qtx/nn/encoder_layer.hpp>
+#include <qtx/quant/quantize.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <random>
+#include <vector>
+
+namespace {
+std::atomic<bool> counting{false};
+std::atomic<long> allocations{0};
+
+void* counted(std::size_t bytes, std::size_t alignment) {
+  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+  const std::size_t a = alignment < sizeof(void*) ? sizeof(void*) : alignment;
+  void* p = std::aligned_alloc(a, (bytes + a - 1) / a * a + (bytes == 0 ? a : 0));
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+}  // namespace
+
+void* operator new(std::size_t n) { return counted(n, alignof(std::max_align_t)); }
+void* operator new[](std::size_t n) { return counted(n, alignof(std::max_align_t)); }
+void* operator new(std::size_t n, std::align_val_t a) { return counted(n, std::size_t(a)); }
+void* operator new[](std::size_t n, std::align_val_t a) { return counted(n, std::size_t(a)); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  try { return counted(n, alignof(std::max_align_t)); } catch (...) { return nullptr; }
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  try { return counted(n, alignof(std::max_align_t)); } catch (...) { return nullptr; }
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+using qtx::index_t;
+namespace nn = qtx::nn;
+
+namespace {
+std::vector<float> normal_values(index_t n, float stddev, std::mt19937& rng, float mean = 0.0f) {
+  std::normal_distribution<float> d(mean, stddev);
+  std::vector<float> v(static_cast<std::size_t>(n));
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// Heap allocations made by `body` (run with counting on).
+template <class Body>
+long allocations_of(Body&& body) {
+  allocations = 0;
+  counting = true;
+  body();
+  counting = false;
+  return allocations.load();
+}
+}  // namespace
+
+TEST_CASE("encoder layers allocate nothing per forward pass once warm", "[nn][encoder_layer][allocations]") {
+  const index_t D = 32, F = 48, H = 4, T_max = 40;
+  std::mt19937 rng(11);
+  const float s = 1.0f / std::sqrt(float(D));
+  std::vector<std::vector<float>> w;
+  auto add = [&](index_t n, float stddev, float mean = 0.0f) -> const std::vector<float>& {
+    w.push_back(normal_values(n, stddev, rng, mean));
+    return w.back();
+  };
+  w.reserve(20);
+  const auto& wq = add(D * D, s); const auto& wk = add(D * D, s); const auto& wv = add(D * D, s);
+  const auto& wo = add(D * D, s); const auto& b = add(D, 0.1f);
+  const auto& g = add(D, 0.1f, 1.0f); const auto& w1 = add(F * D, s); const auto& b1 = add(F, 0.1f);
+  const auto& w2 = add(D * F, s);
+  nn::encoder_layer_weights weights{{qtx::make_view(wq.data(), D, D), qtx::make_view(wk.data(), D, D),
+                                     qtx::make_view(wv.data(), D, D), qtx::make_view(wo.data(), D, D), b, b, b, b},
+                                    {g, b},
+                                    {g, b},
+                                    {qtx::make_view(w1.data(), F, D), b1, qtx::make_view(w2.data(), D, F), b}};
+  for (auto norm : {nn::norm_placement::post_ln, nn::norm_placement::pre_ln}) {
+    auto gate = qtx::gate_weights::from_pi_init(qtx::gate_kind::linear_per_head, H, D / H, 0.4f);
+    const nn::encoder_layer<> layer(weights, {norm, {H, -0.02f, 1.0f, false, gate}, nn::activation::gelu_erf, 1e-5f});
+    auto ws = layer.make_workspace(T_max);
+    nn::layer_calibrator calibrator;
+    auto x = normal_values(T_max * D, 1.0f, rng);
+    auto input = x;
+    layer.forward(qtx::make_view(x.data(), T_max, D), ws, &calibrator);
+    const nn::quantized_encoder_layer<> q(layer, calibrator.result());
+    auto qws = q.make_workspace(T_max);
+    std::vector<uint8_t> x_q(x.size());
+    for (index_t T : {3, 29, 40}) {  // the few-query and the fused attention paths
+      CAPTURE(int(norm), T);
+      const auto xv = qtx::make_view(x.data(), T, D);
+      const auto xq = qtx::make_view(x_q.data(), T, D);
+      auto fp32 = [&] { layer.forward(xv, ws); };
+      auto w8a8 = [&] {
+        if (norm == nn::norm_placement::post_ln)
+          q.forward(xv, xq, qws);
+        else
+          q.forward(xv, qws);
+      };
+      for (int warm = 0; warm < 2; ++warm) {
+        x = input;
+        fp32();
+        w8a8();
+      }
+      x = input;
+      CHECK(allocations_of(fp32) == 0);
+      CHECK(allocations_of(w8a8) == 0);
+    }
+  }
+}
