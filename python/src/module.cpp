@@ -54,4 +54,5 @@ PYBIND11_MODULE(_qtx, m) {
   m.def("_time_cpp_softmax", &qp::time_cpp_softmax, "x"_a, "out"_a, "calls"_a = 10000, "repeats"_a = 7,
         "Seconds per C++ call of softmax(x, out) (median of repeats), for the overhead benchmark.");
   qp::bind_rows(m);
+  qp::bind_gemm(m);
 }
