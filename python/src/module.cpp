@@ -55,4 +55,6 @@ PYBIND11_MODULE(_qtx, m) {
         "Seconds per C++ call of softmax(x, out) (median of repeats), for the overhead benchmark.");
   qp::bind_rows(m);
   qp::bind_gemm(m);
+  qp::bind_attention(m);
+  qp::bind_stats(m);
 }
