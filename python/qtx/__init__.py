@@ -7,3 +7,8 @@ Kernels run without the GIL; set_num_threads() sets their thread count.
 """
 from ._qtx import *  # noqa: F401,F403
 from ._qtx import __version__  # noqa: F401
+from ._qtx import epilogue  # noqa: F401  (qtx.epilogue: the GEMM stages)
+
+import sys as _sys
+
+_sys.modules[__name__ + ".epilogue"] = epilogue  # so that `import qtx.epilogue` works too

@@ -32,6 +32,10 @@ const char* dtype_name() {
 // through numpy.from_dlpack; others through numpy.asarray (torch tensors: a view of their memory).
 inline py::array to_array(py::handle obj, const char* fn, const char* name, bool writable) {
   if (py::isinstance<py::array>(obj)) return py::reinterpret_borrow<py::array>(obj);
+  // An output must be memory the caller sees afterwards, not a fresh copy numpy made of a list.
+  if (writable && !py::hasattr(obj, "__array__") && !py::hasattr(obj, "__array_interface__"))
+    throw py::type_error(std::string(fn) + ": " + name + " must be a NumPy array or a tensor sharing its memory (got " +
+                         std::string(py::str(py::type::of(obj))) + ")");
   py::module_ np = py::module_::import("numpy");
   py::object converted;
   try {
@@ -39,12 +43,7 @@ inline py::array to_array(py::handle obj, const char* fn, const char* name, bool
   } catch (py::error_already_set& e) {
     throw py::type_error(std::string(fn) + ": " + name + " is not an array (" + e.what() + ")");
   }
-  auto array = py::reinterpret_borrow<py::array>(converted);
-  // An output must be memory the caller sees afterwards, not a fresh copy numpy made of a list.
-  if (writable && array.owndata())
-    throw py::type_error(std::string(fn) + ": " + name + " must be a NumPy array or a tensor sharing its memory (got " +
-                         std::string(py::str(py::type::of(obj))) + ")");
-  return array;
+  return py::reinterpret_borrow<py::array>(converted);
 }
 
 template <class T>
