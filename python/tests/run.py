@@ -10,4 +10,5 @@ except ImportError:
     print(f"SKIPPED: pytest is not installed for {sys.executable} (python3-pytest)")
     sys.exit(SKIP)
 
-sys.exit(pytest.main([os.path.dirname(os.path.abspath(__file__)), *sys.argv[1:]]))
+# -rs: every skipped test prints its reason (e.g. PyTorch missing) in the ctest log.
+sys.exit(pytest.main([os.path.dirname(os.path.abspath(__file__)), "-rs", *sys.argv[1:]]))
