@@ -29,7 +29,6 @@ def test_overlapping_output_is_rejected():
 
 
 def test_threads_setting_and_gil_release(rng):
-    before = qtx.get_num_threads()
     qtx.set_num_threads(1)
     assert qtx.get_num_threads() == 1
     with pytest.raises(ValueError, match="set_num_threads"):
@@ -49,7 +48,7 @@ def test_threads_setting_and_gil_release(rng):
     for r in results:
         np.testing.assert_array_equal(r, want)
     qtx.set_num_threads(0)
-    assert qtx.get_num_threads() == before or before >= 1
+    assert qtx.get_num_threads() >= 1  # back to OpenMP's default
 
 
 def test_dlpack_and_array_interface_inputs_are_not_copied():
