@@ -11,6 +11,7 @@ packages=(
   xz-utils python3-numpy gnuplot-nox
   clang libclang-rt-14-dev   # libFuzzer for scripts/fuzz-safetensors.sh
   libomp-14-dev              # LLVM OpenMP + Archer for the tsan preset
+  python3-dev pybind11-dev python3-pybind11 python3-pytest   # Python bindings (python/) and their tests
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,53 @@
+"""Shared fixtures and NumPy references of the qtx pytest suite.
+
+The references are written for clarity in float64 (float paths) or in the exact float32 /
+integer arithmetic qtx defines (integer paths), independently of the C++ code.
+"""
+import numpy as np
+import pytest
+
+F32_EPS = float(np.finfo(np.float32).eps)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20231204)
+
+
+def quantize_ref(x, scale, zero_point, dtype=np.uint8):
+    """clamp(round_half_even(x * float32(1/scale)) + zp); NaN -> zp (qtx's quantize_one)."""
+    info = np.iinfo(dtype)
+    inv = np.float32(1.0) / np.float32(scale)
+    with np.errstate(invalid="ignore", over="ignore"):
+        prod = np.asarray(x, np.float32) * inv
+        q = np.rint(prod).astype(np.float64)
+    q = np.where(np.isnan(q), 0, q) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def softmax_ref(x, input_scale=1.0, gamma=0.0, zeta=1.0, mask=None, causal=False, causal_offset=0):
+    """clip((zeta - gamma) * softmax(input_scale * x + mask) + gamma, 0, 1) in float64."""
+    z = np.asarray(x, np.float64) * input_scale
+    if mask is not None:
+        z = z + np.asarray(mask, np.float64)
+    z = np.atleast_2d(z).copy()
+    rows, cols = z.shape
+    if causal:
+        visible = np.arange(cols)[None, :] <= (np.arange(rows)[:, None] + causal_offset)
+        z = np.where(visible, z, -np.inf)
+    m = z.max(axis=1, keepdims=True)
+    m = np.where(np.isinf(m) & (m < 0), 0.0, m)
+    e = np.exp(z - m)
+    s = e.sum(axis=1, keepdims=True)
+    p = np.divide(e, s, out=np.zeros_like(e), where=s > 0)
+    y = np.clip((zeta - gamma) * p + gamma, 0.0, 1.0)
+    if causal:
+        y = np.where(visible, y, 0.0)
+    return y.reshape(np.shape(x)) if np.ndim(x) == 1 else y
+
+
+def layer_norm_ref(x, weight, bias, eps=1e-5):
+    x = np.asarray(x, np.float64)
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight + bias
