@@ -58,7 +58,7 @@ rows::vfloat<A> load_as_float(const float* p) {
 }
 template <class A>
 rows::vfloat<A> load_as_float(const uint8_t* p) {
-  return xsimd::to_float(rows::widen(p, A{}));
+  return rows::vto_float<A>(rows::widen(p, A{}));
 }
 
 // Scores of lanes<A> consecutive keys at once: one accumulator vector per key, then one transposing
