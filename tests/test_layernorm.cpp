@@ -60,7 +60,7 @@ struct problem {
   auto xv() const { return qtx::make_view(x.data(), rows, cols); }
   auto rv() const { return qtx::make_view(r.data(), rows, cols); }
   // Allowed |y − y_ref| at element (i, j) given the reference output.
-  float allowed(index_t i, index_t j, float y_ref) const {
+  float allowed(index_t /*i*/, index_t j, float y_ref) const {
     const float w_abs = std::fabs(w[j]), b_abs = std::fabs(b[j]);
     return tolerance_eps * eps * (std::fabs(y_ref - b[j]) + w_abs + b_abs);
   }

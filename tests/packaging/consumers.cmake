@@ -14,13 +14,24 @@ if(qtx_kernel_links MATCHES "Eigen|nlohmann")
   message(FATAL_ERROR "qtx::qtx links ${qtx_kernel_links}; the kernels need only xsimd (+ OpenMP)")
 endif()
 
+# A user's build sees no warning from qtx's headers: the consumers compile with -Wall -Wextra
+# -Werror, once for the compiler's default target and once with -march=native (AVX-512 or AVX2
+# kernels where the machine has them; it runs here, so its own ISA is safe).
+set(qtx_consumer_warnings -Wall -Wextra -Werror)
 add_executable(kernels ${CMAKE_CURRENT_LIST_DIR}/kernels.cpp)
 target_link_libraries(kernels PRIVATE qtx::qtx)
+target_compile_options(kernels PRIVATE ${qtx_consumer_warnings})
 add_test(NAME kernels COMMAND kernels)
+add_executable(kernels_native ${CMAKE_CURRENT_LIST_DIR}/kernels.cpp)
+target_link_libraries(kernels_native PRIVATE qtx::qtx)
+target_compile_options(kernels_native PRIVATE ${qtx_consumer_warnings} -march=native)
+add_test(NAME kernels_native COMMAND kernels_native)
 
 if(QTX_CONSUMER_COMPONENTS)
   add_executable(components ${CMAKE_CURRENT_LIST_DIR}/components.cpp)
   target_link_libraries(components PRIVATE qtx::io qtx::eigen)
+  # Default target only: with AVX-512, Eigen's own GEMM (its x*w check) warns under GCC 12.
+  target_compile_options(components PRIVATE ${qtx_consumer_warnings})
   add_test(NAME components COMMAND components)
 else()
   foreach(target qtx::io qtx::eigen nlohmann_json::nlohmann_json Eigen3::Eigen)

@@ -58,7 +58,7 @@ rows::vfloat<A> load_as_float(const float* p) {
 }
 template <class A>
 rows::vfloat<A> load_as_float(const uint8_t* p) {
-  return xsimd::to_float(rows::widen(p, A{}));
+  return rows::vto_float<A>(rows::widen(p, A{}));
 }
 
 // Scores of lanes<A> consecutive keys at once: one accumulator vector per key, then one transposing
@@ -90,7 +90,7 @@ void score_block(const float* query, const T* keys, index_t key_stride, index_t 
 // where the backend has vectors (and, for uint8, float is exact), one key at a time otherwise.
 template <class Arch, class T, class Score>
 void head_scores(Arch arch, const T* query, int32_t zq, matrix_view<const T> k, index_t offset, int32_t zk, index_t d,
-                 index_t count, Score* scores, float* query_float) {
+                 index_t count, Score* scores, [[maybe_unused]] float* query_float) {  // unused without SIMD
   constexpr bool quantized = std::is_same_v<T, uint8_t>;
   index_t t = 0;
 #if QTX_HAS_AVX2 || QTX_HAS_AVX512_VNNI

@@ -17,16 +17,11 @@
 #include "../../core/types.hpp"
 
 #if QTX_HAS_AVX2 || QTX_HAS_AVX512_VNNI
-// GCC 12's intrinsics initialise their "undefined" operands from themselves, which -Wuninitialized
-// reports once they are inlined into large kernels (GCC PR 105593, fixed in 12.3); the pragma
-// covers the header's own lines only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <xsimd/xsimd.hpp>
-#pragma GCC diagnostic pop
+
+#include "../avx512.hpp"
 #endif
 
 namespace qtx::cpu::gemm_detail {
@@ -60,15 +55,15 @@ struct simd512 {
   static void store(int32_t* p, vint v, lanes_mask m) { _mm512_mask_storeu_epi32(p, m, v); }
   static vint add(vint a, vint b) { return _mm512_add_epi32(a, b); }
   static vint mullo(vint a, vint b) { return _mm512_mullo_epi32(a, b); }  // modulo 2^32
-  static vint min(vint a, vint b) { return _mm512_min_epi32(a, b); }
-  static vint max(vint a, vint b) { return _mm512_max_epi32(a, b); }
+  static vint min(vint a, vint b) { return avx512::min_epi32(a, b); }
+  static vint max(vint a, vint b) { return avx512::max_epi32(a, b); }
   static vint select(fmask m, vint if_true, vint if_false) { return _mm512_mask_blend_epi32(m, if_false, if_true); }
   static vint select_i(imask m, vint if_true, vint if_false) { return _mm512_mask_blend_epi32(m, if_false, if_true); }
   static imask greater(vint a, vint b) { return _mm512_cmpgt_epi32_mask(a, b); }
   // 8-bit stores of int32 lanes, saturating like saturate_cast<T>.
   static void store(int8_t* p, vint v, lanes_mask m) { _mm512_mask_cvtsepi32_storeu_epi8(p, m, v); }
   static void store(uint8_t* p, vint v, lanes_mask m) {
-    _mm512_mask_cvtusepi32_storeu_epi8(p, m, _mm512_max_epi32(v, _mm512_setzero_si512()));
+    _mm512_mask_cvtusepi32_storeu_epi8(p, m, avx512::max_epi32(v, _mm512_setzero_si512()));
   }
 
   // ---- float ----
@@ -77,28 +72,28 @@ struct simd512 {
   static void store(float* p, vfloat v, lanes_mask m) { _mm512_mask_storeu_ps(p, m, v); }
   static vfloat add(vfloat a, vfloat b) { return _mm512_add_ps(a, b); }
   static vfloat mul(vfloat a, vfloat b) { return _mm512_mul_ps(a, b); }
-  static vfloat max(vfloat a, vfloat b) { return _mm512_max_ps(a, b); }  // b when either is NaN
+  static vfloat max(vfloat a, vfloat b) { return avx512::max_ps(a, b); }  // b when either is NaN
   static fmask greater(vfloat a, vfloat b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
   static fmask is_nan(vfloat a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
-  static vfloat to_float(vint v) { return _mm512_cvtepi32_ps(v); }
-  static vint to_int_nearest_even(vfloat v) { return _mm512_cvtps_epi32(v); }
+  static vfloat to_float(vint v) { return avx512::cvtepi32_ps(v); }
+  static vint to_int_nearest_even(vfloat v) { return avx512::cvtps_epi32(v); }
 
   // ---- 64-bit lanes (the exact fixed-point requantization) ----
-  static vint mul_even_s32(vint a, vint b) { return _mm512_mul_epi32(a, b); }  // even int32 lanes → int64
-  static vint odd_to_even(vint a) { return _mm512_srli_epi64(a, 32); }
+  static vint mul_even_s32(vint a, vint b) { return avx512::mul_epi32(a, b); }  // even int32 lanes → int64
+  static vint odd_to_even(vint a) { return avx512::srli_epi64<32>(a); }
   static vint add64(vint a, vint b) { return _mm512_add_epi64(a, b); }
   static vint sub64(vint a, vint b) { return _mm512_sub_epi64(a, b); }
   static vint and_(vint a, vint b) { return _mm512_and_si512(a, b); }
-  static vint shift_left64(vint a, vint count) { return _mm512_sllv_epi64(a, count); }
-  static vint shift_right_arith64(vint a, vint count) { return _mm512_srav_epi64(a, count); }
+  static vint shift_left64(vint a, vint count) { return avx512::sllv_epi64(a, count); }
+  static vint shift_right_arith64(vint a, vint count) { return avx512::srav_epi64(a, count); }
   static vint clamp64(vint a, int64_t lo, int64_t hi) {
-    return _mm512_min_epi64(_mm512_max_epi64(a, _mm512_set1_epi64(lo)), _mm512_set1_epi64(hi));
+    return avx512::min_epi64(avx512::max_epi64(a, _mm512_set1_epi64(lo)), _mm512_set1_epi64(hi));
   }
   static vint set1_64(int64_t v) { return _mm512_set1_epi64(v); }
   static vint low32_of_64(vint a) { return _mm512_and_si512(a, _mm512_set1_epi64(0xFFFFFFFF)); }
   // int32 lanes from the low halves of two int64 vectors: lane 2i ← even[i], lane 2i+1 ← odd[i].
   static vint interleave_low32(vint even, vint odd) {
-    return _mm512_mask_blend_epi32(__mmask16(0xAAAA), even, _mm512_slli_epi64(odd, 32));
+    return _mm512_mask_blend_epi32(__mmask16(0xAAAA), even, avx512::slli_epi64<32>(odd));
   }
 };
 #endif

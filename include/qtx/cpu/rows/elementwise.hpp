@@ -108,7 +108,7 @@ void dequantize(Arch, matrix_view<const T> q, matrix_view<float> x, quant_params
     if (x.row_contiguous() && q.row_contiguous()) {
       const vint<A> zero_point(p.zero_point);
       const vfloat<A> scale(p.scale);
-      map_rows<A>(q, x, row_writer<A, float>{}, [&](vint<A> v) { return scale * xsimd::to_float(v - zero_point); });
+      map_rows<A>(q, x, row_writer<A, float>{}, [&](vint<A> v) { return scale * vto_float<A>(v - zero_point); });
       return;
     }
   }
@@ -122,7 +122,7 @@ void requantize(Arch, matrix_view<const int32_t> acc, matrix_view<T> q, float mu
   if constexpr (has_simd<Arch>) {
     using A = simd_arch_t<Arch>;
     if (acc.row_contiguous() && q.row_contiguous()) {
-      map_rows<A>(acc, q, row_writer<A, T>(multiplier, zero_point), [](vint<A> v) { return xsimd::to_float(v); });
+      map_rows<A>(acc, q, row_writer<A, T>(multiplier, zero_point), [](vint<A> v) { return vto_float<A>(v); });
       return;
     }
   }

@@ -56,13 +56,13 @@ QTX_ALWAYS_INLINE vfloat<A> exp_clamped(vfloat<A> x) {
 // max(bound, x) and min(bound, x) pass a NaN x through.
 template <class A>
 QTX_ALWAYS_INLINE vfloat<A> exp_nonpositive(vfloat<A> x) {
-  return exp_clamped(xsimd::max(vfloat<A>(exp_constants::min_arg), x));
+  return exp_clamped(vmax(vfloat<A>(exp_constants::min_arg), x));
 }
 
 template <class A>
 QTX_ALWAYS_INLINE vfloat<A> exp(vfloat<A> x) {
   using namespace exp_constants;
-  return exp_clamped(xsimd::min(vfloat<A>(max_arg), xsimd::max(vfloat<A>(min_arg), x)));
+  return exp_clamped(vmin(vfloat<A>(max_arg), vmax(vfloat<A>(min_arg), x)));
 }
 
 // 1 / (1 + exp(−x)); exact 0 and 1 far out, NaN propagates.

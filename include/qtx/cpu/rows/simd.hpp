@@ -20,6 +20,8 @@
 #include <immintrin.h>
 
 #include <xsimd/xsimd.hpp>
+
+#include "../avx512.hpp"
 #endif
 
 namespace qtx::cpu::rows {
@@ -86,18 +88,21 @@ void narrow_store(T* p, vint<avx2_arch> q, avx2_arch) {
   const __m128i lo = _mm256_castsi256_si128(bytes), hi = _mm256_extracti128_si256(bytes, 1);
   _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_unpacklo_epi32(lo, hi));
 }
+inline vfloat<avx2_arch> vmax(vfloat<avx2_arch> a, vfloat<avx2_arch> b, avx2_arch) { return xsimd::max(a, b); }
+inline vfloat<avx2_arch> vmin(vfloat<avx2_arch> a, vfloat<avx2_arch> b, avx2_arch) { return xsimd::min(a, b); }
+inline vfloat<avx2_arch> vto_float(vint<avx2_arch> v, avx2_arch) { return xsimd::to_float(v); }
 #endif
 
 #if QTX_HAS_AVX512_VNNI
 using avx512_arch = xsimd::avx512bw;
 inline vint<avx512_arch> widen(const uint8_t* p, avx512_arch) {
-  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return avx512::cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 inline vint<avx512_arch> widen(const int8_t* p, avx512_arch) {
-  return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return avx512::cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
-inline vint<avx512_arch> round_to_int(vfloat<avx512_arch> v, avx512_arch) { return _mm512_cvtps_epi32(v); }
-inline float reduce_max(vfloat<avx512_arch> v, avx512_arch) { return _mm512_reduce_max_ps(v); }
+inline vint<avx512_arch> round_to_int(vfloat<avx512_arch> v, avx512_arch) { return avx512::cvtps_epi32(v); }
+inline float reduce_max(vfloat<avx512_arch> v, avx512_arch) { return avx512::reduce_max_ps(v); }
 // out[i] = Σ lanes of rows[i], for the 16 vectors rows[0..16): a transposing tree of 45 shuffles and
 // adds. (xsimd 8.1's AVX-512 haddp returns rows 2–5 and 10–13 permuted, so it is not used.)
 inline vfloat<avx512_arch> sum_each(const vfloat<avx512_arch>* rows, avx512_arch) {
@@ -107,29 +112,53 @@ inline vfloat<avx512_arch> sum_each(const vfloat<avx512_arch>* rows, avx512_arch
     __m512 pair[2];
     for (int h = 0; h < 2; ++h) {
       const __m512 a = rows[4 * k + 2 * h], b = rows[4 * k + 2 * h + 1];
-      pair[h] = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+      pair[h] = _mm512_add_ps(avx512::unpacklo_ps(a, b), avx512::unpackhi_ps(a, b));
     }
-    const __m512d lo = _mm512_unpacklo_pd(_mm512_castps_pd(pair[0]), _mm512_castps_pd(pair[1]));
-    const __m512d hi = _mm512_unpackhi_pd(_mm512_castps_pd(pair[0]), _mm512_castps_pd(pair[1]));
+    const __m512d lo = avx512::unpacklo_pd(_mm512_castps_pd(pair[0]), _mm512_castps_pd(pair[1]));
+    const __m512d hi = avx512::unpackhi_pd(_mm512_castps_pd(pair[0]), _mm512_castps_pd(pair[1]));
     quads[k] = _mm512_add_ps(_mm512_castpd_ps(lo), _mm512_castpd_ps(hi));
   }
   // quads[k] holds rows 4k..4k+3 in each of its four 128-bit lanes: add the lanes, lane k of the result.
-  const __m512 w01 = _mm512_add_ps(_mm512_shuffle_f32x4(quads[0], quads[1], _MM_SHUFFLE(1, 0, 1, 0)),
-                                   _mm512_shuffle_f32x4(quads[0], quads[1], _MM_SHUFFLE(3, 2, 3, 2)));
-  const __m512 w23 = _mm512_add_ps(_mm512_shuffle_f32x4(quads[2], quads[3], _MM_SHUFFLE(1, 0, 1, 0)),
-                                   _mm512_shuffle_f32x4(quads[2], quads[3], _MM_SHUFFLE(3, 2, 3, 2)));
-  return _mm512_add_ps(_mm512_shuffle_f32x4(w01, w23, _MM_SHUFFLE(2, 0, 2, 0)),
-                       _mm512_shuffle_f32x4(w01, w23, _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512 w01 = _mm512_add_ps(avx512::shuffle_f32x4<_MM_SHUFFLE(1, 0, 1, 0)>(quads[0], quads[1]),
+                                   avx512::shuffle_f32x4<_MM_SHUFFLE(3, 2, 3, 2)>(quads[0], quads[1]));
+  const __m512 w23 = _mm512_add_ps(avx512::shuffle_f32x4<_MM_SHUFFLE(1, 0, 1, 0)>(quads[2], quads[3]),
+                                   avx512::shuffle_f32x4<_MM_SHUFFLE(3, 2, 3, 2)>(quads[2], quads[3]));
+  return _mm512_add_ps(avx512::shuffle_f32x4<_MM_SHUFFLE(2, 0, 2, 0)>(w01, w23),
+                       avx512::shuffle_f32x4<_MM_SHUFFLE(3, 1, 3, 1)>(w01, w23));
 }
 // p · 2^n (vscalefps: exact scaling, subnormal results rounded once, overflow to inf).
 inline vfloat<avx512_arch> scale_by_pow2(vfloat<avx512_arch> p, vfloat<avx512_arch> n, avx512_arch) {
-  return _mm512_scalef_ps(p, n);
+  return avx512::scalef_ps(p, n);
 }
 template <class T>
 void narrow_store(T* p, vint<avx512_arch> q, avx512_arch) {
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(q));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), avx512::cvtepi32_epi8(q));
 }
+inline vfloat<avx512_arch> vmax(vfloat<avx512_arch> a, vfloat<avx512_arch> b, avx512_arch) {
+  return avx512::max_ps(a, b);
+}
+inline vfloat<avx512_arch> vmin(vfloat<avx512_arch> a, vfloat<avx512_arch> b, avx512_arch) {
+  return avx512::min_ps(a, b);
+}
+inline vfloat<avx512_arch> vto_float(vint<avx512_arch> v, avx512_arch) { return avx512::cvtepi32_ps(v); }
 #endif
+
+// ---- lane-wise max and min (x86: the second operand where either is NaN), int32 → float ----
+// On AVX-512 these avoid xsimd::max, xsimd::min and xsimd::to_float, whose GCC 12 intrinsics warn
+// in every includer (cpu/avx512.hpp).
+
+template <class A>
+vfloat<A> vmax(vfloat<A> a, vfloat<A> b) {
+  return vmax(a, b, A{});
+}
+template <class A>
+vfloat<A> vmin(vfloat<A> a, vfloat<A> b) {
+  return vmin(a, b, A{});
+}
+template <class A>
+vfloat<A> vto_float(vint<A> v) {
+  return vto_float(v, A{});
+}
 
 // ---- loads as float: float, int32 (exact below 2^24, else round to nearest even like float(int)),
 //      8-bit integers (exact) ----
@@ -140,7 +169,7 @@ vfloat<A> load_float(const float* p) {
 }
 template <class A>
 vfloat<A> load_float(const int32_t* p) {
-  return xsimd::to_float(vint<A>::load_unaligned(p));
+  return vto_float<A>(vint<A>::load_unaligned(p));
 }
 template <class A>
 vint<A> load_int(const int32_t* p) {
@@ -195,7 +224,7 @@ struct row_writer {
   vint<A> levels(vfloat<A> x) const {
     vfloat<A> v = x * inv_scale;
     v = xsimd::select(v == v, v, vfloat<A>(0.0f));  // NaN → the zero point
-    v = xsimd::min(xsimd::max(v, lowest), highest);
+    v = vmin(vmax(v, lowest), highest);
     return round_to_int(v, A{}) + zero_point;
   }
   void operator()(Out* p, vfloat<A> x) const { narrow_store(p, levels(x), A{}); }

@@ -50,10 +50,10 @@ float row_max(const score_row<A, In, HasMask>& z, index_t n) {
   vfloat<A> m[softmax_unroll] = {neg_inf, neg_inf, neg_inf, neg_inf};
   index_t j = 0;
   for (; j + softmax_unroll * W <= n; j += softmax_unroll * W)
-    for (index_t u = 0; u < softmax_unroll; ++u) m[u] = xsimd::max(m[u], z.at(j + u * W));
-  for (; j + W <= n; j += W) m[0] = xsimd::max(m[0], z.at(j));
-  if (j < n) m[1] = xsimd::max(m[1], xsimd::select(first_lanes<A>(n - j), z.tail(j, n - j), neg_inf));
-  return reduce_max<A>(xsimd::max(xsimd::max(m[0], m[1]), xsimd::max(m[2], m[3])));
+    for (index_t u = 0; u < softmax_unroll; ++u) m[u] = vmax(m[u], z.at(j + u * W));
+  for (; j + W <= n; j += W) m[0] = vmax(m[0], z.at(j));
+  if (j < n) m[1] = vmax(m[1], xsimd::select(first_lanes<A>(n - j), z.tail(j, n - j), neg_inf));
+  return reduce_max<A>(vmax(vmax(m[0], m[1]), vmax(m[2], m[3])));
 }
 
 // e_j = exp(z_j − shift) into e[0, n); returns Σ e_j.
@@ -89,7 +89,7 @@ void scale_clip_store(const float* e, index_t visible, Out* y, index_t cols, flo
   constexpr index_t W = lanes<A>;
   const vfloat<A> r(r_value), gamma(gamma_value), zero(0.0f), one(1.0f);
   // max(0, v) then min(1, ·): a NaN v passes through both (x86 returns the second operand).
-  const auto clip = [&](vfloat<A> ev) { return xsimd::min(one, xsimd::max(zero, xsimd::fma(ev, r, gamma))); };
+  const auto clip = [&](vfloat<A> ev) { return vmin(one, vmax(zero, xsimd::fma(ev, r, gamma))); };
   index_t j = 0;
   for (; j + W <= visible; j += W) write(y + j, clip(vfloat<A>::load_unaligned(e + j)));
   if (j < visible) write.tail(y + j, clip(load_float_tail<A>(e + j, visible - j)), visible - j);
