@@ -22,12 +22,14 @@ struct avx2 : scalar {
   /// The tag's name, for logs and benchmark labels.
   static constexpr const char* name() noexcept { return "avx2"; }
 };
-// AVX2 + FMA + AVX-VNNI: VEX-encoded vpdpbusd on ymm (Intel since Alder Lake / Sapphire Rapids,
-// AMD Zen 5). A sibling of avx512_vnni, not its base: AVX-512 VNNI cores without AVX-VNNI exist
-// (Ice Lake, Zen 4).
+/// AVX2 + FMA + AVX-VNNI: VEX-encoded vpdpbusd on ymm (Intel since Alder Lake / Sapphire Rapids,
+/// AMD Zen 5). A sibling of avx512_vnni, not its base: AVX-512 VNNI cores without AVX-VNNI exist
+/// (Ice Lake, Zen 4).
 struct avx_vnni : avx2 {
+  /// The tag's name, for logs and benchmark labels.
   static constexpr const char* name() noexcept { return "avx_vnni"; }
 };
+/// AVX-512 F/BW/VL + VNNI backend (vpdpbusd on zmm: Cascade Lake and later, Zen 4 and later).
 struct avx512_vnni : avx2 {
   /// The tag's name, for logs and benchmark labels.
   static constexpr const char* name() noexcept { return "avx512_vnni"; }
@@ -47,6 +49,7 @@ struct avx512_vnni : avx2 {
 #endif
 
 #if QTX_HAS_AVX2 && defined(__AVXVNNI__)
+/// 1 when the compiler targets AVX2, FMA and AVX-VNNI, so cpu::avx_vnni code can be compiled.
 #define QTX_HAS_AVX_VNNI 1
 #else
 #define QTX_HAS_AVX_VNNI 0
