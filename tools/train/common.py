@@ -167,7 +167,7 @@ def text_splits(text_dir):
     """tools/prepare_text.py's SOTU splits (≤ 2000 train, > 2000 held out); made if missing."""
     text_dir = Path(text_dir)
     if not (text_dir / "sotu_calibration.txt").exists():
-        subprocess.run([sys.executable, str(REPO / "tools/prepare_text.py"), "/work/shared/data", str(text_dir)],
+        subprocess.run([sys.executable, str(REPO / "tools/prepare_text.py"), str(REPO / "data"), str(text_dir)],
                        check=True)
     read = lambda n: [l for l in (text_dir / n).read_text(encoding="utf-8").splitlines() if l.strip()]
     return read("sotu_calibration.txt"), read("sotu_heldout.txt")
