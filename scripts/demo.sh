@@ -17,4 +17,5 @@ out=build/bert_out
 build/release/examples/bert models/minilm build/text --out "${out}" "$@"
 /usr/bin/python3 tools/bert_reference.py models/minilm "${out}/heldout_ids.txt" \
   --compare "${out}/heldout_fp32_embeddings.txt" --min-cosine 0.9999
-scripts/plot-layer-stats.sh "${out}/layer_stats.csv" "${out}/layer_stats.png" "all-MiniLM-L6-v2 (FP32)"
+scripts/plot-layer-stats.sh "${out}/layer_stats.csv" "${out}/layer_stats.png" "all-MiniLM-L6-v2 (FP32): residual sums and layer outputs" \
+  "${out}/residual_stats.csv"
