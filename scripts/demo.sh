@@ -19,3 +19,4 @@ build/release/examples/bert models/minilm build/text --out "${out}" "$@"
   --compare "${out}/heldout_fp32_embeddings.txt" --min-cosine 0.9999
 scripts/plot-layer-stats.sh "${out}/layer_stats.csv" "${out}/layer_stats.png" "all-MiniLM-L6-v2 (FP32): residual sums and layer outputs" \
   "${out}/residual_stats.csv"
+echo "demo.sh: done in $((SECONDS / 60)) min $((SECONDS % 60)) s"
