@@ -9,6 +9,8 @@ packages=(
   doxygen       # API reference (target docs) and its test docs_undocumented
   libdnnl-dev   # oneDNN: side-by-side benchmarks only, never used by the headers
   xz-utils python3-numpy gnuplot-nox
+  libcli11-dev               # the examples' command lines
+  python3-scipy libopenblas0-serial   # tools/bert_reference.py: erf, and a BLAS ~20x the reference one
   clang libclang-rt-14-dev   # libFuzzer for scripts/fuzz-safetensors.sh
   libomp-14-dev              # LLVM OpenMP + Archer for the tsan preset
   python3-dev pybind11-dev python3-pybind11 python3-pytest   # Python bindings (python/) and their tests

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Turns the corpora in shared/data into the plain-text inputs of the qtx examples.
+"""Turns the corpora in data/ into the plain-text inputs of the qtx examples.
 
-  prepare_text.py DATA_DIR OUT_DIR
+  prepare_text.py DATA_DIR OUT_DIR        (DATA_DIR: the repository's data/, see data/README.md)
 
 Writes (one item a line, UTF-8):
   sotu_calibration.txt  sentences from State of the Union speeches up to 2000 (calibration / training)

@@ -1,12 +1,14 @@
 // BERT demo: a real pretrained sentence encoder (all-MiniLM-L6-v2) on real text, FP32 vs W8A8.
 //
-//   bert MODEL_DIR TEXT_DIR [--heldout N] [--calibration N] [--probe N] [--out DIR]
-//   bert MODEL_DIR TEXT_DIR --mlm-eval [--heldout N] [--calibration N] [--out DIR]
+//   bert MODEL_DIR TEXT_DIR [--heldout N] [--calibration N] [--probe N] [--out DIR] [--vocab FILE]
+//   bert MODEL_DIR TEXT_DIR --mlm-eval [--heldout N] [--calibration N] [--out DIR] [--vocab FILE]
+//   bert --help
 //
 // --mlm-eval: for masked-LM checkpoints (tools/train/bert_mlm.py), the paper's Table 2 row instead:
 // MLM perplexity FP32 vs W8A8 on held-out text, max inf-norm, avg kurtosis (see mlm_eval.hpp).
 //
-// MODEL_DIR holds model.safetensors, config.json and vocab.txt (scripts/setup-minilm.sh);
+// MODEL_DIR holds model.safetensors, config.json and vocab.txt (scripts/setup-minilm.sh), or --vocab
+// names the vocabulary (checkpoints/vocab.txt, shared by the checkpoints of tools/train);
 // TEXT_DIR holds sotu_calibration.txt, sotu_heldout.txt and spam.tsv (tools/prepare_text.py).
 // It calibrates activation ranges with running min-max on calibration sentences, quantizes the
 // model to W8A8 and reports: per-layer outlier statistics of the FP32 model (the paper's max
@@ -14,6 +16,7 @@
 // logistic-regression spam probe trained on FP32 embeddings and evaluated on FP32 and W8A8
 // embeddings, and the latency per sentence of both.
 #include "bert.hpp"
+#include "../common/cli.hpp"
 #include "../common/probe.hpp"
 #include "mlm_eval.hpp"
 #include "report.hpp"
@@ -32,32 +35,24 @@ namespace {
 using qtx::index_t;
 
 struct options {
-  std::filesystem::path model_dir, text_dir, out_dir = "bert_out";
+  std::filesystem::path model_dir, text_dir, out_dir = "bert_out", vocab;
   index_t heldout = 1000, calibration = 256, probe = 2000, max_tokens = 128;
   bool mlm_eval = false;
 };
 
 options parse(int argc, char** argv) {
-  if (argc < 3) {
-    std::fprintf(stderr, "usage: %s MODEL_DIR TEXT_DIR [--heldout N] [--calibration N] [--probe N] [--out DIR]\n",
-                 argv[0]);
-    std::exit(2);
-  }
-  options o{argv[1], argv[2]};
-  for (int i = 3; i < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--mlm-eval") {
-      o.mlm_eval = true;
-      --i;  // takes no value
-      continue;
-    }
-    qtx::check(i + 1 < argc, "bert: flag ", flag, " needs a value");
-    if (flag == "--heldout") o.heldout = std::stol(argv[i + 1]);
-    else if (flag == "--calibration") o.calibration = std::stol(argv[i + 1]);
-    else if (flag == "--probe") o.probe = std::stol(argv[i + 1]);
-    else if (flag == "--out") o.out_dir = argv[i + 1];
-    else qtx::check(false, "bert: unknown flag ", flag);
-  }
+  options o;
+  CLI::App app{"qtx BERT demo: FP32 vs W8A8 (real int8 kernels) on a Hugging Face BERT checkpoint.", "bert"};
+  demo::add_directory(app, "MODEL_DIR", o.model_dir, "model.safetensors, config.json (and vocab.txt)");
+  demo::add_directory(app, "TEXT_DIR", o.text_dir, "sotu_calibration.txt, sotu_heldout.txt, spam.tsv");
+  demo::add_count(app, "--heldout", o.heldout, "held-out sentences");
+  demo::add_count(app, "--calibration", o.calibration, "calibration sentences (running min-max)");
+  demo::add_count(app, "--probe", o.probe, "emails for the spam probe");
+  app.add_option("--out", o.out_dir, "output folder")->capture_default_str();
+  app.add_option("--vocab", o.vocab, "WordPiece vocabulary [default: MODEL_DIR/vocab.txt]")->check(CLI::ExistingFile);
+  app.add_flag("--mlm-eval", o.mlm_eval, "masked-LM perplexity FP32 vs W8A8 instead (tools/train/bert_mlm.py models)");
+  demo::parse_or_exit(app, argc, argv);
+  if (o.vocab.empty()) o.vocab = o.model_dir / "vocab.txt";
   return o;
 }
 
@@ -70,7 +65,7 @@ int main(int argc, char** argv) try {
   const options opt = parse(argc, argv);
   std::filesystem::create_directories(opt.out_dir);
   bert::model<> model(opt.model_dir);
-  const auto tok = qtx::io::wordpiece_tokenizer::from_file(opt.model_dir / "vocab.txt");
+  const auto tok = qtx::io::wordpiece_tokenizer::from_file(opt.vocab);
   const auto& cfg = model.cfg();
   if (opt.mlm_eval) {
     std::printf("qtx BERT MLM evaluation: %ld layers, hidden %ld, %ld heads, gamma %g, gate %s, backend %s\n",
@@ -96,12 +91,13 @@ int main(int argc, char** argv) try {
   const index_t L = cfg.layers;
   std::vector<std::array<qtx::running_minmax_observer, bert::points>> observers(L);
   qtx::running_minmax_observer embeddings_observer;
-  std::vector<qtx::outlier_stats> layer_stats(L), residual_stats(L);
+  std::vector<qtx::outlier_stats> layer_stats(L), attention_residual_stats(L), residual_stats(L);
   const bert::model<>::observer record = [&](index_t layer, int point, qtx::matrix_view<const float> t) {
     if (layer < 0) return embeddings_observer.observe(t);
     observers[layer][point].observe(t);
     if (point == bert::ffn_ln) layer_stats[layer].add_sequence(t);
-    if (point == bert::ffn_residual) residual_stats[layer].add_sequence(t);  // the LN input
+    if (point == bert::attention_residual) attention_residual_stats[layer].add_sequence(t);  // the LN inputs
+    if (point == bert::ffn_residual) residual_stats[layer].add_sequence(t);
   };
   qtx::aligned_buffer<float> hidden;
   demo::progress bar("calibrating (FP32)", index_t(calib_ids.size()));
@@ -164,6 +160,7 @@ int main(int argc, char** argv) try {
 
   demo::report r;
   r.layer_stats = layer_stats;
+  r.attention_residual_stats = attention_residual_stats;
   r.residual_stats = residual_stats;
   r.cosines = demo::cosines(fp32_embeddings, w8a8_embeddings);
   r.cosines_float_residuals = demo::cosines(fp32_embeddings, float_residual_embeddings);
@@ -176,7 +173,7 @@ int main(int argc, char** argv) try {
   double tokens = 0;
   for (const auto& ids : heldout_ids) tokens += double(ids.size());
   r.mean_tokens = tokens / double(heldout_ids.size());
-  r.print(opt.out_dir / "layer_stats.csv");
+  r.print(opt.out_dir);
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bert: %s\n", e.what());

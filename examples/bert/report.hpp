@@ -1,5 +1,6 @@
 #pragma once
-// The BERT demo's printed summary and per-layer CSV (the data of the inf-norm plot).
+// The BERT demo's printed summary and per-layer CSVs (the data of the inf-norm plot): the layer
+// outputs (post-LN) and the residual sums before each LN, where MiniLM's outliers are.
 #include "../common/demo.hpp"
 #include "../common/w8a8.hpp"
 
@@ -16,19 +17,19 @@ namespace demo {
 
 struct report {
   std::vector<qtx::outlier_stats> layer_stats;     // FP32, output of each layer
+  std::vector<qtx::outlier_stats> attention_residual_stats;  // FP32, x + attention(x): the first LN's input
   std::vector<qtx::outlier_stats> residual_stats;  // FP32, each layer's FFN residual sum (its last LN's input)
   std::vector<double> cosines;                  // FP32 vs W8A8 per held-out sentence
   std::vector<double> cosines_float_residuals;  // the same with the residual sums kept in float
   double probe_fp32 = 0, probe_w8a8 = 0, ms_fp32 = 0, ms_w8a8 = 0, mean_tokens = 0;
   index_t probe_train = 0, probe_test = 0;
 
-  // Prints the summary and writes the per-layer CSV (the data of the inf-norm plot) to csv_path.
-  void print(const std::filesystem::path& csv_path) const {
+  // Prints the summary and writes the per-layer CSVs (the data of the inf-norm plot) into out_dir:
+  // layer_stats.csv (layer outputs) and residual_stats.csv (both residual sums of each layer).
+  void print(const std::filesystem::path& out_dir) const {
     std::printf("\nOutlier statistics of the FP32 model (layer outputs, per sequence, averaged):\n");
-    report_layer_stats(layer_stats, csv_path);
-    std::printf("  residual sums before the last LN of each layer, max inf-norm:");
-    for (const auto& s : residual_stats) std::printf(" %.1f", s.max_inf_norm());
-    std::printf("\n");
+    report_layer_stats(layer_stats, out_dir / "layer_stats.csv");
+    write_residual_stats(out_dir / "residual_stats.csv");
     auto mean = [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / double(v.size()); };
     auto lowest = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
     std::printf("\nFP32 vs W8A8 embedding cosine over %zu held-out sentences: mean %.5f, min %.5f\n", cosines.size(),
@@ -40,6 +41,24 @@ struct report {
     std::printf("  accuracy FP32 %.2f %%, W8A8 %.2f %%\n", 100 * probe_fp32, 100 * probe_w8a8);
     std::printf("Latency per sentence (mean %.1f tokens): FP32 %.2f ms, W8A8 %.2f ms (%.2fx)\n", mean_tokens, ms_fp32,
                 ms_w8a8, ms_fp32 / ms_w8a8);
+  }
+
+ private:
+  // The residual sums, the LN inputs: max / mean inf-norm and kurtosis per layer, printed and as CSV.
+  void write_residual_stats(const std::filesystem::path& csv_path) const {
+    std::ofstream csv(csv_path);
+    qtx::check(csv.good(), "cannot write '", csv_path.string(), "'");
+    csv << "layer,attention_sum_max_inf_norm,attention_sum_mean_inf_norm,attention_sum_avg_kurtosis,"
+           "ffn_sum_max_inf_norm,ffn_sum_mean_inf_norm,ffn_sum_avg_kurtosis\n";
+    std::printf("  residual sums (the LN inputs):  x + attention      x + FFN\n"
+                "  layer                        max inf  kurtosis   max inf  kurtosis\n");
+    for (std::size_t i = 0; i < residual_stats.size(); ++i) {
+      const auto &a = attention_residual_stats[i], &f = residual_stats[i];
+      std::printf("  %5zu                      %9.1f %9.1f %9.1f %9.1f\n", i, a.max_inf_norm(), a.mean_kurtosis(),
+                  f.max_inf_norm(), f.mean_kurtosis());
+      csv << i << ',' << a.max_inf_norm() << ',' << a.mean_inf_norm() << ',' << a.mean_kurtosis() << ','
+          << f.max_inf_norm() << ',' << f.mean_inf_norm() << ',' << f.mean_kurtosis() << '\n';
+    }
   }
 };
 

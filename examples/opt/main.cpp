@@ -1,12 +1,15 @@
 // OPT demo: causal LM perplexity FP32 vs W8A8 on held-out text, the FP32 model's outlier statistics
 // (max inf-norm, average kurtosis of every layer's output), and greedy generation.
 //
-//   opt MODEL_DIR TEXT_DIR [--sentences N] [--calibration N] [--prompt TEXT] [--out DIR]
+//   opt MODEL_DIR TEXT_DIR [--sentences N] [--calibration N] [--prompt TEXT] [--out DIR] [--vocab FILE]
+//   opt --help
 //
 // MODEL_DIR: model.safetensors (Hugging Face OPT names), config.json (with optional qtx_softmax_gamma,
-// qtx_gate) and vocab.txt (WordPiece, as the models of tools/train use). TEXT_DIR as for the BERT demo.
+// qtx_gate) and vocab.txt (WordPiece, as the models of tools/train use), or --vocab names the vocabulary
+// (checkpoints/vocab.txt, shared by the committed checkpoints). TEXT_DIR as for the BERT demo.
 // Activation ranges: running min-max (momentum 0.9) over `calibration` training sentences. DIR receives
 // summary.json and layer_stats.csv (what tools/train/evaluate.py tabulates and plots).
+#include "../common/cli.hpp"
 #include "../common/demo.hpp"
 #include "../common/w8a8.hpp"
 #include "opt.hpp"
@@ -35,30 +38,25 @@ double nll_sum(const qtx::aligned_buffer<float>& logits, const ids_t& ids, index
 }  // namespace
 
 int main(int argc, char** argv) try {
-  if (argc < 3) {
-    std::fprintf(stderr, "usage: %s MODEL_DIR TEXT_DIR [--sentences N] [--calibration N] [--prompt TEXT] [--out DIR]\n",
-                 argv[0]);
-    return 2;
-  }
-  const std::filesystem::path model_dir = argv[1], text_dir = argv[2];
-  std::filesystem::path out_dir = "opt_out";
+  std::filesystem::path model_dir, text_dir, out_dir = "opt_out", vocab;
   index_t sentences = 200, calibration = 64;
   std::string prompt = "the congress of the united states";
-  for (int i = 3; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--sentences") sentences = std::stol(argv[i + 1]);
-    else if (flag == "--calibration") calibration = std::stol(argv[i + 1]);
-    else if (flag == "--prompt") prompt = argv[i + 1];
-    else if (flag == "--out") out_dir = argv[i + 1];
-    else qtx::check(false, "opt: unknown flag ", flag);
-  }
+  CLI::App app{"qtx OPT demo: causal-LM perplexity FP32 vs W8A8, outlier statistics, greedy generation.", "opt"};
+  demo::add_directory(app, "MODEL_DIR", model_dir, "model.safetensors, config.json (and vocab.txt)");
+  demo::add_directory(app, "TEXT_DIR", text_dir, "sotu_calibration.txt, sotu_heldout.txt");
+  demo::add_count(app, "--sentences", sentences, "held-out sentences for the perplexity");
+  demo::add_count(app, "--calibration", calibration, "calibration sentences (running min-max)");
+  app.add_option("--prompt", prompt, "start of the greedy generation")->capture_default_str();
+  app.add_option("--out", out_dir, "output folder")->capture_default_str();
+  app.add_option("--vocab", vocab, "WordPiece vocabulary [default: MODEL_DIR/vocab.txt]")->check(CLI::ExistingFile);
+  demo::parse_or_exit(app, argc, argv);
+  if (vocab.empty()) vocab = model_dir / "vocab.txt";
   opt::model<> model(model_dir);
-  const auto tok = qtx::io::wordpiece_tokenizer::from_file(model_dir / "vocab.txt");
+  const auto tok = qtx::io::wordpiece_tokenizer::from_file(vocab);
   const auto& cfg = model.cfg();
   const index_t max_len = std::min<index_t>(cfg.max_positions, 128);
   auto encode = [&](const std::string& s) { return tok.encode(s, max_len); };
 
-  qtx::check(calibration > 0, "opt: --calibration must be positive, got ", calibration);
   std::filesystem::create_directories(out_dir);
   std::printf("qtx OPT: %ld layers, hidden %ld, %ld heads, gamma %g, gate %s, backend %s\n", long(cfg.layers),
               long(cfg.hidden), long(cfg.heads), cfg.gamma, cfg.gate.c_str(), qtx::cpu::native::name());

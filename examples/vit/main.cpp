@@ -1,6 +1,7 @@
 // ViT demo: Fashion-MNIST test accuracy FP32 vs W8A8, with the paper's outlier statistics.
 //
 //   vit MODEL_DIR DATA_DIR [--images N] [--calibration N] [--out DIR]
+//   vit --help
 //
 // MODEL_DIR: model.safetensors (Hugging Face ViTForImageClassification names) and config.json
 // (tools/train/vit_fmnist.py). DATA_DIR: the uncompressed IDX files t10k-images-idx3-ubyte,
@@ -8,6 +9,7 @@
 // Activation ranges: running min-max over `calibration` training images (every 60000/N-th); the
 // test set is the first `images` test images. Outlier statistics are measured at every layer's
 // output (the residual stream after the FFN) on the calibration images.
+#include "../common/cli.hpp"
 #include "../common/demo.hpp"
 #include "vit.hpp"
 
@@ -54,22 +56,15 @@ idx_file read_idx(const std::filesystem::path& path, int expected_rank) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  if (argc < 3) {
-    std::fprintf(stderr, "usage: %s MODEL_DIR DATA_DIR [--images N] [--calibration N] [--out DIR]\n", argv[0]);
-    return 2;
-  }
-  const std::filesystem::path model_dir = argv[1], data_dir = argv[2];
-  std::filesystem::path out_dir = "vit_out";
+  std::filesystem::path model_dir, data_dir, out_dir = "vit_out";
   index_t images = 1000, calibration = 256;
-  for (int i = 3; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--images") images = std::stol(argv[i + 1]);
-    else if (flag == "--calibration") calibration = std::stol(argv[i + 1]);
-    else if (flag == "--out") out_dir = argv[i + 1];
-    else qtx::check(false, "vit: unknown flag ", flag);
-  }
-  qtx::check(images > 0 && calibration > 0, "vit: --images (", images, ") and --calibration (", calibration,
-             ") must be positive");
+  CLI::App app{"qtx ViT demo: Fashion-MNIST top-1 accuracy FP32 vs W8A8, outlier statistics.", "vit"};
+  demo::add_directory(app, "MODEL_DIR", model_dir, "model.safetensors, config.json");
+  demo::add_directory(app, "DATA_DIR", data_dir, "uncompressed Fashion-MNIST IDX files");
+  demo::add_count(app, "--images", images, "test images");
+  demo::add_count(app, "--calibration", calibration, "calibration images (running min-max)");
+  app.add_option("--out", out_dir, "output folder")->capture_default_str();
+  demo::parse_or_exit(app, argc, argv);
   std::filesystem::create_directories(out_dir);
   vit::model<> model(model_dir);
   const auto& cfg = model.cfg();

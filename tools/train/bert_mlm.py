@@ -5,7 +5,8 @@ sentences up to 2000, with vanilla / clipped-softmax / gated attention.
   nice -n 19 /usr/bin/python3 tools/train/bert_mlm.py --variant vanilla --steps 3000 \
       --save-at 750,1500,3000 --out checkpoints/bert-vanilla
 
-Writes OUT[-stepN]/{model.safetensors (fp16), config.json, vocab.txt, train_log.json}. The vocabulary
+Writes OUT[-stepN]/{model.safetensors (fp16), config.json, train_log.json} and OUT/../vocab.txt (the
+vocabulary all text checkpoints share: examples/bert --vocab checkpoints/vocab.txt). The vocabulary
 is MiniLM's WordPiece restricted to the pieces the corpus uses (see common.restricted_vocab), so the
 exported vocab.txt drives qtx's tokenizer to the same ids. Held-out MLM perplexity uses the
 deterministic masking of examples/bert --mlm-eval: every position t (1 ≤ t ≤ T−2) of sentence s

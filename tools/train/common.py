@@ -152,13 +152,24 @@ def write_safetensors(path, tensors, dtype=torch.float16):
             f.write(b)
 
 
+def write_shared_vocab(path, vocab_lines):
+    """The text checkpoints share one vocabulary file beside them (checkpoints/vocab.txt; the examples
+    take it with --vocab): written once, and a checkpoint with another vocabulary is refused."""
+    text = "\n".join(vocab_lines) + "\n"
+    if path.exists():
+        if path.read_text(encoding="utf-8") != text:
+            sys.exit(f"{path} holds another vocabulary; train into another folder")
+        return
+    path.write_text(text, encoding="utf-8")
+
+
 def save_checkpoint(out_dir, tensors, config, vocab_lines=None, extra=None):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if vocab_lines is not None:
+        write_shared_vocab(out_dir.parent / "vocab.txt", vocab_lines)
     write_safetensors(out_dir / "model.safetensors", tensors)
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    if vocab_lines is not None:
-        (out_dir / "vocab.txt").write_text("\n".join(vocab_lines) + "\n", encoding="utf-8")
     if extra:
         (out_dir / "train_log.json").write_text(json.dumps(extra, indent=2) + "\n")
 
@@ -167,7 +178,7 @@ def text_splits(text_dir):
     """tools/prepare_text.py's SOTU splits (≤ 2000 train, > 2000 held out); made if missing."""
     text_dir = Path(text_dir)
     if not (text_dir / "sotu_calibration.txt").exists():
-        subprocess.run([sys.executable, str(REPO / "tools/prepare_text.py"), "/work/shared/data", str(text_dir)],
+        subprocess.run([sys.executable, str(REPO / "tools/prepare_text.py"), str(REPO / "data"), str(text_dir)],
                        check=True)
     read = lambda n: [l for l in (text_dir / n).read_text(encoding="utf-8").splitlines() if l.strip()]
     return read("sotu_calibration.txt"), read("sotu_heldout.txt")

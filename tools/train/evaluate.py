@@ -44,8 +44,9 @@ def main():
     build, evals, docs = Path(a.build), REPO / "build-fidelity/eval", REPO / "docs/fidelity"
     docs.mkdir(parents=True, exist_ok=True)
     text, idx = REPO / "build-fidelity/text", REPO / "build-fidelity/fashion-mnist"
+    vocab = REPO / "checkpoints/vocab.txt"  # the one vocabulary of every BERT and OPT checkpoint
     rows = []
-    for ck in sorted((REPO / "checkpoints").iterdir()):
+    for ck in sorted(d for d in (REPO / "checkpoints").iterdir() if d.is_dir()):
         cfg = json.loads((ck / "config.json").read_text())
         out = evals / ck.name
         out.mkdir(parents=True, exist_ok=True)
@@ -54,10 +55,10 @@ def main():
         if a.only in ck.name and not fresh:
             if cfg["model_type"] == "bert":
                 run([build / "examples/bert", ck, text, "--mlm-eval", "--heldout", a.bert_sentences,
-                     "--calibration", a.calibration, "--out", out], out / "log.txt")
+                     "--calibration", a.calibration, "--vocab", vocab, "--out", out], out / "log.txt")
             elif cfg["model_type"] == "opt":
                 run([build / "examples/opt", ck, text, "--sentences", a.opt_sentences, "--calibration", a.calibration,
-                     "--out", out], out / "log.txt")
+                     "--vocab", vocab, "--out", out], out / "log.txt")
             elif cfg["model_type"] == "vit":
                 run([build / "examples/vit", ck, idx, "--images", a.vit_images, "--calibration", a.calibration,
                      "--out", out], out / "log.txt")
