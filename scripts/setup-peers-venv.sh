@@ -12,5 +12,5 @@ venv="${1:-${root}/build/peers-venv}"
 ort_version="${QTX_PEERS_ORT_VERSION:-1.24.4}"
 [ -x "${venv}/bin/python" ] || /usr/bin/python3 -m venv "${venv}"
 "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check \
-  "onnxruntime==${ort_version}" "onnx==1.17.0" "numpy<2.3"
+  "onnxruntime==${ort_version}" "onnx==1.17.0" "ml_dtypes==0.7.0" "numpy<2.3"
 "${venv}/bin/python" -c "import onnxruntime, onnx, numpy; print('peers venv:', '${venv}', 'onnxruntime', onnxruntime.__version__, 'onnx', onnx.__version__, 'numpy', numpy.__version__)"

@@ -1,0 +1,182 @@
+"""The peer benchmark: qtx vs ONNX Runtime on all-MiniLM-L6-v2 and on a BERT-base-shaped layer, same
+token ids, 1 thread, one table. Run through benchmarks/peers/run.sh (README.md there).
+
+  bench.py --runner QTX_PEERS_RUNNER --minilm MODEL_DIR --ids IDS_DIR --work DIR [--passes N]
+
+IDS_DIR holds calibration_ids.txt and heldout_ids.txt (qtx_peers_runner tokenize). Every system runs
+every sentence once per pass; the passes interleave the systems, so the load of a shared machine
+hits all of them alike; the table gives the median pass (and the range).
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+import bert_layer
+import bert_onnx
+import ort_models
+
+BATCH = 32
+SEQUENTIAL_32 = f"{BATCH} (run as {BATCH} sequential sentences)"
+
+
+def read_ids(path):
+    return [[int(t) for t in line.split()] for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def pooled(hidden, lengths):
+    """sentence-transformers' embedding: mean over the real tokens, L2-normalised."""
+    rows = [h[:n].astype(np.float64).mean(axis=0) for h, n in zip(hidden, lengths)]
+    return np.array([r / np.linalg.norm(r) for r in rows])
+
+
+def session(path):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class result:
+    """Seconds per pass for the whole sequence set, and the embeddings of the last pass."""
+
+    def __init__(self):
+        self.seconds, self.embeddings = [], None
+
+
+def ort_pass(sess, sequences, batch, out):
+    """One pass over the sequences in batches of `batch`. Batches group sentences of similar length
+    (sorted by length, as a throughput server buckets them), each padded to its longest with a mask;
+    the embeddings come back in the original order."""
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i])) if batch > 1 else range(len(sequences))
+    order = list(order)
+    embeddings, elapsed = [None] * len(sequences), 0.0
+    for i in range(0, len(order), batch):
+        chunk = order[i:i + batch]
+        feeds = ort_models.feeds([sequences[j] for j in chunk])
+        t0 = time.perf_counter()
+        hidden = sess.run(None, feeds)[0]
+        elapsed += time.perf_counter() - t0
+        for j, e in zip(chunk, pooled(hidden, [len(sequences[j]) for j in chunk])):
+            embeddings[j] = e
+    out.seconds.append(elapsed)
+    out.embeddings = np.array(embeddings)
+
+
+def qtx_pass(runner, model_dir, calibration_ids, eval_ids, out_dir, fp32, w8a8):
+    """One pass of qtx_peers_runner (calibrates, then FP32 and W8A8 over every sequence, batch 1)."""
+    subprocess.run([str(runner), "run", str(model_dir), str(calibration_ids), str(eval_ids), str(out_dir),
+                    "--repeats", "1"], check=True)
+    for name, r in (("fp32", fp32), ("w8a8", w8a8)):
+        r.seconds.append(float(np.load(out_dir / f"{name}_seconds.npy").sum()))
+        r.embeddings = np.load(out_dir / f"{name}_embeddings.npy").astype(np.float64)
+
+
+def build_ort(model_dir, work, calibration, log):
+    """ORT FP32 (fused), int8 dynamic and int8 static models of the BERT in model_dir."""
+    work.mkdir(parents=True, exist_ok=True)
+    config = bert_onnx.export(model_dir, work / "model.onnx")
+    heads, hidden = config["num_attention_heads"], config["hidden_size"]
+    fused = ort_models.optimize(work / "model.onnx", work / "fp32.onnx", heads, hidden)
+    ort_models.optimize(work / "model.onnx", work / "unfused_attention.onnx", heads, hidden, fuse_attention=False)
+    log(f"{model_dir}: ORT fused {fused}")
+    ort_models.quantize_int8_dynamic(work / "fp32.onnx", work / "int8_dynamic.onnx")
+    ort_models.quantize_int8_static(work / "unfused_attention.onnx", work / "int8_static.onnx", calibration)
+    return {"FP32": session(work / "fp32.onnx"), "int8 dynamic": session(work / "int8_dynamic.onnx"),
+            "int8 static QDQ": session(work / "int8_static.onnx")}
+
+
+def mean_cosine(a, b):
+    return float(np.mean(np.sum(a * b, axis=1)))
+
+
+def cpu_model():
+    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runner", required=True, type=Path)
+    ap.add_argument("--minilm", required=True, type=Path)
+    ap.add_argument("--ids", required=True, type=Path)
+    ap.add_argument("--work", required=True, type=Path)
+    ap.add_argument("--passes", type=int, default=3)
+    args = ap.parse_args()
+    if args.passes < 1:
+        sys.exit(f"bench.py: --passes ({args.passes}) must be >= 1")
+
+    def log(message):
+        print(f"[peers] {message}", file=sys.stderr, flush=True)
+
+    minilm_cal, minilm_ids = args.ids / "calibration_ids.txt", args.ids / "heldout_ids.txt"
+    layer_dir = bert_layer.write(args.work / "bert_base_layer")
+    layer_cal, layer_ids = layer_dir / "calibration_ids.txt", layer_dir / "eval_ids.txt"
+    log("exporting and quantizing the ONNX models")
+    benchmarks = {
+        "MiniLM": (args.minilm, minilm_cal, read_ids(minilm_ids), minilm_ids,
+                   build_ort(args.minilm, args.work / "ort_minilm", read_ids(minilm_cal), log)),
+        "BERT-base layer": (layer_dir, layer_cal, read_ids(layer_ids), layer_ids,
+                            build_ort(layer_dir, args.work / "ort_layer", read_ids(layer_cal), log)),
+    }
+    rows = {}  # (model, system, precision, batch) -> result
+    for p in range(args.passes):
+        for model, (model_dir, cal, sequences, ids_file, sessions) in benchmarks.items():
+            log(f"pass {p + 1}/{args.passes}: {model}")
+            get = lambda *key: rows.setdefault((model,) + key, result())
+            qtx_pass(args.runner, model_dir, cal, ids_file, args.work / "qtx" / model.replace(" ", "_"),
+                     get("qtx", "FP32", "1"), get("qtx", "W8A8", "1"))
+            for precision, sess in sessions.items():
+                if p == 0:
+                    ort_pass(sess, sequences[:BATCH], 1, result())  # warm-up
+                ort_pass(sess, sequences, 1, get("ORT", precision, "1"))
+                if model == "MiniLM":
+                    ort_pass(sess, sequences, BATCH, get("ORT", precision, str(BATCH)))
+    for precision in ("FP32", "W8A8"):
+        # qtx has no batched forward yet: its batch-32 throughput is the same sentences one by one.
+        rows[("MiniLM", "qtx", precision, SEQUENTIAL_32)] = rows[("MiniLM", "qtx", precision, "1")]
+    print_table(rows, benchmarks)
+
+
+def print_table(rows, benchmarks):
+    minilm, layer = benchmarks["MiniLM"][2], benchmarks["BERT-base layer"][2]
+    passes = len(next(iter(rows.values())).seconds)
+    print(f"\nPeer benchmark, 1 thread. CPU: {cpu_model()}. onnxruntime {ort.__version__}.")
+    print(f"MiniLM: all-MiniLM-L6-v2 on {len(minilm)} held-out SOTU sentences (the BERT demo's token ids, mean "
+          f"{np.mean([len(s) for s in minilm]):.1f} tokens). BERT-base layer: 1 layer, hidden 768, 12 heads, FFN "
+          f"3072, random weights, {len(layer)} calls of T={len(layer[0])}. Batch 32: length-sorted batches, padded, "
+          f"with mask. Median (range) of {passes} interleaved passes; cos: mean cosine of the mean-pooled "
+          "embeddings.")
+    print("| model | system | precision | batch | ms per sentence (range) | sentences/s | cos vs ORT FP32 | "
+          "cos vs qtx FP32 |")
+    print("|---|---|---|---|---|---|---|---|")
+    ms = {}
+    for model, (_, _, sequences, _, _) in benchmarks.items():
+        ref_ort = rows[(model, "ORT", "FP32", "1")].embeddings
+        ref_qtx = rows[(model, "qtx", "FP32", "1")].embeddings
+        keys = [k for k in rows if k[0] == model]
+        keys.sort(key=lambda k: (k[3] != "1", k[1] != "ORT", k[2]))
+        for key in keys:
+            r = rows[key]
+            per = [1e3 * s / len(sequences) for s in r.seconds]
+            ms[key] = statistics.median(per)
+            print(f"| {model} | {key[1]} | {key[2]} | {key[3]} | {ms[key]:.2f} ({min(per):.2f}-{max(per):.2f}) | "
+                  f"{1e3 / ms[key]:.0f} | {mean_cosine(r.embeddings, ref_ort):.5f} | "
+                  f"{mean_cosine(r.embeddings, ref_qtx):.5f} |")
+    ratio = ms[("MiniLM", "ORT", "int8 dynamic", "1")] / ms[("MiniLM", "qtx", "W8A8", "1")]
+    print(f"qtx W8A8 vs ORT int8 dynamic, MiniLM batch 1: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main()
