@@ -8,11 +8,13 @@ every sentence once per pass; the passes interleave the systems, so the load of 
 hits all of them alike; the table gives the median pass (and the range).
 """
 import argparse
+import logging
 import os
 import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +101,23 @@ def build_ort(model_dir, work, calibration, log):
             "int8 static QDQ": session(work / "int8_static.onnx")}
 
 
+@dataclass
+class workload:
+    """One model, its id files, and its ORT sessions."""
+    name: str
+    model_dir: Path
+    calibration_ids: Path
+    eval_ids: Path
+    work: Path
+    log: object
+    batched: bool  # also measure batch 32
+
+    def __post_init__(self):
+        self.sequences = read_ids(self.eval_ids)
+        self.sessions = build_ort(self.model_dir, self.work / ("ort_" + self.name.replace(" ", "_")),
+                                  read_ids(self.calibration_ids), self.log)
+
+
 def mean_cosine(a, b):
     return float(np.mean(np.sum(a * b, axis=1)))
 
@@ -127,37 +146,37 @@ def main():
     def log(message):
         print(f"[peers] {message}", file=sys.stderr, flush=True)
 
-    minilm_cal, minilm_ids = args.ids / "calibration_ids.txt", args.ids / "heldout_ids.txt"
     layer_dir = bert_layer.write(args.work / "bert_base_layer")
-    layer_cal, layer_ids = layer_dir / "calibration_ids.txt", layer_dir / "eval_ids.txt"
     log("exporting and quantizing the ONNX models")
-    benchmarks = {
-        "MiniLM": (args.minilm, minilm_cal, read_ids(minilm_ids), minilm_ids,
-                   build_ort(args.minilm, args.work / "ort_minilm", read_ids(minilm_cal), log)),
-        "BERT-base layer": (layer_dir, layer_cal, read_ids(layer_ids), layer_ids,
-                            build_ort(layer_dir, args.work / "ort_layer", read_ids(layer_cal), log)),
-    }
+    workloads = [workload("MiniLM", args.minilm, args.ids / "calibration_ids.txt", args.ids / "heldout_ids.txt",
+                          args.work, log, batched=True),
+                 workload("BERT-base layer", layer_dir, layer_dir / "calibration_ids.txt",
+                          layer_dir / "eval_ids.txt", args.work, log, batched=False)]
     rows = {}  # (model, system, precision, batch) -> result
+
+    def row(w, *key):
+        return rows.setdefault((w.name,) + key, result())
+
     for p in range(args.passes):
-        for model, (model_dir, cal, sequences, ids_file, sessions) in benchmarks.items():
-            log(f"pass {p + 1}/{args.passes}: {model}")
-            get = lambda *key: rows.setdefault((model,) + key, result())
-            qtx_pass(args.runner, model_dir, cal, ids_file, args.work / "qtx" / model.replace(" ", "_"),
-                     get("qtx", "FP32", "1"), get("qtx", "W8A8", "1"))
-            for precision, sess in sessions.items():
+        for w in workloads:
+            log(f"pass {p + 1}/{args.passes}: {w.name}")
+            qtx_out = args.work / "qtx" / w.name.replace(" ", "_")
+            qtx_pass(args.runner, w.model_dir, w.calibration_ids, w.eval_ids, qtx_out,
+                     row(w, "qtx", "FP32", "1"), row(w, "qtx", "W8A8", "1"))
+            for precision, sess in w.sessions.items():
                 if p == 0:
-                    ort_pass(sess, sequences[:BATCH], 1, result())  # warm-up
-                ort_pass(sess, sequences, 1, get("ORT", precision, "1"))
-                if model == "MiniLM":
-                    ort_pass(sess, sequences, BATCH, get("ORT", precision, str(BATCH)))
+                    ort_pass(sess, w.sequences[:BATCH], 1, result())  # warm-up
+                ort_pass(sess, w.sequences, 1, row(w, "ORT", precision, "1"))
+                if w.batched:
+                    ort_pass(sess, w.sequences, BATCH, row(w, "ORT", precision, str(BATCH)))
     for precision in ("FP32", "W8A8"):
         # qtx has no batched forward yet: its batch-32 throughput is the same sentences one by one.
         rows[("MiniLM", "qtx", precision, SEQUENTIAL_32)] = rows[("MiniLM", "qtx", precision, "1")]
-    print_table(rows, benchmarks, args.clock)
+    print_table(rows, {w.name: w for w in workloads}, args.clock)
 
 
-def print_table(rows, benchmarks, clock):
-    minilm, layer = benchmarks["MiniLM"][2], benchmarks["BERT-base layer"][2]
+def print_table(rows, workloads, clock):
+    minilm, layer = workloads["MiniLM"].sequences, workloads["BERT-base layer"].sequences
     passes = len(next(iter(rows.values())).seconds["wall"])
     print(f"\nPeer benchmark, 1 thread. CPU: {cpu_model()}. onnxruntime {ort.__version__}.")
     print(f"MiniLM: all-MiniLM-L6-v2 on {len(minilm)} held-out SOTU sentences (the BERT demo's token ids, mean "
@@ -169,7 +188,8 @@ def print_table(rows, benchmarks, clock):
           "sentences/s | cos vs ORT FP32 | cos vs qtx FP32 |")
     print("|---|---|---|---|---|---|---|---|---|")
     ms = {}
-    for model, (_, _, sequences, _, _) in benchmarks.items():
+    for model, w in workloads.items():
+        sequences = w.sequences
         ref_ort = rows[(model, "ORT", "FP32", "1")].embeddings
         ref_qtx = rows[(model, "qtx", "FP32", "1")].embeddings
         keys = [k for k in rows if k[0] == model]
@@ -188,4 +208,6 @@ def print_table(rows, benchmarks, clock):
 
 if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # The quantizers log through the root logger (advice on pre-processing, which ort_models does).
+    logging.getLogger().setLevel(logging.ERROR)
     main()

@@ -82,7 +82,8 @@ def _layer(g, x, mask_bias, tensors, prefix, heads, hidden, eps):
     q = project("attention.self.query", [0, 2, 1, 3])
     k = project("attention.self.key", [0, 2, 3, 1])  # already K^T
     v = project("attention.self.value", [0, 2, 1, 3])
-    scores = g.op("Div", [g.op("MatMul", [q, k]), g.const(prefix + "sqrt_d_head", np.array(math.sqrt(d_head), np.float32))])
+    sqrt_d_head = g.const(prefix + "sqrt_d_head", np.array(math.sqrt(d_head), np.float32))
+    scores = g.op("Div", [g.op("MatMul", [q, k]), sqrt_d_head])
     probs = g.op("Softmax", [g.op("Add", [scores, mask_bias])], axis=-1)
     context = g.op("Transpose", [g.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])
     context = g.op("Reshape", [context, g.const(prefix + "merge_heads", np.array([0, 0, hidden], np.int64))])

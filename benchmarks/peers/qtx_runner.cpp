@@ -60,8 +60,6 @@ flags parse_flags(int argc, char** argv, int first, std::vector<std::pair<std::s
   return f;
 }
 
-void write_ids(const fs::path& path, const std::vector<ids_t>& rows) { demo::write_matrix(path, rows); }
-
 std::vector<ids_t> read_ids(const fs::path& path) {
   std::ifstream in(path);
   qtx::check(in.good(), "qtx_peers_runner: cannot open id file '", path.string(), "'");
@@ -110,9 +108,9 @@ int tokenize(int argc, char** argv) {
     return out;
   };
   fs::create_directories(out_dir);
-  write_ids(out_dir / "calibration_ids.txt",
-            encode_all(text_dir / "sotu_calibration.txt", f.get("calibration"), demo_calibration_stride));
-  write_ids(out_dir / "heldout_ids.txt", encode_all(text_dir / "sotu_heldout.txt", f.get("heldout"), 1));
+  demo::write_matrix(out_dir / "calibration_ids.txt",
+                     encode_all(text_dir / "sotu_calibration.txt", f.get("calibration"), demo_calibration_stride));
+  demo::write_matrix(out_dir / "heldout_ids.txt", encode_all(text_dir / "sotu_heldout.txt", f.get("heldout"), 1));
   return 0;
 }
 
