@@ -1,0 +1,208 @@
+// The qtx side of the peer benchmark (benchmarks/peers/run.sh): the BERT example's model, timed on
+// the same token ids as ONNX Runtime. Until qtx has Python bindings this small program stands in.
+//
+//   qtx_peers_runner tokenize MODEL_DIR TEXT_DIR OUT_DIR [--heldout N] [--calibration N]
+//     writes OUT_DIR/calibration_ids.txt and heldout_ids.txt: the BERT demo's own sentences
+//     (every 7th calibration line, the first held-out lines), tokenized by qtx's WordPiece.
+//   qtx_peers_runner run MODEL_DIR CALIBRATION_IDS EVAL_IDS OUT_DIR [--repeats R] [--warmup W]
+//     calibrates W8A8 on CALIBRATION_IDS, then runs FP32 and W8A8 on every EVAL_IDS sequence, one
+//     at a time, R times (the two precisions alternate per pass, so machine noise hits both) and
+//     writes OUT_DIR/{fp32,w8a8}_embeddings.npy (sequences x hidden, mean-pooled, L2-normalised,
+//     last pass), {fp32,w8a8}_seconds.npy (wall clock, passes x sequences) and
+//     {fp32,w8a8}_cpu_seconds.npy (the thread's CPU time: what a shared machine's load hides least).
+//
+// Id files: one sequence a line, token ids separated by spaces. Threads: OMP_NUM_THREADS.
+#include "../../examples/bert/bert.hpp"
+#include "../../examples/common/demo.hpp"
+
+#include <qtx/quant/observers.hpp>
+
+#include <chrono>
+#include <ctime>
+#include <cstdio>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using qtx::index_t;
+using ids_t = std::vector<qtx::io::token_id>;
+namespace fs = std::filesystem;
+
+// The BERT demo's text selection (examples/bert/main.cpp): same sentences, same ids.
+constexpr index_t demo_max_tokens = 128, demo_calibration_stride = 7;
+
+// Flags "--name value" after the positional arguments; unknown flags are errors.
+struct flags {
+  std::vector<std::pair<std::string, index_t>> values;
+  index_t get(const std::string& name) const {
+    for (const auto& [n, v] : values)
+      if (n == name) return v;
+    return -1;
+  }
+};
+
+flags parse_flags(int argc, char** argv, int first, std::vector<std::pair<std::string, index_t>> defaults) {
+  flags f{std::move(defaults)};
+  for (int i = first; i < argc; i += 2) {
+    const std::string name = argv[i];
+    qtx::check(i + 1 < argc, "qtx_peers_runner: flag ", name, " needs a value");
+    bool known = false;
+    for (auto& [n, v] : f.values)
+      if ("--" + n == name) {
+        v = std::stol(argv[i + 1]);
+        qtx::check(v > 0, "qtx_peers_runner: ", name, " (", v, ") must be positive");
+        known = true;
+      }
+    qtx::check(known, "qtx_peers_runner: unknown flag ", name);
+  }
+  return f;
+}
+
+std::vector<ids_t> read_ids(const fs::path& path) {
+  std::ifstream in(path);
+  qtx::check(in.good(), "qtx_peers_runner: cannot open id file '", path.string(), "'");
+  std::vector<ids_t> rows;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream s(line);
+    ids_t ids;
+    for (long id; s >> id;) ids.push_back(qtx::io::token_id(id));
+    qtx::check(s.eof(), "qtx_peers_runner: '", path.string(), "' line ", rows.size() + 1, " is not a list of ids");
+    if (!ids.empty()) rows.push_back(std::move(ids));
+  }
+  qtx::check(!rows.empty(), "qtx_peers_runner: id file '", path.string(), "' has no sequence");
+  return rows;
+}
+
+// A little-endian float32 / float64 matrix in NumPy's .npy format (version 1.0).
+template <class T>
+void write_npy(const fs::path& path, const std::vector<std::vector<T>>& rows) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
+  const std::size_t cols = rows.empty() ? 0 : rows[0].size();
+  std::string header = std::string("{'descr': '<f") + char('0' + sizeof(T)) +
+                       "', 'fortran_order': False, 'shape': (" + std::to_string(rows.size()) + ", " +
+                       std::to_string(cols) + "), }";
+  const std::size_t preamble = 10;  // magic, version, header length
+  header.append(63 - (preamble + header.size()) % 64, ' ').push_back('\n');
+  std::ofstream out(path, std::ios::binary);
+  qtx::check(out.good(), "qtx_peers_runner: cannot write '", path.string(), "'");
+  const auto length = static_cast<uint16_t>(header.size());
+  out.write("\x93NUMPY\x01\x00", 8);
+  out.put(char(length & 0xff)).put(char(length >> 8));
+  out << header;
+  for (const auto& r : rows) {
+    qtx::check(r.size() == cols, "qtx_peers_runner: ragged matrix for '", path.string(), "'");
+    out.write(reinterpret_cast<const char*>(r.data()), std::streamsize(r.size() * sizeof(T)));
+  }
+}
+
+int tokenize(int argc, char** argv) {
+  qtx::check(argc >= 5, "qtx_peers_runner tokenize: needs MODEL_DIR TEXT_DIR OUT_DIR");
+  const fs::path model_dir = argv[2], text_dir = argv[3], out_dir = argv[4];
+  const auto f = parse_flags(argc, argv, 5, {{"heldout", 1000}, {"calibration", 256}});
+  const auto tok = qtx::io::wordpiece_tokenizer::from_file(model_dir / "vocab.txt");
+  auto encode_all = [&](const fs::path& file, index_t count, index_t stride) {
+    std::vector<ids_t> out;
+    for (const auto& t : demo::read_lines(file, count, stride)) out.push_back(tok.encode(t, demo_max_tokens));
+    return out;
+  };
+  fs::create_directories(out_dir);
+  demo::write_matrix(out_dir / "calibration_ids.txt",
+                     encode_all(text_dir / "sotu_calibration.txt", f.get("calibration"), demo_calibration_stride));
+  demo::write_matrix(out_dir / "heldout_ids.txt", encode_all(text_dir / "sotu_heldout.txt", f.get("heldout"), 1));
+  return 0;
+}
+
+// Running min-max ranges at every quantization point of the FP32 forward, as the demo calibrates.
+bert::calibration calibrate(const bert::model<>& model, const std::vector<ids_t>& sequences) {
+  const index_t L = model.cfg().layers;
+  std::vector<std::array<qtx::running_minmax_observer, bert::points>> observers(L);
+  qtx::running_minmax_observer embeddings;
+  const bert::model<>::observer record = [&](index_t layer, int point, qtx::matrix_view<const float> t) {
+    if (layer < 0) return embeddings.observe(t);
+    observers[layer][point].observe(t);
+  };
+  qtx::aligned_buffer<float> hidden;
+  for (const auto& ids : sequences) model.forward(ids, hidden, &record);
+  bert::calibration cal;
+  cal.embeddings_ln = embeddings.params<uint8_t>();
+  for (index_t i = 0; i < L; ++i) {
+    cal.layers.emplace_back();
+    for (int p = 0; p < bert::points; ++p) cal.layers[i][p] = observers[i][p].params<uint8_t>();
+  }
+  return cal;
+}
+
+double thread_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+struct measurement {
+  std::vector<std::vector<float>> embeddings;
+  std::vector<std::vector<double>> seconds, cpu_seconds;  // passes x sequences
+};
+
+int run(int argc, char** argv) {
+  qtx::check(argc >= 6, "qtx_peers_runner run: needs MODEL_DIR CALIBRATION_IDS EVAL_IDS OUT_DIR");
+  const fs::path model_dir = argv[2], calibration_ids = argv[3], eval_ids = argv[4], out_dir = argv[5];
+  const auto f = parse_flags(argc, argv, 6, {{"repeats", 3}, {"warmup", 20}});
+  bert::model<> model(model_dir);
+  model.quantize(calibrate(model, read_ids(calibration_ids)));
+  const auto sequences = read_ids(eval_ids);
+  const index_t H = model.cfg().hidden;
+
+  qtx::aligned_buffer<float> hidden;
+  measurement fp32, w8a8;
+  auto pass = [&](measurement& m, auto&& forward) {
+    std::vector<double> seconds, cpu_seconds;
+    m.embeddings.clear();
+    for (const auto& ids : sequences) {
+      const double c0 = thread_cpu_seconds();
+      const auto t0 = std::chrono::steady_clock::now();
+      forward(ids);
+      seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      cpu_seconds.push_back(thread_cpu_seconds() - c0);
+      m.embeddings.push_back(bert::mean_pool_normalize(hidden.data(), index_t(ids.size()), H));
+    }
+    m.seconds.push_back(std::move(seconds));
+    m.cpu_seconds.push_back(std::move(cpu_seconds));
+  };
+  const auto forward_fp32 = [&](const ids_t& ids) { model.forward(ids, hidden); };
+  const auto forward_w8a8 = [&](const ids_t& ids) { model.forward_w8a8(ids, hidden); };
+  for (index_t i = 0; i < f.get("warmup"); ++i) {
+    const auto& ids = sequences[std::size_t(i) % sequences.size()];
+    forward_fp32(ids);
+    forward_w8a8(ids);
+  }
+  for (index_t r = 0; r < f.get("repeats"); ++r) {
+    pass(fp32, forward_fp32);
+    pass(w8a8, forward_w8a8);
+  }
+  fs::create_directories(out_dir);
+  write_npy(out_dir / "fp32_embeddings.npy", fp32.embeddings);
+  write_npy(out_dir / "w8a8_embeddings.npy", w8a8.embeddings);
+  for (const auto& [name, m] : {std::pair{"fp32", &fp32}, std::pair{"w8a8", &w8a8}}) {
+    write_npy(out_dir / (std::string(name) + "_seconds.npy"), m->seconds);
+    write_npy(out_dir / (std::string(name) + "_cpu_seconds.npy"), m->cpu_seconds);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const std::string command = argc > 1 ? argv[1] : "";
+  if (command == "tokenize") return tokenize(argc, argv);
+  if (command == "run") return run(argc, argv);
+  std::fprintf(stderr,
+               "usage: %s tokenize MODEL_DIR TEXT_DIR OUT_DIR [--heldout N] [--calibration N]\n"
+               "       %s run MODEL_DIR CALIBRATION_IDS EVAL_IDS OUT_DIR [--repeats R] [--warmup W]\n",
+               argv[0], argv[0]);
+  return 2;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "qtx_peers_runner: %s\n", e.what());
+  return 1;
+}
