@@ -52,6 +52,7 @@ struct avx512_vnni : avx2 {
 /// 1 when the compiler targets AVX2, FMA and AVX-VNNI, so cpu::avx_vnni code can be compiled.
 #define QTX_HAS_AVX_VNNI 1
 #else
+/// 0: the compiler does not target AVX-VNNI.
 #define QTX_HAS_AVX_VNNI 0
 #endif
 

@@ -23,31 +23,35 @@ namespace qtx::nn {
 
 /// Heads, clipped softmax, causality and gate of an attention module.
 struct attention_options {
-  index_t n_heads = 1;
-  float gamma = 0.0f;  // clipped softmax; γ = 0, ζ = 1 is plain softmax
-  float zeta = 1.0f;
-  bool causal = false;
-  std::optional<gate_weights> gate;
+  index_t n_heads = 1;                  ///< number of heads; must divide d_model
+  float gamma = 0.0f;                   ///< clipped softmax γ ≤ 0; γ = 0, ζ = 1 is plain softmax
+  float zeta = 1.0f;                    ///< clipped softmax stretch ζ ≥ 1
+  bool causal = false;                  ///< token t attends to tokens ≤ t only (decoders)
+  std::optional<gate_weights> gate;     ///< the paper's per-head gate, or none
 };
 
 /// Keys and values of the tokens seen so far, for decoding one token at a time (OPT-style).
 template <class T>
 class kv_cache {
  public:
+  /// Room for `capacity` tokens of width d_model. @throws qtx::error unless both are positive.
   kv_cache(index_t capacity, index_t d_model)
       : capacity_(capacity), d_model_(d_model), k_(capacity * d_model), v_(capacity * d_model) {
     check(capacity > 0 && d_model > 0, "kv_cache: capacity (", capacity, ") and d_model (", d_model,
           ") must be positive");
   }
-  index_t length() const { return length_; }
-  index_t capacity() const { return capacity_; }
-  void clear() { length_ = 0; }
+  index_t length() const { return length_; }      ///< tokens cached so far
+  index_t capacity() const { return capacity_; }  ///< most tokens the cache holds
+  void clear() { length_ = 0; }                   ///< forgets every token (a new sequence)
 
-  // Space for the next `tokens` rows; commit() makes them visible.
+  /// Space for the next `tokens` key rows; commit() makes them visible.
   matrix_view<T> next_keys(index_t tokens) { return reserve(k_, tokens); }
+  /// Space for the next `tokens` value rows; commit() makes them visible.
   matrix_view<T> next_values(index_t tokens) { return reserve(v_, tokens); }
-  void commit(index_t tokens) { length_ += tokens; }
+  void commit(index_t tokens) { length_ += tokens; }  ///< appends the rows written since the last commit
+  /// The cached keys, (length, d_model).
   matrix_view<const T> keys() const { return make_view(k_.data(), length_, d_model_); }
+  /// The cached values, (length, d_model).
   matrix_view<const T> values() const { return make_view(v_.data(), length_, d_model_); }
 
  private:
@@ -140,8 +144,14 @@ class attention_workspace {
 
 /// The four projections' weights in Hugging Face layout (out, in) with biases.
 struct attention_weights {
+  /// Projection weights, each (out, in) = (d_model, d_model).
+  ///@{
   matrix_view<const float> wq, wk, wv, wo;
+  ///@}
+  /// Projection biases (d_model each), or empty for none.
+  ///@{
   std::span<const float> bq, bk, bv, bo;
+  ///@}
 };
 
 /// Float multi-head self-attention: y = attention(x W_Qᵀ + b_Q, …) W_Oᵀ + b_O [+ residual].
@@ -214,7 +224,10 @@ class multi_head_attention {
 
 /// Calibrated uint8 parameters of the W8A8 attention's input, Q, K, V and context.
 struct attention_calibration {
+  /// Parameters of the block input, Q, K, V and the context (P·V).
+  ///@{
   quant_params input, q, k, v, context;
+  ///@}
 };
 
 /// W8A8 attention: int8 projections, int8 Q·Kᵀ and P·V, uint8 Q/K/V/context with calibrated params.

@@ -49,7 +49,10 @@ struct layer_norm_weights {
 /// quantized (quantized_encoder_layer reads them).
 struct encoder_layer_weights {
   attention_weights attention;                ///< Q, K, V, O projections (d_model, d_model)
-  layer_norm_weights attention_ln, ffn_ln;    ///< LN₁ (around attention) and LN₂ (around the FFN)
+  /// LN₁ (around attention) and LN₂ (around the FFN).
+  ///@{
+  layer_norm_weights attention_ln, ffn_ln;
+  ///@}
   ffn_weights ffn;                            ///< FC₁ (ffn_dim, d_model), FC₂ (d_model, ffn_dim)
 };
 
