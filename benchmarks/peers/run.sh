@@ -2,13 +2,13 @@
 # The peer benchmark, one command: qtx vs ONNX Runtime (FP32, int8 dynamic, int8 static) on
 # all-MiniLM-L6-v2 and a BERT-base-shaped layer, 1 thread, one table (README.md beside this file).
 #   benchmarks/peers/run.sh [--passes N]
-# Environment: QTX_DATA_DIR (corpora, default ../shared/data), QTX_MINILM_DIR (default models/minilm,
+# Environment: QTX_DATA_DIR (corpora, default data/), QTX_MINILM_DIR (default models/minilm,
 # fetched by scripts/setup-minilm.sh when missing), QTX_PEERS_VENV (default build/peers-venv, made by
 # scripts/setup-peers-venv.sh when missing).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "${root}"
-data="${QTX_DATA_DIR:-${root}/../shared/data}"
+data="${QTX_DATA_DIR:-${root}/data}"
 minilm="${QTX_MINILM_DIR:-models/minilm}"
 venv="${QTX_PEERS_VENV:-${root}/build/peers-venv}"
 work=build/peers
