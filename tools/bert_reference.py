@@ -15,33 +15,16 @@ forward (to rounding).
 import argparse
 import json
 import math
-import struct
 import sys
 from collections import defaultdict
 
 import numpy as np
 from scipy.special import erf
 
-DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32, "I8": np.int8, "U8": np.uint8}
-
+import safetensors_np
 
 def load_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = info["data_offsets"]
-        if info["dtype"] == "BF16":
-            raw = np.frombuffer(data[begin:end], dtype=np.uint16).astype(np.uint32) << 16
-            arr = raw.view(np.float32)
-        else:
-            arr = np.frombuffer(data[begin:end], dtype=DTYPES[info["dtype"]])
-        tensors[name] = arr.reshape(info["shape"]).astype(np.float64)
-    return tensors
+    return {name: array.astype(np.float64) for name, array in safetensors_np.read(path).items()}
 
 
 def gelu(x):

@@ -5,7 +5,7 @@ import struct
 
 import numpy as np
 
-DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32}
+DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32, "I8": np.int8, "U8": np.uint8}
 
 
 def read(path):
@@ -18,8 +18,12 @@ def read(path):
         if name == "__metadata__":
             continue
         begin, end = info["data_offsets"]
-        dtype = np.dtype(DTYPES[info["dtype"]]).newbyteorder("<")
-        tensors[name] = np.frombuffer(data[begin:end], dtype=dtype).reshape(info["shape"])
+        if info["dtype"] == "BF16":  # the upper half of a float32: numpy has no bfloat16
+            raw = np.frombuffer(data[begin:end], dtype=np.dtype(np.uint16).newbyteorder("<")).astype(np.uint32) << 16
+            array = raw.view(np.float32)
+        else:
+            array = np.frombuffer(data[begin:end], dtype=np.dtype(DTYPES[info["dtype"]]).newbyteorder("<"))
+        tensors[name] = array.reshape(info["shape"])
     return tensors
 
 

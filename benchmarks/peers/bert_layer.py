@@ -3,11 +3,13 @@ Hugging Face checkpoint (config.json + model.safetensors), so qtx and ONNX Runti
 same layer, plus random token ids of length 128 to calibrate and time it. Fixed seed: same files
 every run."""
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
-import safetensors_np
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))  # the shared numpy reader
+import safetensors_np  # noqa: E402
 
 HIDDEN, HEADS, FFN, LENGTH = 768, 12, 3072, 128
 VOCAB, MAX_POSITIONS = 1024, 512

@@ -11,6 +11,7 @@ Inputs input_ids, attention_mask, token_type_ids (int64, batch x length); output
 (batch x length x hidden, float32).
 """
 import json
+import sys
 import math
 from pathlib import Path
 
@@ -18,7 +19,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-import safetensors_np
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))  # the shared numpy reader
+import safetensors_np  # noqa: E402
 
 OPSET = 17  # has LayerNormalization
 
