@@ -13,6 +13,14 @@
 
 namespace test_models {
 
+/// n values drawn from N(mean, stddev²), in order, from rng.
+inline std::vector<float> normal_values(qtx::index_t n, float stddev, std::mt19937& rng, float mean = 0.0f) {
+  std::normal_distribution<float> d(mean, stddev);
+  std::vector<float> v(static_cast<std::size_t>(n));
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
 struct random_weights {
   std::mt19937 rng;
   std::normal_distribution<float> normal{0.0f, 1.0f};

@@ -3,6 +3,7 @@
 // layer_calibrator, against the float layers; and their refusals of bad input.
 #include <catch2/catch.hpp>
 
+#include "random_weights.hpp"
 #include "reference_encoder.hpp"
 
 #include <qtx/nn/encoder_layer.hpp>
@@ -15,15 +16,9 @@
 
 using qtx::index_t;
 namespace nn = qtx::nn;
+using test_models::normal_values;
 
 namespace {
-
-std::vector<float> normal_values(index_t n, float stddev, std::mt19937& rng, float mean = 0.0f) {
-  std::normal_distribution<float> d(mean, stddev);
-  std::vector<float> v(static_cast<std::size_t>(n));
-  for (auto& x : v) x = d(rng);
-  return v;
-}
 
 // Random weights of one layer (Xavier-like scales, so activations stay O(1)).
 reference::layer random_layer(index_t D, index_t F, index_t H, unsigned seed) {

@@ -3,6 +3,8 @@
 // allocates nothing. Every global operator new of this program is replaced here to count them.
 #include <catch2/catch.hpp>
 
+#include "random_weights.hpp"
+
 #include <qtx/nn/encoder_layer.hpp>
 #include <qtx/quant/quantize.hpp>
 
@@ -46,14 +48,9 @@ void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::f
 
 using qtx::index_t;
 namespace nn = qtx::nn;
+using test_models::normal_values;
 
 namespace {
-std::vector<float> normal_values(index_t n, float stddev, std::mt19937& rng, float mean = 0.0f) {
-  std::normal_distribution<float> d(mean, stddev);
-  std::vector<float> v(static_cast<std::size_t>(n));
-  for (auto& x : v) x = d(rng);
-  return v;
-}
 
 // Heap allocations made by `body` (run with counting on).
 template <class Body>
