@@ -9,6 +9,7 @@
 #include <qtx/nn/encoder_layer.hpp>
 #include <qtx/quant/quantize.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <random>
@@ -230,5 +231,101 @@ TEST_CASE("encoder layers refuse bad input with a qtx::error naming it", "[nn][e
       auto small = q.make_workspace(2);
       CHECK_THROWS_WITH(q.forward(qtx::make_view(x.data(), 4, D), small), Catch::Contains("the workspace holds 2"));
     }
+  }
+}
+
+TEST_CASE("packed sequences: one batched forward equals the sequences one at a time, bit for bit",
+          "[nn][encoder_layer][sequences]") {
+  const index_t H = 4, D = 32, F = 48;
+  const std::vector<index_t> lengths = {5, 1, 17, 3, 9, 2};
+  index_t total = 0;
+  for (index_t n : lengths) total += n;
+  const nn::packed_sequences packed{lengths};
+  unsigned seed = 500;
+  for (const variant& v : all_variants()) {
+    CAPTURE(v.post_ln, v.gate, v.gamma, int(v.activation), v.causal);
+    const auto ref = layer_for(v, D, F, H, ++seed);
+    const auto layer = make_layer(ref);
+    std::mt19937 rng(seed);
+    const auto input = normal_values(total * D, 1.0f, rng);
+
+    // FP32, and the calibration of the W8A8 layer on the same rows.
+    auto ws = layer.make_workspace(total);
+    nn::layer_calibrator calibrator;
+    auto batched = input;
+    layer.forward(qtx::make_view(batched.data(), total, D), packed, ws, &calibrator);
+    auto one_by_one = input;
+    for (index_t first = 0; const index_t n : lengths) {
+      layer.forward(qtx::make_view(one_by_one.data() + first * D, n, D), ws);
+      first += n;
+    }
+    CHECK(batched == one_by_one);
+
+    // W8A8: the uint8 residual stream (post-LN) and the float one both match exactly.
+    const nn::quantized_encoder_layer<> q(layer, calibrator.result());
+    auto qws = q.make_workspace(total);
+    auto qx = input, qx_single = input;
+    std::vector<uint8_t> x_q(input.size()), x_q_single(input.size());
+    if (v.post_ln) {
+      qtx::quantize<uint8_t>(qx, x_q, q.input_params());
+      qtx::dequantize<uint8_t>(x_q, qx, q.input_params());
+      qx_single = qx, x_q_single = x_q;
+      q.forward(qtx::make_view(qx.data(), total, D), qtx::make_view(x_q.data(), total, D), packed, qws);
+    } else {
+      q.forward(qtx::make_view(qx.data(), total, D), packed, qws);
+    }
+    for (index_t first = 0; const index_t n : lengths) {
+      const auto x_rows = qtx::make_view(qx_single.data() + first * D, n, D);
+      if (v.post_ln)
+        q.forward(x_rows, qtx::make_view(x_q_single.data() + first * D, n, D), qws);
+      else
+        q.forward(x_rows, qws);
+      first += n;
+    }
+    CHECK(qx == qx_single);
+    CHECK(x_q == x_q_single);
+  }
+}
+
+TEST_CASE("packed sequences: bad lengths, a KV cache or a key mask are refused naming the call",
+          "[nn][encoder_layer][sequences][errors]") {
+  const index_t H = 2, D = 8, F = 12;
+  for (bool post : {true, false}) {
+    const auto ref = layer_for({post, -1, 0.0f, reference::act::relu, false}, D, F, H, 11);
+    const auto layer = make_layer(ref);
+    auto ws = layer.make_workspace(8);
+    std::vector<float> x(6 * D, 0.25f);
+    const auto xv = qtx::make_view(x.data(), 6, D);
+    const std::vector<index_t> zero = {3, 0, 3}, short_sum = {2, 3}, long_sum = {4, 4};
+    CHECK_THROWS_WITH(layer.forward(xv, nn::packed_sequences{zero}, ws),
+                      Catch::Contains("encoder_layer::forward") && Catch::Contains("sequence length [1] (0)"));
+    CHECK_THROWS_WITH(layer.forward(xv, nn::packed_sequences{short_sum}, ws),
+                      Catch::Contains("sum to 5, x has 6 rows"));
+    CHECK_THROWS_WITH(layer.forward(xv, nn::packed_sequences{long_sum}, ws), Catch::Contains("sum to more than"));
+    const std::vector<index_t> two = {3, 3};
+    const std::vector<float> mask(6, 0.0f);
+    CHECK_THROWS_WITH(layer.forward(xv, ws, nullptr, qtx::make_view(mask.data(), 1, 6), nullptr,
+                                    nn::packed_sequences{two}),
+                      Catch::Contains("no KV cache and no key mask"));
+    nn::kv_cache<float> cache(8, D);
+    CHECK_THROWS_WITH(layer.forward(xv, ws, nullptr, {}, &cache, nn::packed_sequences{two}),
+                      Catch::Contains("no KV cache"));
+    CHECK(cache.length() == 0);  // refused before anything was written
+    CHECK(std::all_of(x.begin(), x.end(), [](float e) { return e == 0.25f; }));
+
+    nn::layer_calibrator calibrator;
+    layer.forward(xv, ws, &calibrator);
+    const nn::quantized_encoder_layer<> q(layer, calibrator.result());
+    auto qws = q.make_workspace(8);
+    std::vector<uint8_t> x_q(x.size());
+    const auto call = [&](const std::vector<index_t>& lengths) {
+      if (post)
+        q.forward(xv, qtx::make_view(x_q.data(), 6, D), nn::packed_sequences{lengths}, qws);
+      else
+        q.forward(xv, nn::packed_sequences{lengths}, qws);
+    };
+    CHECK_THROWS_WITH(call(zero), Catch::Contains("quantized_encoder_layer::forward") &&
+                                      Catch::Contains("sequence length [1] (0) must be positive"));
+    CHECK_THROWS_WITH(call(short_sum), Catch::Contains("sum to 5, x has 6 rows"));
   }
 }

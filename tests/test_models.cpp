@@ -138,6 +138,23 @@ TEST_CASE("tiny BERT: FP32 forward equals a double reference; W8A8 tracks FP32",
       CHECK(dot > 0.99);  // cosine of unit vectors; W8A8 error bound for this tiny random model
       ++s;
     }
+
+    // The sequences as one packed batch (more tokens than max_positions: the workspaces grow) give
+    // the one-at-a-time hidden states bit for bit, FP32 and W8A8.
+    std::vector<std::vector<qtx::io::token_id>> batch;
+    for (const auto& seq : test_sequences()) batch.emplace_back(seq.begin(), seq.end());
+    const std::vector<bert::model<>::ids_view> views(batch.begin(), batch.end());
+    for (bool w8a8 : {false, true}) {
+      INFO("w8a8 " << w8a8);
+      qtx::aligned_buffer<float> packed, single;
+      w8a8 ? model.forward_w8a8(views, packed) : model.forward(views, packed);
+      std::size_t row = 0;
+      for (const auto& ids : batch) {
+        w8a8 ? model.forward_w8a8(ids, single) : model.forward(ids, single);
+        for (std::size_t i = 0; i < ids.size() * std::size_t(tb.H); ++i) REQUIRE(packed[row * tb.H + i] == single[i]);
+        row += ids.size();
+      }
+    }
     std::filesystem::remove_all(tb.dir);
   }
 }
@@ -150,6 +167,7 @@ TEST_CASE("BERT model rejects bad inputs", "[models][bert]") {
   CHECK_THROWS_WITH(model.forward(too_long, out), Catch::Contains("30 tokens"));
   CHECK_THROWS_WITH(model.forward(bad_id, out), Catch::Contains("token id 50"));
   CHECK_THROWS_WITH(model.forward_w8a8(bad_id, out), Catch::Contains("before quantize"));
+  CHECK_THROWS_WITH(model.forward(std::span<const bert::model<>::ids_view>{}, out), Catch::Contains("empty batch"));
   CHECK_THROWS_AS(bert::model<>(tb.dir / "missing"), qtx::error);
   std::filesystem::remove_all(tb.dir);
 }

@@ -4,11 +4,13 @@
 //   qtx_peers_runner tokenize MODEL_DIR TEXT_DIR OUT_DIR [--heldout N] [--calibration N]
 //     writes OUT_DIR/calibration_ids.txt and heldout_ids.txt: the BERT demo's own sentences
 //     (every 7th calibration line, the first held-out lines), tokenized by qtx's WordPiece.
-//   qtx_peers_runner run MODEL_DIR CALIBRATION_IDS EVAL_IDS OUT_DIR [--repeats R] [--warmup W]
-//     calibrates W8A8 on CALIBRATION_IDS, then runs FP32 and W8A8 on every EVAL_IDS sequence, one
-//     at a time, R times (the two precisions alternate per pass, so machine noise hits both) and
-//     writes OUT_DIR/{fp32,w8a8}_embeddings.npy (sequences x hidden, mean-pooled, L2-normalised,
-//     last pass), {fp32,w8a8}_seconds.npy (wall clock, passes x sequences) and
+//   qtx_peers_runner run MODEL_DIR CALIBRATION_IDS EVAL_IDS OUT_DIR [--repeats R] [--warmup W] [--batch B]
+//     calibrates W8A8 on CALIBRATION_IDS, then runs FP32 and W8A8 on every EVAL_IDS sequence, R
+//     times (the two precisions alternate per pass, so machine noise hits both), one sequence per
+//     forward (B = 1) or B per forward: sorted by length like the ORT side's batches, but packed
+//     back to back without padding (qtx::nn::packed_sequences). Writes
+//     OUT_DIR/{fp32,w8a8}_embeddings.npy (sequences x hidden, mean-pooled, L2-normalised, last pass,
+//     in EVAL_IDS order), {fp32,w8a8}_seconds.npy (wall clock, passes x forward calls) and
 //     {fp32,w8a8}_cpu_seconds.npy (the thread's CPU time: what a shared machine's load hides least).
 //
 // Id files: one sequence a line, token ids separated by spaces. Threads: OMP_NUM_THREADS.
@@ -17,7 +19,10 @@
 
 #include <qtx/quant/observers.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <numeric>
+#include <span>
 #include <ctime>
 #include <cstdio>
 #include <sstream>
@@ -148,34 +153,56 @@ struct measurement {
 int run(int argc, char** argv) {
   qtx::check(argc >= 6, "qtx_peers_runner run: needs MODEL_DIR CALIBRATION_IDS EVAL_IDS OUT_DIR");
   const fs::path model_dir = argv[2], calibration_ids = argv[3], eval_ids = argv[4], out_dir = argv[5];
-  const auto f = parse_flags(argc, argv, 6, {{"repeats", 3}, {"warmup", 20}});
+  const auto f = parse_flags(argc, argv, 6, {{"repeats", 3}, {"warmup", 20}, {"batch", 1}});
   bert::model<> model(model_dir);
   model.quantize(calibrate(model, read_ids(calibration_ids)));
   const auto sequences = read_ids(eval_ids);
   const index_t H = model.cfg().hidden;
 
+  // The forward calls: batches of `batch` sequences of similar length (sorted, as the ORT side
+  // buckets them), in views over `sequences`.
+  using ids_view = bert::model<>::ids_view;
+  const std::size_t batch = std::size_t(f.get("batch"));
+  std::vector<std::size_t> order(sequences.size());
+  std::iota(order.begin(), order.end(), std::size_t(0));
+  if (batch > 1)
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return sequences[a].size() < sequences[b].size(); });
+  std::vector<std::vector<std::size_t>> calls;
+  std::vector<std::vector<ids_view>> call_views;
+  for (std::size_t i = 0; i < order.size(); i += batch) {
+    calls.emplace_back(order.begin() + std::ptrdiff_t(i), order.begin() + std::ptrdiff_t(std::min(i + batch, order.size())));
+    call_views.emplace_back();
+    for (const std::size_t j : calls.back()) call_views.back().emplace_back(sequences[j]);
+  }
+
   qtx::aligned_buffer<float> hidden;
   measurement fp32, w8a8;
   auto pass = [&](measurement& m, auto&& forward) {
     std::vector<double> seconds, cpu_seconds;
-    m.embeddings.clear();
-    for (const auto& ids : sequences) {
+    m.embeddings.assign(sequences.size(), {});
+    for (std::size_t c = 0; c < calls.size(); ++c) {
       const double c0 = thread_cpu_seconds();
       const auto t0 = std::chrono::steady_clock::now();
-      forward(ids);
+      forward(call_views[c]);
       seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       cpu_seconds.push_back(thread_cpu_seconds() - c0);
-      m.embeddings.push_back(bert::mean_pool_normalize(hidden.data(), index_t(ids.size()), H));
+      index_t row = 0;
+      for (const std::size_t j : calls[c]) {
+        const index_t T = index_t(sequences[j].size());
+        m.embeddings[j] = bert::mean_pool_normalize(hidden.data() + row * H, T, H);
+        row += T;
+      }
     }
     m.seconds.push_back(std::move(seconds));
     m.cpu_seconds.push_back(std::move(cpu_seconds));
   };
-  const auto forward_fp32 = [&](const ids_t& ids) { model.forward(ids, hidden); };
-  const auto forward_w8a8 = [&](const ids_t& ids) { model.forward_w8a8(ids, hidden); };
+  const auto forward_fp32 = [&](std::span<const ids_view> views) { model.forward(views, hidden); };
+  const auto forward_w8a8 = [&](std::span<const ids_view> views) { model.forward_w8a8(views, hidden); };
   for (index_t i = 0; i < f.get("warmup"); ++i) {
-    const auto& ids = sequences[std::size_t(i) % sequences.size()];
-    forward_fp32(ids);
-    forward_w8a8(ids);
+    const auto& views = call_views[std::size_t(i) % call_views.size()];
+    forward_fp32(views);
+    forward_w8a8(views);
   }
   for (index_t r = 0; r < f.get("repeats"); ++r) {
     pass(fp32, forward_fp32);
@@ -199,7 +226,7 @@ int main(int argc, char** argv) try {
   if (command == "run") return run(argc, argv);
   std::fprintf(stderr,
                "usage: %s tokenize MODEL_DIR TEXT_DIR OUT_DIR [--heldout N] [--calibration N]\n"
-               "       %s run MODEL_DIR CALIBRATION_IDS EVAL_IDS OUT_DIR [--repeats R] [--warmup W]\n",
+               "       %s run MODEL_DIR CALIBRATION_IDS EVAL_IDS OUT_DIR [--repeats R] [--warmup W] [--batch B]\n",
                argv[0], argv[0]);
   return 2;
 } catch (const std::exception& e) {

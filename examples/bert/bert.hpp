@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <filesystem>
 #include <fstream>
@@ -25,6 +26,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace bert {
 
@@ -106,20 +109,16 @@ class model {
     mlm_->decoder.forward(tv, qtx::make_view(logits.data(), hidden.rows, cfg_.vocab));
   }
 
+  using ids_view = std::span<const qtx::io::token_id>;
+
   // Hidden states (T, hidden) of the last layer for one sequence of token ids.
-  void forward(std::span<const qtx::io::token_id> ids, qtx::aligned_buffer<float>& out,
-               const observer* obs = nullptr) const {
-    embed(ids, out);
-    const auto x = qtx::make_view(out.data(), index_t(ids.size()), cfg_.hidden);
-    embeddings_ln_.forward(x, x);
-    if (obs) (*obs)(-1, attention_ln, x);
-    fp32_ws_.use([&] { return qtx::nn::encoder_workspace<float>(cfg_.max_positions, cfg_.hidden, cfg_.intermediate, cfg_.heads); },
-                 [&](auto& ws) {
-                   for (index_t i = 0; i < cfg_.layers; ++i) {
-                     auto report = demo::point_reporter::make(obs, i, layer_points);
-                     fp32_[i].forward(x, ws, report ? &*report : nullptr);
-                   }
-                 });
+  void forward(ids_view ids, qtx::aligned_buffer<float>& out, const observer* obs = nullptr) const {
+    forward_packed(std::span(&ids, 1), out, obs);
+  }
+  // A batch of sequences in one pass (qtx::nn::packed_sequences: no padding, each sequence attends
+  // to itself only): their hidden states packed along the rows, (ΣTᵢ, hidden), in batch order.
+  void forward(std::span<const ids_view> batch, qtx::aligned_buffer<float>& out, const observer* obs = nullptr) const {
+    forward_packed(batch, out, obs);
   }
 
   // Builds the W8A8 layers from calibrated activation ranges.
@@ -144,18 +143,10 @@ class model {
     for (auto& l : w8a8_) l.set_residual_rounding(on);
   }
 
-  void forward_w8a8(std::span<const qtx::io::token_id> ids, qtx::aligned_buffer<float>& out) const {
-    qtx::check(quantized_, "bert: forward_w8a8 before quantize()");
-    const index_t T = index_t(ids.size());
-    embed(ids, out);
-    const auto x = qtx::make_view(out.data(), T, cfg_.hidden);
-    w8a8_ws_.use([&] { return w8a8_workspace(cfg_); },
-                 [&](w8a8_workspace& ws) {
-                   // Post-LN: the LN output → uint8 is the residual stream; its dequantized value feeds the next add.
-                   const auto xq = ws.x_q.rows(T, "bert::forward_w8a8", "x_q");
-                   qtx::nn::layer_norm_to_grid(embeddings_ln_, x, xq, x, cal_.embeddings_ln);
-                   for (const auto& l : w8a8_) l.forward(x, xq, ws.layers);
-                 });
+  void forward_w8a8(ids_view ids, qtx::aligned_buffer<float>& out) const { forward_w8a8_packed(std::span(&ids, 1), out); }
+  // forward() of a batch, W8A8.
+  void forward_w8a8(std::span<const ids_view> batch, qtx::aligned_buffer<float>& out) const {
+    forward_w8a8_packed(batch, out);
   }
 
  private:
@@ -163,9 +154,64 @@ class model {
   struct w8a8_workspace {
     qtx::nn::encoder_workspace<uint8_t> layers;
     qtx::nn::row_buffer<uint8_t> x_q;
-    explicit w8a8_workspace(const config& c)
-        : layers(c.max_positions, c.hidden, c.intermediate, c.heads), x_q(c.max_positions, c.hidden) {}
+    w8a8_workspace(const config& c, index_t tokens)
+        : layers(tokens, c.hidden, c.intermediate, c.heads), x_q(tokens, c.hidden) {}
+    index_t max_tokens() const { return layers.max_tokens(); }
   };
+  // Workspaces hold one sequence of max_positions tokens, or a whole batch.
+  index_t workspace_tokens(index_t tokens) const { return std::max(tokens, cfg_.max_positions); }
+
+  // The embeddings of every sequence of the batch, packed along the rows of out; returns the lengths
+  // (empty for a single sequence: qtx::nn::packed_sequences' default) and the total.
+  std::pair<std::vector<index_t>, index_t> embed_batch(std::span<const ids_view> batch,
+                                                        qtx::aligned_buffer<float>& out) const {
+    qtx::check(!batch.empty(), "bert: forward of an empty batch");
+    std::vector<index_t> lengths;
+    index_t total = 0;
+    for (const auto& ids : batch) total += index_t(ids.size());
+    out.reserve(total * cfg_.hidden);
+    index_t first = 0;
+    for (const auto& ids : batch) {
+      embed(ids, out.data() + first * cfg_.hidden);
+      first += index_t(ids.size());
+      if (batch.size() > 1) lengths.push_back(index_t(ids.size()));
+    }
+    return {std::move(lengths), total};
+  }
+
+  void forward_packed(std::span<const ids_view> batch, qtx::aligned_buffer<float>& out, const observer* obs) const {
+    const auto [lengths, T] = embed_batch(batch, out);
+    const qtx::nn::packed_sequences sequences{lengths};
+    const auto x = qtx::make_view(out.data(), T, cfg_.hidden);
+    embeddings_ln_.forward(x, x);
+    if (obs) (*obs)(-1, attention_ln, x);
+    fp32_ws_.use(
+        T,
+        [&](index_t tokens) {
+          return qtx::nn::encoder_workspace<float>(workspace_tokens(tokens), cfg_.hidden, cfg_.intermediate, cfg_.heads);
+        },
+        [&](auto& ws) {
+          for (index_t i = 0; i < cfg_.layers; ++i) {
+            auto report = demo::point_reporter::make(obs, i, layer_points);
+            fp32_[i].forward(x, sequences, ws, report ? &*report : nullptr);
+          }
+        });
+  }
+
+  void forward_w8a8_packed(std::span<const ids_view> batch, qtx::aligned_buffer<float>& out) const {
+    qtx::check(quantized_, "bert: forward_w8a8 before quantize()");
+    const auto [lengths, T] = embed_batch(batch, out);
+    const qtx::nn::packed_sequences sequences{lengths};
+    const auto x = qtx::make_view(out.data(), T, cfg_.hidden);
+    w8a8_ws_.use(
+        T, [&](index_t tokens) { return w8a8_workspace(cfg_, workspace_tokens(tokens)); },
+        [&](w8a8_workspace& ws) {
+          // Post-LN: the LN output → uint8 is the residual stream; its dequantized value feeds the next add.
+          const auto xq = ws.x_q.rows(T, "bert::forward_w8a8", "x_q");
+          qtx::nn::layer_norm_to_grid(embeddings_ln_, x, xq, x, cal_.embeddings_ln);
+          for (const auto& l : w8a8_) l.forward(x, xq, sequences, ws.layers);
+        });
+  }
 
   struct mlm_head {
     qtx::nn::linear<Arch> transform;
@@ -209,16 +255,16 @@ class model {
             qtx::nn::activation::gelu_erf, cfg_.ln_eps};
   }
 
-  void embed(std::span<const qtx::io::token_id> ids, qtx::aligned_buffer<float>& out) const {
+  // Word + position + token-type embeddings of one sequence into dst (T × hidden).
+  void embed(ids_view ids, float* dst) const {
     const index_t T = index_t(ids.size()), H = cfg_.hidden;
     qtx::check(T > 0 && T <= cfg_.max_positions, "bert: sequence of ", T, " tokens, the model takes 1..",
                cfg_.max_positions);
-    out.reserve(T * H);
     for (index_t t = 0; t < T; ++t) {
       qtx::check(ids[t] >= 0 && ids[t] < cfg_.vocab, "bert: token id ", ids[t], " outside the vocabulary of ",
                  cfg_.vocab);
       for (index_t c = 0; c < H; ++c)
-        out[t * H + c] = word_(ids[t], c) + position_(t, c) + token_type_(0, c);
+        dst[t * H + c] = word_(ids[t], c) + position_(t, c) + token_type_(0, c);
     }
   }
 

@@ -59,16 +59,27 @@ class shared_workspace {
  public:
   template <class Make, class Body>
   void use(Make&& make, Body&& body) const {
+    run(make, body, [](const Workspace&) { return true; });
+  }
+  // use() for a call of `tokens` tokens: the shared workspace is made again, by make(tokens), when
+  // it holds fewer (a larger batch than any before).
+  template <class Make, class Body>
+  void use(qtx::index_t tokens, Make&& make, Body&& body) const {
+    run([&] { return make(tokens); }, body, [&](const Workspace& ws) { return ws.max_tokens() >= tokens; });
+  }
+
+ private:
+  template <class Make, class Body, class Fits>
+  void run(Make&& make, Body&& body, Fits&& fits) const {
     std::unique_lock lock(*mutex_, std::try_to_lock);
     if (!lock.owns_lock()) {
       Workspace own = make();
       body(own);
       return;
     }
-    if (!ws_) ws_.emplace(make());
+    if (!ws_ || !fits(*ws_)) ws_.emplace(make());
     body(*ws_);
   }
- private:
   std::unique_ptr<std::mutex> mutex_ = std::make_unique<std::mutex>();
   mutable std::optional<Workspace> ws_;
 };

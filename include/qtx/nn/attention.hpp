@@ -17,6 +17,7 @@
 #include "../ops/gate.hpp"
 #include "calibration.hpp"
 #include "linear.hpp"
+#include "sequences.hpp"
 #include "workspace.hpp"
 
 namespace qtx::nn {
@@ -97,6 +98,29 @@ struct kv_destination {
     return {cache->keys(), cache->values()};
   }
 };
+
+// Runs attention(q, keys, values) → out with gate probabilities pi (or an empty view): once for a
+// single sequence (keys and values may then start before q, in a KV cache), else once per packed
+// sequence on its own rows of all five, which have the same row count.
+template <class Run>
+void attend_per_sequence(const packed_sequences& sequences, index_t tokens, Run&& run) {
+  if (sequences.single()) return run(index_t(0), tokens, true);
+  sequences.for_each(tokens, [&](index_t first, index_t rows) { run(first, rows, false); });
+}
+
+// Checked before anything is written (a KV cache among it).
+inline void check_sequences(const char* fn, const packed_sequences& sequences, index_t tokens, bool cache,
+                            matrix_view<const float> key_mask) {
+  sequences.check(fn, tokens);
+  check(sequences.single() || (!cache && !key_mask.data), fn,
+        ": packed sequences take no KV cache and no key mask (each sequence attends to its own rows only)");
+}
+
+// Rows [first, first + rows) of v, or v itself when `all` (or v empty: no gate).
+template <class T>
+matrix_view<T> sequence_rows(matrix_view<T> v, index_t first, index_t rows, bool all) {
+  return all || !v.data ? v : v.block(first, 0, rows, v.cols);
+}
 
 // π (T, n_heads) for hidden states x into `pi`, or an empty view when the module has no gate.
 inline matrix_view<const float> gate_probabilities(const std::optional<gate_weights>& g,
@@ -179,13 +203,17 @@ class multi_head_attention {
 
   /// y (T, D) = attention(x) W_Oᵀ + b_O [+ residual], in `ws`. With a cache, x holds the new tokens
   /// only. `obs` sees Q, K and V of the new tokens and the context (the points W8A8 quantizes).
-  /// @throws qtx::error when ws is too small or made for another shape, or for mismatched views.
+  /// `sequences`: x packs several sequences along its rows (sequences.hpp; no cache or key mask then).
+  /// @throws qtx::error when ws is too small or made for another shape, or for mismatched views or
+  ///         sequence lengths.
   void forward(matrix_view<const float> x, matrix_view<float> y, attention_workspace<float>& ws,
                matrix_view<const float> key_mask = {}, matrix_view<const float> residual = {},
-               kv_cache<float>* cache = nullptr, layer_observer* obs = nullptr) const {
+               kv_cache<float>* cache = nullptr, layer_observer* obs = nullptr,
+               const packed_sequences& sequences = {}) const {
     const char* fn = "multi_head_attention::forward";
     const index_t T = x.rows, D = d_model();
     ws.check_shape(fn, D, options_.n_heads);
+    detail::check_sequences(fn, sequences, T, cache, key_mask);
     const auto qv = ws.q(T, fn);
     detail::kv_destination<float, attention_workspace<float>> kv(cache, T, ws, fn);
     q_.forward(x, qv);
@@ -195,8 +223,14 @@ class multi_head_attention {
     const auto [keys, values] = kv.commit();
     const auto pi_view = detail::gate_probabilities(options_.gate, x, ws.gate(T, fn));
     const auto ctx_view = ws.context(T, fn);
-    ops::attention(Arch{}, matrix_view<const float>(qv), keys, values, ctx_view,
-                   detail::attention_params_for(options_, D, past), key_mask, pi_view);
+    const auto params = detail::attention_params_for(options_, D, past);
+    detail::attend_per_sequence(sequences, T, [&](index_t first, index_t rows, bool all) {
+      using detail::sequence_rows;
+      ops::attention(Arch{}, sequence_rows(matrix_view<const float>(qv), first, rows, all),
+                     sequence_rows(keys, first, rows, all), sequence_rows(values, first, rows, all),
+                     sequence_rows(ctx_view, first, rows, all), params, key_mask,
+                     sequence_rows(pi_view, first, rows, all));
+    });
     if (obs) {
       obs->observe(layer_point::q, qv);
       obs->observe(layer_point::k, kv.k_new);
@@ -255,13 +289,17 @@ class quantized_multi_head_attention {
   }
 
   /// y (T, D) float = attention(x_q) W_Oᵀ + b_O [+ residual], in `ws`; x is the float form of x_q
-  /// (the gate's input; an empty view when the module has no gate).
-  /// @throws qtx::error when ws is too small or made for another shape, or for mismatched views.
+  /// (the gate's input; an empty view when the module has no gate). `sequences`: x_q packs several
+  /// sequences along its rows (sequences.hpp; no cache or key mask then).
+  /// @throws qtx::error when ws is too small or made for another shape, or for mismatched views or
+  ///         sequence lengths.
   void forward(matrix_view<const uint8_t> x_q, matrix_view<const float> x, matrix_view<float> y,
                attention_workspace<uint8_t>& ws, matrix_view<const float> key_mask = {},
-               matrix_view<const float> residual = {}, kv_cache<uint8_t>* cache = nullptr) const {
+               matrix_view<const float> residual = {}, kv_cache<uint8_t>* cache = nullptr,
+               const packed_sequences& sequences = {}) const {
     const char* fn = "quantized_multi_head_attention::forward";
     const index_t T = x_q.rows, D = d_model();
+    detail::check_sequences(fn, sequences, T, cache, key_mask);
     check((!x.data && !options_.gate) || (x.rows == T && x.cols == D), fn, ": x is ", x.rows, "x", x.cols,
           ", expected ", T, "x", D, " (the gate's input; it may be empty only without a gate)");
     ws.check_shape(fn, D, options_.n_heads);
@@ -274,9 +312,15 @@ class quantized_multi_head_attention {
     const auto [keys, values] = kv.commit();
     const auto pi_view = detail::gate_probabilities(options_.gate, x, ws.gate(T, fn));
     const auto ctx_view = ws.context(T, fn);
-    ops::attention(Arch{}, matrix_view<const uint8_t>(qv), keys, values, ctx_view,
-                   detail::attention_params_for(options_, D, past),
-                   ops::attention_quant{cal_.q, cal_.k, cal_.v, cal_.context}, key_mask, pi_view);
+    const auto params = detail::attention_params_for(options_, D, past);
+    const ops::attention_quant quant{cal_.q, cal_.k, cal_.v, cal_.context};
+    detail::attend_per_sequence(sequences, T, [&](index_t first, index_t rows, bool all) {
+      using detail::sequence_rows;
+      ops::attention(Arch{}, sequence_rows(matrix_view<const uint8_t>(qv), first, rows, all),
+                     sequence_rows(keys, first, rows, all), sequence_rows(values, first, rows, all),
+                     sequence_rows(ctx_view, first, rows, all), params, quant, key_mask,
+                     sequence_rows(pi_view, first, rows, all));
+    });
     o_.forward(ctx_view, y, activation::none, residual);
   }
 

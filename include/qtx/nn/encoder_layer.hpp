@@ -29,6 +29,7 @@
 #include "ffn.hpp"
 #include "grid.hpp"
 #include "layer_norm.hpp"
+#include "sequences.hpp"
 #include "workspace.hpp"
 
 namespace qtx::nn {
@@ -158,19 +159,22 @@ class encoder_layer {
 
   /// x (T, d_model) ← the layer's output, in place. `obs` (a layer_calibrator, say) sees every
   /// quantization point; key_mask (1, T_keys) is added to the scores; with a cache, x holds the new
-  /// tokens only.
-  /// @throws qtx::error for a workspace too small or made for another layer, or x of the wrong width.
+  /// tokens only; `sequences`: x packs several sequences along its rows (sequences.hpp).
+  /// @throws qtx::error for a workspace too small or made for another layer, x of the wrong width, or
+  ///         sequence lengths that do not sum to x's rows.
   void forward(matrix_view<float> x, encoder_workspace<float>& ws, layer_observer* obs = nullptr,
-               matrix_view<const float> key_mask = {}, kv_cache<float>* cache = nullptr) const {
+               matrix_view<const float> key_mask = {}, kv_cache<float>* cache = nullptr,
+               const packed_sequences& sequences = {}) const {
     const char* fn = "encoder_layer::forward";
     detail::check_layer_input(fn, x, d_model(), ws.max_tokens());
+    detail::check_sequences(fn, sequences, x.rows, cache, key_mask);
     ws.check_shape(fn, d_model(), ffn_dim(), options_.attention.n_heads);
     const index_t T = x.rows;
     const auto s = ws.sum(T, fn);
     const auto h = ws.hidden(T, fn);
     if (options_.norm == norm_placement::post_ln) {
       detail::observe(obs, layer_point::input, x);
-      attention_.forward(x, s, ws.attention, key_mask, x, cache, obs);
+      attention_.forward(x, s, ws.attention, key_mask, x, cache, obs, sequences);
       detail::observe(obs, layer_point::attention_residual, s);
       attention_ln_.forward(s, x);
       detail::observe(obs, layer_point::attention_ln, x);
@@ -183,7 +187,7 @@ class encoder_layer {
       const auto n = ws.normed(T, fn);
       attention_ln_.forward(x, n);
       detail::observe(obs, layer_point::attention_ln, n);
-      attention_.forward(n, s, ws.attention, key_mask, x, cache, obs);
+      attention_.forward(n, s, ws.attention, key_mask, x, cache, obs, sequences);
       detail::observe(obs, layer_point::attention_residual, s);
       ffn_ln_.forward(s, n);
       detail::observe(obs, layer_point::ffn_ln, n);
@@ -191,6 +195,13 @@ class encoder_layer {
       detail::observe(obs, layer_point::ffn_hidden, h);
       detail::observe(obs, layer_point::ffn_residual, x);
     }
+  }
+
+  /// forward() over a batch of sequences packed along the rows of x (sequences.hpp): one pass for
+  /// all of them, each sequence attending to its own rows only.
+  void forward(matrix_view<float> x, const packed_sequences& sequences, encoder_workspace<float>& ws,
+               layer_observer* obs = nullptr) const {
+    forward(x, ws, obs, {}, nullptr, sequences);
   }
 
  private:
@@ -264,9 +275,10 @@ class quantized_encoder_layer {
   /// @throws qtx::error before calibration, for a post-LN layer (it takes x_q too), a workspace too
   ///         small or made for another layer, or x of the wrong width.
   void forward(matrix_view<float> x, encoder_workspace<uint8_t>& ws, matrix_view<const float> key_mask = {},
-               kv_cache<uint8_t>* cache = nullptr) const {
+               kv_cache<uint8_t>* cache = nullptr, const packed_sequences& sequences = {}) const {
     const char* fn = "quantized_encoder_layer::forward";
     check_ready(fn, x, ws);
+    detail::check_sequences(fn, sequences, x.rows, cache, key_mask);
     check(norm_ == norm_placement::pre_ln, fn, ": a post-LN layer takes x_q, the uint8 form of x, too");
     const index_t T = x.rows;
     const auto s = ws.sum(T, fn), n = ws.normed(T, fn);
@@ -275,7 +287,7 @@ class quantized_encoder_layer {
     // The LN output's float form only feeds the gate: without one it is never made.
     const matrix_view<float> gate_input = gated_ ? n : matrix_view<float>{};
     normalize(attention_ln_, x, n8, gate_input, attention_ln_out_);
-    attention_.forward(n8, gate_input, s, ws.attention, key_mask, x, cache);
+    attention_.forward(n8, gate_input, s, ws.attention, key_mask, x, cache, sequences);
     round_residual(s, attention_residual_, ws.grid(T, fn));
     normalize(ffn_ln_, s, n8, gate_input, ffn_ln_out_);
     ffn_.forward(n8, h8, x, s);
@@ -287,21 +299,33 @@ class quantized_encoder_layer {
   /// @throws qtx::error before calibration, for a pre-LN layer, x_q of another shape than x, a
   ///         workspace too small or made for another layer, or x of the wrong width.
   void forward(matrix_view<float> x, matrix_view<uint8_t> x_q, encoder_workspace<uint8_t>& ws,
-               matrix_view<const float> key_mask = {}, kv_cache<uint8_t>* cache = nullptr) const {
+               matrix_view<const float> key_mask = {}, kv_cache<uint8_t>* cache = nullptr,
+               const packed_sequences& sequences = {}) const {
     const char* fn = "quantized_encoder_layer::forward";
     check_ready(fn, x, ws);
+    detail::check_sequences(fn, sequences, x.rows, cache, key_mask);
     check(norm_ == norm_placement::post_ln, fn, ": a pre-LN layer takes no x_q (its input is float)");
     check(x_q.rows == x.rows && x_q.cols == x.cols, fn, ": x_q is ", x_q.rows, "x", x_q.cols, ", x is ", x.rows,
           "x", x.cols);
     const index_t T = x.rows;
     const auto s = ws.sum(T, fn);
     const auto h8 = ws.hidden(T, fn);
-    attention_.forward(x_q, x, s, ws.attention, key_mask, x, cache);
+    attention_.forward(x_q, x, s, ws.attention, key_mask, x, cache, sequences);
     round_residual(s, attention_residual_, ws.grid(T, fn));
     normalize(attention_ln_, s, x_q, x, attention_ln_out_);
     ffn_.forward(x_q, h8, s, x);
     round_residual(s, ffn_residual_, ws.grid(T, fn));
     normalize(ffn_ln_, s, x_q, x, ffn_ln_out_);
+  }
+
+  /// Pre-LN forward() over a batch of sequences packed along the rows of x (sequences.hpp).
+  void forward(matrix_view<float> x, const packed_sequences& sequences, encoder_workspace<uint8_t>& ws) const {
+    forward(x, ws, {}, nullptr, sequences);
+  }
+  /// Post-LN forward() over a batch of sequences packed along the rows of x and x_q (sequences.hpp).
+  void forward(matrix_view<float> x, matrix_view<uint8_t> x_q, const packed_sequences& sequences,
+               encoder_workspace<uint8_t>& ws) const {
+    forward(x, x_q, ws, {}, nullptr, sequences);
   }
 
  private:
