@@ -244,6 +244,70 @@ TEMPLATE_TEST_CASE("extreme operands are exact up to the int32-safe K", "[gemm][
   CHECK(s8 == s8_want);
 }
 
+// B whose k pairs (k, k+1), k even, satisfy |b₀| + |b₁| ≤ 128 (7-bit weights, say): the AVX2 backend
+// packs it for vpmaddubsw, which is exact only within that bound; every backend must stay exact,
+// at the bound and one past it (there the AVX2 packing must fall back to its widened layout).
+template <class Packed>
+int narrow_layout_of(const Packed& packed) {
+  if constexpr (requires { packed.narrow.in_use; }) return packed.narrow.in_use ? 1 : 0;
+  return -1;  // this backend has no second layout
+}
+
+TEMPLATE_TEST_CASE("int8 GEMM on saturation-safe B (AVX2's vpmaddubsw layout) is exact at the pair bound",
+                   "[gemm][narrow]", QTX_GEMM_BACKENDS) {
+  using Arch = TestType;
+  if (skip_unsupported<Arch>()) return;
+  const bool avx2_int8 = std::is_same_v<Arch, cpu::avx2>;
+  auto check_exact = [&](const std::vector<uint8_t>& a, const std::vector<int8_t>& b, index_t M, index_t K, index_t N,
+                         int32_t za, int expected_layout) {
+    INFO(Arch::name() << " " << M << "x" << K << "x" << N << " za " << za);
+    const auto packed = ops::pack_b<Arch>(make_view(b.data(), K, N));
+    if (avx2_int8) CHECK(narrow_layout_of(packed) == expected_layout);
+    std::vector<int32_t> got(M * N), want(M * N);
+    ops::gemm(Arch{}, make_view(a.data(), M, K), packed, make_view(got.data(), M, N), ep::make_pipeline(), za);
+    ref::gemm(make_view(a.data(), M, K), make_view(b.data(), K, N), make_view(want.data(), M, N), ep::make_pipeline(),
+              za, 0);
+    CHECK(got == want);
+  };
+  // Random 7-bit B over a shape sweep (K tails, K not a multiple of 4: A packed instead of read in place).
+  for (const index_t M : {index_t(1), index_t(5), index_t(13), index_t(64)})
+    for (const index_t K : {index_t(1), index_t(3), index_t(6), index_t(64), index_t(257)})
+      for (const index_t N : {index_t(1), index_t(17), index_t(48)}) {
+        std::mt19937 rng(unsigned(M * 1000 + K * 10 + N));
+        std::uniform_int_distribution<int> bd(-64, 64), ad(0, 255);
+        std::vector<int8_t> b(K * N);
+        std::vector<uint8_t> a(M * K);
+        for (auto& x : b) x = int8_t(bd(rng));
+        for (auto& x : a) x = uint8_t(ad(rng));
+        check_exact(a, b, M, K, N, int32_t(M * 7 % 256), 1);
+      }
+  // Every pair exactly at the bound against A = 255 (and against za = 255, A = 0: −255 per element).
+  const index_t M = 7, K = 96, N = 33;
+  const int8_t pairs[][2] = {{-128, 0}, {0, -128}, {64, 64}, {-64, -64}, {127, 1}, {-1, -127}, {100, -28}, {-100, 28}};
+  std::vector<int8_t> b(K * N);
+  for (index_t k = 0; k < K; k += 2)
+    for (index_t n = 0; n < N; ++n) {
+      const auto& p = pairs[std::size_t(k / 2 + n) % std::size(pairs)];
+      b[k * N + n] = p[0], b[(k + 1) * N + n] = p[1];
+    }
+  const std::vector<uint8_t> full(M * K, 255), zeros(M * K, 0);
+  check_exact(full, b, M, K, N, 0, 1);
+  check_exact(zeros, b, M, K, N, 255, 1);
+  // One pair past the bound (65 + 64: 255·129 > 32767 would saturate vpmaddubsw): the wide layout.
+  b[2 * N + 5] = 65, b[3 * N + 5] = 64;
+  check_exact(full, b, M, K, N, 0, 0);
+  // uint8 B (attention's operands) is stored as b − 128: values within 128 ± 64 are safe.
+  std::vector<uint8_t> bu(K * N);
+  for (std::size_t i = 0; i < bu.size(); ++i) bu[i] = uint8_t(64 + (i * 37) % 129);
+  const auto packed_u8 = ops::pack_b<Arch>(make_view(bu.data(), K, N), 128);
+  if (avx2_int8) CHECK(narrow_layout_of(packed_u8) == 1);
+  std::vector<int32_t> got(M * N), want(M * N);
+  ops::gemm(Arch{}, make_view(full.data(), M, K), packed_u8, make_view(got.data(), M, N), ep::make_pipeline(), 3);
+  ref::gemm(make_view(full.data(), M, K), make_view<const uint8_t>(bu.data(), K, N), make_view(want.data(), M, N),
+            ep::make_pipeline(), 3, 128);
+  CHECK(got == want);
+}
+
 TEMPLATE_TEST_CASE("an int32 bias that overflows the accumulator wraps on every backend", "[gemm][extreme]", QTX_GEMM_BACKENDS) {
   using Arch = TestType;
   if (skip_unsupported<Arch>()) return;

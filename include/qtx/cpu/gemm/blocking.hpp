@@ -53,8 +53,14 @@ struct kernel_config {
 };
 
 #if QTX_HAS_AVX2
-// 16 ymm: 6×2 accumulators + 2 B + 1 A broadcast + 1 vpmaddwd product = 16.
-inline kernel_config<dot_u8s8_madd16, 6, 2> config_for(avx2, uint8_t) { return {}; }
+// 16 ymm: 6×2 accumulators + 2 B + 1 A broadcast + 1 vpmaddwd product = 16. B packs in this
+// widened layout, or, when its k pairs are saturation-safe, in the `narrow` one (packing.hpp):
+// vpmaddubsw on u8 A in place and s8 B, 6×2 again (the ones of vpmaddwd come from memory), with
+// the same panel width so both share the column sums' layout.
+struct avx2_int8_config : kernel_config<dot_u8s8_madd16, 6, 2> {
+  using narrow = kernel_config<dot_u8s8_maddubs, 6, 2>;
+};
+inline avx2_int8_config config_for(avx2, uint8_t) { return {}; }
 // 6×2 accumulators + 2 B + 1 A broadcast = 15.
 inline kernel_config<dot_f32_fma256, 6, 2> config_for(avx2, float) { return {}; }
 #endif
@@ -70,6 +76,10 @@ inline kernel_config<dot_u8s8_vnni<simd256>, 4, 3> config_for(avx_vnni, uint8_t)
 inline kernel_config<dot_u8s8_vnni<simd512>, 6, 4> config_for(avx512_vnni, uint8_t) { return {}; }
 inline kernel_config<dot_f32_fma512, 6, 4> config_for(avx512_vnni, float) { return {}; }
 #endif
+
+// A configuration with a second, narrow B layout used when B allows it (AVX2 int8).
+template <class Config>
+concept has_narrow_layout = requires { typename Config::narrow; };
 
 // A tag/element pair with a vector kernel (false for cpu::scalar: it takes scalar.hpp).
 template <class Arch, class TA>

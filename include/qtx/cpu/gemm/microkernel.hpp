@@ -10,10 +10,14 @@
 //   dot_u8s8_madd16 AVX2 has no VNNI, and vpmaddubsw saturates int16 (255·127·2 > 32767), so A
 //                   and B are packed *widened to int16* and vpmaddwd sums pairs into int32: exact
 //                   for every operand (|2·255·128| < 2^31), at half vpdpbusd's work per op.
-//                   Exact vpmaddubsw schemes need a second multiply per pair (a pair sum of two
-//                   u8·s8 products needs 17 bits): splitting A into its low 7 bits and high bit
-//                   peaks at 146 G ops/s on an Intel Xeon core against 186 for this one and 240 for
-//                   the saturating vpmaddubsw+vpmaddwd (bench_gemm's BM_peak_int8_* probes).
+//                   Exact vpmaddubsw schemes for every B need a second multiply per pair (a pair
+//                   sum of two u8·s8 products needs 17 bits): splitting A into its low 7 bits and
+//                   high bit peaks at 146 G ops/s on an Intel Xeon core against 186 for this one and
+//                   240 for the saturating vpmaddubsw+vpmaddwd (bench_gemm's BM_peak_int8_* probes).
+//   dot_u8s8_maddubs vpmaddubsw + vpmaddwd by ones + vpaddd on u8 A and s8 B as they are. A pair
+//                   a₀b₀ + a₁b₁ with a ≤ 255 cannot leave int16 when |b₀| + |b₁| ≤ 128, so for a B
+//                   whose every k pair satisfies that (7-bit weights, ONNX Runtime's "reduce_range",
+//                   or any small-range B) it is exact; packing checks B and picks it (packing.hpp).
 //   dot_f32_fma     vfmadd231ps.
 //
 // The accumulators start at the zero-point correction (int) or 0 (float), so the loop is pure
@@ -80,6 +84,24 @@ struct dot_u8s8_madd16 {
   }
   static __m256i load_b(const b_elem* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
   static acc madd(acc c, __m256i a, __m256i b) { return _mm256_add_epi32(c, _mm256_madd_epi16(a, b)); }
+};
+
+struct dot_u8s8_maddubs {
+  using simd = simd256;
+  using a_elem = uint8_t;
+  using b_elem = int8_t;
+  using acc = __m256i;
+  using acc_elem = int32_t;
+  static constexpr int k_group = 4;
+  static __m256i broadcast(const a_elem* p) {
+    int32_t group;
+    std::memcpy(&group, p, sizeof group);
+    return _mm256_set1_epi32(group);
+  }
+  static __m256i load_b(const b_elem* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
+  static acc madd(acc c, __m256i a, __m256i b) {
+    return _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)));
+  }
 };
 
 struct dot_f32_fma256 {

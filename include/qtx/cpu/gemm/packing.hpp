@@ -24,6 +24,19 @@
 namespace qtx::cpu::gemm_detail {
 
 template <class Config>
+struct packed_panels;
+
+// The narrow layout of a configuration that has one (AVX2 int8: s8 B for vpmaddubsw), held beside
+// the main one; in use when B's k pairs are saturation-safe. Empty for every other configuration.
+template <class Config>
+struct narrow_layout {};
+template <has_narrow_layout Config>
+struct narrow_layout<Config> {
+  bool in_use = false;
+  packed_panels<typename Config::narrow> panels;
+};
+
+template <class Config>
 struct packed_panels {
   using config = Config;
   using elem = typename Config::b_elem;
@@ -32,12 +45,27 @@ struct packed_panels {
   index_t groups = 0, panels = 0;
   aligned_buffer<elem> values;          // panels × groups × NR × kg
   aligned_buffer<int32_t> column_sums;  // panels × NR, zero in the padding (integer B only)
+  [[no_unique_address]] narrow_layout<Config> narrow;  // AVX2 int8: B in the vpmaddubsw layout instead, when safe
 
   const elem* panel(index_t p) const { return values.data() + p * groups * Config::nr * Config::kg; }
 };
 
 template <class TB>
 inline constexpr int32_t unsigned_shift = std::is_same_v<TB, uint8_t> ? 128 : 0;
+
+// vpmaddubsw sums two u8·s8 products into a saturating int16: exact for every A in [0, 255] when
+// |b₀| + |b₁| ≤ 128 (255·128 = 32640) for the stored b of each pair (k, k+1), k even — the pairs
+// the narrow layout puts side by side. A K tail pairs with a zero.
+template <class TB>
+bool pairs_saturation_safe(matrix_view<const TB> b) {
+  constexpr int32_t shift = unsigned_shift<TB>;
+  for (index_t k = 0; k < b.rows; k += 2)
+    for (index_t n = 0; n < b.cols; ++n) {
+      const int32_t b0 = int32_t(b(k, n)) - shift, b1 = k + 1 < b.rows ? int32_t(b(k + 1, n)) - shift : 0;
+      if ((b0 < 0 ? -b0 : b0) + (b1 < 0 ? -b1 : b1) > 128) return false;
+    }
+  return true;
+}
 
 // Packs b into p, reusing p's storage when it is large enough (so a caller that packs operands of
 // the same size again, like attention's K and V, allocates nothing once warm). The padding is
@@ -52,6 +80,11 @@ void pack_panels_into(packed_panels<Config>& p, matrix_view<const TB> b, int32_t
   p.zero_point = b_zero_point - shift;
   p.groups = (b.rows + kg - 1) / kg;
   p.panels = (b.cols + nr - 1) / nr;
+  if constexpr (has_narrow_layout<Config>) {
+    // One layout only: a B packed per call (attention's K and V) pays for one packing pass.
+    p.narrow.in_use = pairs_saturation_safe(b);
+    if (p.narrow.in_use) return pack_panels_into(p.narrow.panels, b, b_zero_point);
+  }
   const index_t count = p.panels * p.groups * nr * kg;
   p.values.reserve(count);
   if (count > 0) std::memset(static_cast<void*>(p.values.data()), 0, std::size_t(count) * sizeof(elem));

@@ -90,12 +90,11 @@ void pack_b_into(Arch, gemm_detail::packed_panels<Config>& p, matrix_view<const 
   gemm_detail::pack_panels_into(p, b, b_zero_point);
 }
 
-template <class Arch, class TA, class Config, class TC, class Pipeline>
-  requires gemm_detail::has_vector_kernel<Arch, TA>
-void gemm(Arch, matrix_view<const TA> a, const gemm_detail::packed_panels<Config>& b, matrix_view<TC> c,
-          const Pipeline& ep, int32_t a_zero_point) {
-  using namespace gemm_detail;
-  static_assert(std::is_same_v<Config, config_t<Arch, TA>>, "cpu::gemm: B was packed for another backend");
+namespace gemm_detail {
+
+template <class TA, class Config, class TC, class Pipeline>
+void run_gemm(matrix_view<const TA> a, const packed_panels<Config>& b, matrix_view<TC> c, const Pipeline& ep,
+              int32_t a_zero_point) {
   using elem = typename Config::a_elem;
   using acc_elem = typename Config::acc_elem;
   constexpr int mr = Config::mr, nr = Config::nr, kg = Config::kg;
@@ -187,6 +186,19 @@ void gemm(Arch, matrix_view<const TA> a, const gemm_detail::packed_panels<Config
       }
     }
   });
+}
+
+}  // namespace gemm_detail
+
+template <class Arch, class TA, class Config, class TC, class Pipeline>
+  requires gemm_detail::has_vector_kernel<Arch, TA>
+void gemm(Arch, matrix_view<const TA> a, const gemm_detail::packed_panels<Config>& b, matrix_view<TC> c,
+          const Pipeline& ep, int32_t a_zero_point) {
+  static_assert(std::is_same_v<Config, gemm_detail::config_t<Arch, TA>>, "cpu::gemm: B was packed for another backend");
+  if constexpr (gemm_detail::has_narrow_layout<Config>) {
+    if (b.narrow.in_use) return gemm_detail::run_gemm(a, b.narrow.panels, c, ep, a_zero_point);
+  }
+  gemm_detail::run_gemm(a, b, c, ep, a_zero_point);
 }
 
 }  // namespace qtx::cpu
