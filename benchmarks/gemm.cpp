@@ -102,12 +102,16 @@ std::vector<T> random_values(index_t count, unsigned seed) {
 
 // ---- qtx ----
 // Args: M, K, N, threads, fused (0 = raw int32 accumulators, 1 = bias + requantize per channel → u8).
-void BM_qtx_int8(benchmark::State& state) {
+// weight_bits 8: B uniform over int8; 7: over [−64, 63] (ONNX Runtime's reduce_range weights, which the
+// AVX2 backend runs through its exact vpmaddubsw kernel; other backends run both alike).
+void qtx_int8(benchmark::State& state, int weight_bits) {
   const shape s = shape_of(state);
   const bool fused = state.range(4) != 0;
   set_threads(s.threads);
   const auto a = random_values<uint8_t>(s.m * s.k, 1);
-  const auto b = random_values<int8_t>(s.k * s.n, 2);
+  auto b = random_values<int8_t>(s.k * s.n, 2);
+  if (weight_bits == 7)
+    for (auto& v : b) v = int8_t(v / 2);
   const auto packed = qtx::ops::pack_b<arch>(qtx::make_view(b.data(), s.k, s.n));
   std::vector<int32_t> c32(s.m * s.n), bias(s.n, 100);
   std::vector<uint8_t> c8(s.m * s.n);
@@ -124,8 +128,11 @@ void BM_qtx_int8(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   report(state, s, peak_int8_gops());
-  state.SetLabel(fused ? "u8s8 bias+requant->u8 (za=128)" : "u8s8->s32");
+  state.SetLabel(std::string(fused ? "u8s8 bias+requant->u8 (za=128)" : "u8s8->s32") +
+                 (weight_bits == 7 ? ", 7-bit B" : ""));
 }
+void BM_qtx_int8(benchmark::State& state) { qtx_int8(state, 8); }
+void BM_qtx_int8_w7(benchmark::State& state) { qtx_int8(state, 7); }
 
 void BM_qtx_fp32(benchmark::State& state) {
   const shape s = shape_of(state);
@@ -211,6 +218,12 @@ void all_shapes_fused(benchmark::internal::Benchmark* b) {
       for (const auto& s : shapes) b->Args({s[0], s[1], s[2], threads, fused});
 }
 
+void all_shapes_unfused(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"M", "K", "N", "threads", "fused"});
+  for (int threads : {1, 2})
+    for (const auto& s : shapes) b->Args({s[0], s[1], s[2], threads, 0});
+}
+
 double best(const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); }
 double least(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
 
@@ -219,6 +232,7 @@ double least(const std::vector<double>& v) { return *std::min_element(v.begin(),
       ->ComputeStatistics("max", best)->ComputeStatistics("min", least)
 
 QTX_GEMM_BENCH(BM_qtx_int8, all_shapes_fused);
+QTX_GEMM_BENCH(BM_qtx_int8_w7, all_shapes_unfused);
 #ifdef QTX_BENCH_WITH_DNNL
 QTX_GEMM_BENCH(BM_dnnl_int8, all_shapes);
 #endif

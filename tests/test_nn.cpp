@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 using qtx::index_t;
@@ -82,6 +83,36 @@ TEST_CASE("qlinear: W8A8 layer is within quantization error of the float layer",
     for (std::size_t i = 0; i < y.size(); ++i)
       REQUIRE(y_q[i] == qtx::quantize_one<uint8_t>(y[i], qy.inv_scale(), qy.zero_point));
   }
+}
+
+TEST_CASE("qlinear with 7-bit weights (reduce_range): every backend equals the scalar one, error within 2x of 8 bits",
+          "[nn][linear]") {
+  const index_t M = 9, K = 130, N = 37;
+  const auto x = random_vector(M * K, 1.0f, 15), w = random_vector(N * K, 0.1f, 16), b = random_vector(N, 0.5f, 17);
+  const auto qx = qtx::asymmetric_params<uint8_t>(-4.0f, 4.0f);
+  std::vector<uint8_t> x_q(x.size());
+  qtx::quantize<uint8_t>(x, x_q, qx);
+  const auto ref = linear_oracle(x, w, b, M, K, N, nn::activation::none, nullptr);
+  auto max_error = [&](int bits, auto arch) {
+    nn::qlinear<decltype(arch)> layer(qtx::make_view(w.data(), N, K), b, qx, true, bits);
+    std::vector<float> y(M * N);
+    layer.forward(qtx::make_view(x_q.data(), M, K), qtx::make_view(y.data(), M, N));
+    double e = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) e = std::max(e, double(std::abs(y[i] - ref[i])));
+    return std::pair{e, y};
+  };
+  const auto [e8, y8] = max_error(8, qtx::cpu::native{});
+  const auto [e7, y7] = max_error(7, qtx::cpu::native{});
+  const auto [e7_scalar, y7_scalar] = max_error(7, qtx::cpu::scalar{});
+  CHECK(y7 == y7_scalar);  // the native backend (AVX2: vpmaddubsw on these weights) is exact
+  CHECK(y7 != y8);
+  CHECK(e7 < 2.5 * e8 + 1e-3);
+  CHECK(e7 < 0.5);
+  const auto default_bits = max_error(8, qtx::cpu::scalar{}).second;
+  CHECK(default_bits == y8);
+  for (int bad : {1, 9})
+    CHECK_THROWS_WITH((nn::qlinear<>(qtx::make_view(w.data(), N, K), b, qx, true, bad)),
+                      Catch::Contains("qlinear: weight_bits (" + std::to_string(bad) + ") must be 2..8"));
 }
 
 TEST_CASE("linear layers reject mismatched shapes", "[nn][linear]") {

@@ -76,12 +76,15 @@ def ort_pass(sess, sequences, batch, out):
     out.embeddings = np.array(embeddings)
 
 
-def qtx_pass(runner, model_dir, calibration_ids, eval_ids, out_dir, batch, fp32, w8a8):
+def qtx_pass(runner, model_dir, calibration_ids, eval_ids, out_dir, batch, weight_bits, fp32, w8a8):
     """One pass of qtx_peers_runner (calibrates, then FP32 and W8A8 over every sequence, `batch`
-    sequences per forward: the same length-sorted batches as ort_pass, packed without padding)."""
+    sequences per forward: the same length-sorted batches as ort_pass, packed without padding; W8A8
+    weights on `weight_bits` bits). fp32 may be None (not recorded)."""
     subprocess.run([str(runner), "run", str(model_dir), str(calibration_ids), str(eval_ids), str(out_dir),
-                    "--repeats", "1", "--batch", str(batch)], check=True)
+                    "--repeats", "1", "--batch", str(batch), "--weight-bits", str(weight_bits)], check=True)
     for name, r in (("fp32", fp32), ("w8a8", w8a8)):
+        if r is None:
+            continue
         r.seconds["wall"].append(float(np.load(out_dir / f"{name}_seconds.npy").sum()))
         r.seconds["cpu"].append(float(np.load(out_dir / f"{name}_cpu_seconds.npy").sum()))
         r.embeddings = np.load(out_dir / f"{name}_embeddings.npy").astype(np.float64)
@@ -162,8 +165,11 @@ def main():
             log(f"pass {p + 1}/{args.passes}: {w.name}")
             for batch in (1, BATCH) if w.batched else (1,):
                 qtx_out = args.work / "qtx" / f"{w.name.replace(' ', '_')}_batch{batch}"
-                qtx_pass(args.runner, w.model_dir, w.calibration_ids, w.eval_ids, qtx_out, batch,
+                qtx_pass(args.runner, w.model_dir, w.calibration_ids, w.eval_ids, qtx_out, batch, 8,
                          row(w, "qtx", "FP32", str(batch)), row(w, "qtx", "W8A8", str(batch)))
+                # 7-bit weights (ORT's reduce_range): the AVX2 backend's exact vpmaddubsw kernel.
+                qtx_pass(args.runner, w.model_dir, w.calibration_ids, w.eval_ids, qtx_out / "w7", batch, 7,
+                         None, row(w, "qtx", "W8A8, 7-bit weights", str(batch)))
             for precision, sess in w.sessions.items():
                 if p == 0:
                     ort_pass(sess, w.sequences[:BATCH], 1, result())  # warm-up

@@ -5,8 +5,9 @@
 //     writes OUT_DIR/calibration_ids.txt and heldout_ids.txt: the BERT demo's own sentences
 //     (every 7th calibration line, the first held-out lines), tokenized by qtx's WordPiece.
 //   qtx_peers_runner run MODEL_DIR CALIBRATION_IDS EVAL_IDS OUT_DIR [--repeats R] [--warmup W] [--batch B]
-//     calibrates W8A8 on CALIBRATION_IDS, then runs FP32 and W8A8 on every EVAL_IDS sequence, R
-//     times (the two precisions alternate per pass, so machine noise hits both), one sequence per
+//                    [--weight-bits 8|7]
+//     calibrates W8A8 (weights on 8 or 7 bits) on CALIBRATION_IDS, then runs FP32 and W8A8 on every
+//     EVAL_IDS sequence, R times (the two precisions alternate per pass, so machine noise hits both), one sequence per
 //     forward (B = 1) or B per forward: sorted by length like the ORT side's batches, but packed
 //     back to back without padding (qtx::nn::packed_sequences). Writes
 //     OUT_DIR/{fp32,w8a8}_embeddings.npy (sequences x hidden, mean-pooled, L2-normalised, last pass,
@@ -153,9 +154,10 @@ struct measurement {
 int run(int argc, char** argv) {
   qtx::check(argc >= 6, "qtx_peers_runner run: needs MODEL_DIR CALIBRATION_IDS EVAL_IDS OUT_DIR");
   const fs::path model_dir = argv[2], calibration_ids = argv[3], eval_ids = argv[4], out_dir = argv[5];
-  const auto f = parse_flags(argc, argv, 6, {{"repeats", 3}, {"warmup", 20}, {"batch", 1}});
+  const auto f = parse_flags(argc, argv, 6, {{"repeats", 3}, {"warmup", 20}, {"batch", 1}, {"weight-bits", 8}});
+  qtx::check(f.get("weight-bits") <= 8, "qtx_peers_runner: --weight-bits (", f.get("weight-bits"), ") must be 2..8");
   bert::model<> model(model_dir);
-  model.quantize(calibrate(model, read_ids(calibration_ids)));
+  model.quantize(calibrate(model, read_ids(calibration_ids)), true, int(f.get("weight-bits")));
   const auto sequences = read_ids(eval_ids);
   const index_t H = model.cfg().hidden;
 
@@ -226,7 +228,8 @@ int main(int argc, char** argv) try {
   if (command == "run") return run(argc, argv);
   std::fprintf(stderr,
                "usage: %s tokenize MODEL_DIR TEXT_DIR OUT_DIR [--heldout N] [--calibration N]\n"
-               "       %s run MODEL_DIR CALIBRATION_IDS EVAL_IDS OUT_DIR [--repeats R] [--warmup W] [--batch B]\n",
+               "       %s run MODEL_DIR CALIBRATION_IDS EVAL_IDS OUT_DIR [--repeats R] [--warmup W] [--batch B]"
+               " [--weight-bits 8|7]\n",
                argv[0], argv[0]);
   return 2;
 } catch (const std::exception& e) {

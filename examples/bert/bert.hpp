@@ -121,15 +121,16 @@ class model {
     forward_packed(batch, out, obs);
   }
 
-  // Builds the W8A8 layers from calibrated activation ranges.
-  void quantize(const calibration& cal, bool per_channel = true) {
+  // Builds the W8A8 layers from calibrated activation ranges; weight_bits as in
+  // qtx::nn::quantized_layer_options (7: the AVX2 backend's exact vpmaddubsw kernel).
+  void quantize(const calibration& cal, bool per_channel = true, int weight_bits = 8) {
     qtx::check(index_t(cal.layers.size()) == cfg_.layers, "bert: quantize: calibration has ", cal.layers.size(),
                " layers, the model ", cfg_.layers);
     std::vector<qtx::nn::quantized_encoder_layer<Arch>> layers;
     for (index_t i = 0; i < cfg_.layers; ++i) {
       auto c = demo::layer_calibration_from(cal.layers[i], layer_points);
       c.set(qtx::nn::layer_point::input, i == 0 ? cal.embeddings_ln : cal.layers[i - 1][ffn_ln]);
-      layers.emplace_back(fp32_[i], c, qtx::nn::quantized_layer_options{per_channel, round_residuals_});
+      layers.emplace_back(fp32_[i], c, qtx::nn::quantized_layer_options{per_channel, round_residuals_, weight_bits});
     }
     w8a8_ = std::move(layers);
     cal_ = cal;
@@ -161,10 +162,14 @@ class model {
   // Workspaces hold one sequence of max_positions tokens, or a whole batch.
   index_t workspace_tokens(index_t tokens) const { return std::max(tokens, cfg_.max_positions); }
 
-  // The embeddings of every sequence of the batch, packed along the rows of out; returns the lengths
-  // (empty for a single sequence: qtx::nn::packed_sequences' default) and the total.
-  std::pair<std::vector<index_t>, index_t> embed_batch(std::span<const ids_view> batch,
-                                                        qtx::aligned_buffer<float>& out) const {
+  // The lengths of a batch's sequences (empty for a single sequence: qtx::nn::packed_sequences'
+  // default) and their total.
+  struct batch_shape {
+    std::vector<index_t> lengths;
+    index_t tokens = 0;
+  };
+  // The embeddings of every sequence of the batch, packed along the rows of out.
+  batch_shape embed_batch(std::span<const ids_view> batch, qtx::aligned_buffer<float>& out) const {
     qtx::check(!batch.empty(), "bert: forward of an empty batch");
     std::vector<index_t> lengths;
     index_t total = 0;
@@ -180,8 +185,9 @@ class model {
   }
 
   void forward_packed(std::span<const ids_view> batch, qtx::aligned_buffer<float>& out, const observer* obs) const {
-    const auto [lengths, T] = embed_batch(batch, out);
-    const qtx::nn::packed_sequences sequences{lengths};
+    const batch_shape shape = embed_batch(batch, out);
+    const index_t T = shape.tokens;
+    const qtx::nn::packed_sequences sequences{shape.lengths};
     const auto x = qtx::make_view(out.data(), T, cfg_.hidden);
     embeddings_ln_.forward(x, x);
     if (obs) (*obs)(-1, attention_ln, x);
@@ -200,8 +206,9 @@ class model {
 
   void forward_w8a8_packed(std::span<const ids_view> batch, qtx::aligned_buffer<float>& out) const {
     qtx::check(quantized_, "bert: forward_w8a8 before quantize()");
-    const auto [lengths, T] = embed_batch(batch, out);
-    const qtx::nn::packed_sequences sequences{lengths};
+    const batch_shape shape = embed_batch(batch, out);
+    const index_t T = shape.tokens;
+    const qtx::nn::packed_sequences sequences{shape.lengths};
     const auto x = qtx::make_view(out.data(), T, cfg_.hidden);
     w8a8_ws_.use(
         T, [&](index_t tokens) { return w8a8_workspace(cfg_, workspace_tokens(tokens)); },

@@ -38,6 +38,7 @@ struct options {
   std::filesystem::path model_dir, text_dir, out_dir = "bert_out", vocab;
   index_t heldout = 1000, calibration = 256, probe = 2000, max_tokens = 128;
   bool mlm_eval = false;
+  int weight_bits = 8;
 };
 
 options parse(int argc, char** argv) {
@@ -50,6 +51,10 @@ options parse(int argc, char** argv) {
   demo::add_count(app, "--probe", o.probe, "emails for the spam probe");
   app.add_option("--out", o.out_dir, "output folder")->capture_default_str();
   app.add_option("--vocab", o.vocab, "WordPiece vocabulary [default: MODEL_DIR/vocab.txt]")->check(CLI::ExistingFile);
+  app.add_option("--weight-bits", o.weight_bits,
+                 "W8A8 weight bits: 8, or 7 (ONNX Runtime's reduce_range: AVX2 runs it with vpmaddubsw, exactly)")
+      ->check(CLI::Range(2, 8))
+      ->capture_default_str();
   app.add_flag("--mlm-eval", o.mlm_eval, "masked-LM perplexity FP32 vs W8A8 instead (tools/train/bert_mlm.py models)");
   demo::parse_or_exit(app, argc, argv);
   if (o.vocab.empty()) o.vocab = o.model_dir / "vocab.txt";
@@ -111,7 +116,7 @@ int main(int argc, char** argv) try {
     cal.layers.emplace_back();
     for (int p = 0; p < bert::points; ++p) cal.layers[i][p] = observers[i][p].params<uint8_t>();
   }
-  model.quantize(cal);
+  model.quantize(cal, true, opt.weight_bits);
 
   // 2. Held-out sentences: FP32 vs W8A8 embeddings and latency.
   std::vector<std::vector<float>> fp32_embeddings, w8a8_embeddings, float_residual_embeddings;

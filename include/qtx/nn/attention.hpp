@@ -220,7 +220,8 @@ class multi_head_attention {
     k_.forward(x, kv.k_new);
     v_.forward(x, kv.v_new);
     const index_t past = kv.past;
-    const auto [keys, values] = kv.commit();
+    const auto committed = kv.commit();  // named, not a structured binding: Clang 14 cannot capture those
+    const auto keys = committed.first, values = committed.second;
     const auto pi_view = detail::gate_probabilities(options_.gate, x, ws.gate(T, fn));
     const auto ctx_view = ws.context(T, fn);
     const auto params = detail::attention_params_for(options_, D, past);
@@ -270,12 +271,13 @@ class quantized_multi_head_attention {
  public:
   /// An empty module (d_model() == 0).
   quantized_multi_head_attention() = default;
-  /// Quantizes the four projections (int8 weights, per output channel unless per_channel is false).
+  /// Quantizes the four projections (int8 weights, per output channel unless per_channel is false,
+  /// on weight_bits bits: see qlinear).
   /// @throws qtx::error for invalid quant params, weight shapes or gate weights.
   quantized_multi_head_attention(const attention_weights& w, attention_options options,
-                                 const attention_calibration& cal, bool per_channel = true)
-      : q_(w.wq, w.bq, cal.input, per_channel), k_(w.wk, w.bk, cal.input, per_channel),
-        v_(w.wv, w.bv, cal.input, per_channel), o_(w.wo, w.bo, cal.context, per_channel),
+                                 const attention_calibration& cal, bool per_channel = true, int weight_bits = 8)
+      : q_(w.wq, w.bq, cal.input, per_channel, weight_bits), k_(w.wk, w.bk, cal.input, per_channel, weight_bits),
+        v_(w.wv, w.bv, cal.input, per_channel, weight_bits), o_(w.wo, w.bo, cal.context, per_channel, weight_bits),
         options_(std::move(options)), cal_(cal) {
     check(q_.out_features() == o_.in_features(), "quantized_multi_head_attention: W_Q has ", q_.out_features(),
           " outputs but W_O takes ", o_.in_features());
@@ -309,7 +311,8 @@ class quantized_multi_head_attention {
     k_.forward(x_q, kv.k_new, cal_.k);
     v_.forward(x_q, kv.v_new, cal_.v);
     const index_t past = kv.past;
-    const auto [keys, values] = kv.commit();
+    const auto committed = kv.commit();  // named, not a structured binding: Clang 14 cannot capture those
+    const auto keys = committed.first, values = committed.second;
     const auto pi_view = detail::gate_probabilities(options_.gate, x, ws.gate(T, fn));
     const auto ctx_view = ws.context(T, fn);
     const auto params = detail::attention_params_for(options_, D, past);

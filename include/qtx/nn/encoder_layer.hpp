@@ -216,6 +216,9 @@ class encoder_layer {
 struct quantized_layer_options {
   bool per_channel = true;      ///< int8 weight scales per output channel (false: per tensor)
   bool round_residuals = true;  ///< round both residual sums to their uint8 grid (the paper's W8A8)
+  /// Weight levels ±(2^(bits−1) − 1), 2..8; 7 (ONNX Runtime's reduce_range) lets the AVX2 backend
+  /// use its exact vpmaddubsw kernel (cpu/gemm/microkernel.hpp), about twice as fast there.
+  int weight_bits = 8;
 };
 
 /// The W8A8 encoder layer, made from a float layer and its calibration.
@@ -243,9 +246,9 @@ class quantized_encoder_layer {
     attention_ = {w.attention, fp32.options().attention,
                   attention_calibration{attention_in_, at(layer_point::q), at(layer_point::k), at(layer_point::v),
                                         at(layer_point::context)},
-                  options.per_channel};
+                  options.per_channel, options.weight_bits};
     ffn_ = {w.ffn, fp32.options().ffn_activation, post ? attention_ln_out_ : ffn_ln_out_, at(layer_point::ffn_hidden),
-            options.per_channel};
+            options.per_channel, options.weight_bits};
     n_heads_ = fp32.options().attention.n_heads;
     gated_ = fp32.options().attention.gate.has_value();
     calibrated_ = true;

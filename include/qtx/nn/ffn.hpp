@@ -69,8 +69,9 @@ class quantized_feed_forward {
   /// Quantizes both layers: input = uint8 params of x, hidden = uint8 params of act(FC₁(x)).
   /// @throws qtx::error for weights that do not chain, bad biases or invalid quant params.
   quantized_feed_forward(const ffn_weights& w, activation act, quant_params input, quant_params hidden,
-                         bool per_channel = true)
-      : fc1_(w.fc1, w.b1, input, per_channel), fc2_(w.fc2, w.b2, hidden, per_channel), hidden_(hidden), act_(act) {
+                         bool per_channel = true, int weight_bits = 8)
+      : fc1_(w.fc1, w.b1, input, per_channel, weight_bits), fc2_(w.fc2, w.b2, hidden, per_channel, weight_bits),
+        hidden_(hidden), act_(act) {
     detail::check_ffn_chain("quantized_feed_forward", fc1_.out_features(), fc1_.in_features(),
                             fc2_.out_features(), fc2_.in_features());
   }
