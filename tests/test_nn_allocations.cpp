@@ -6,6 +6,7 @@
 #include "random_weights.hpp"
 
 #include <qtx/nn/encoder_layer.hpp>
+#include <qtx/ops/gemm.hpp>
 #include <qtx/quant/quantize.hpp>
 
 #include <atomic>
@@ -114,4 +115,20 @@ TEST_CASE("encoder layers allocate nothing per forward pass once warm", "[nn][en
       CHECK(allocations_of(w8a8) == 0);
     }
   }
+}
+
+TEST_CASE("re-packing B into the same packed_b allocates nothing once warm, whichever layout B takes",
+          "[gemm][allocations]") {
+  // On AVX2 a saturation-safe B (7-bit values) takes the vpmaddubsw layout, any other B the widened
+  // one; attention re-packs K and V per call, and the layout may change from one call to the next.
+  const index_t K = 64, N = 40;
+  std::vector<int8_t> narrow(K * N), wide(K * N);
+  for (std::size_t i = 0; i < narrow.size(); ++i) narrow[i] = int8_t(int(i % 129) - 64), wide[i] = int8_t(i * 7);
+  qtx::ops::packed_b<qtx::cpu::native, int8_t> packed;
+  qtx::ops::pack_b_into<qtx::cpu::native>(packed, qtx::make_view<const int8_t>(narrow.data(), K, N));
+  CHECK(allocations_of([&] {
+          for (int i = 0; i < 4; ++i)
+            qtx::ops::pack_b_into<qtx::cpu::native>(packed,
+                                                    qtx::make_view<const int8_t>((i % 2 ? narrow : wide).data(), K, N));
+        }) == 0);
 }

@@ -24,9 +24,11 @@
 #include <qtx/quant/observers.hpp>
 #include <qtx/quant/outlier_stats.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -139,6 +141,33 @@ int main(int argc, char** argv) try {
     w8a8_seconds += std::chrono::duration<double>(t2 - t1).count();
     bar2.tick();
   }
+  // 2b. The same sentences in batches of 32 of similar length, packed without padding: throughput,
+  // and the check that batching changes no embedding.
+  constexpr std::size_t batch_size = 32;
+  std::vector<std::size_t> by_length(heldout_ids.size());
+  std::iota(by_length.begin(), by_length.end(), std::size_t(0));
+  std::stable_sort(by_length.begin(), by_length.end(),
+                   [&](std::size_t a, std::size_t b) { return heldout_ids[a].size() < heldout_ids[b].size(); });
+  double fp32_batch_seconds = 0, w8a8_batch_seconds = 0;
+  bool batches_identical = true;
+  for (std::size_t first = 0; first < by_length.size(); first += batch_size) {
+    std::vector<bert::model<>::ids_view> batch;
+    for (std::size_t i = first; i < std::min(first + batch_size, by_length.size()); ++i)
+      batch.emplace_back(heldout_ids[by_length[i]]);
+    for (bool w8a8 : {false, true}) {
+      const auto t0 = clock_type::now();
+      w8a8 ? model.forward_w8a8(batch, hidden) : model.forward(batch, hidden);
+      (w8a8 ? w8a8_batch_seconds : fp32_batch_seconds) += std::chrono::duration<double>(clock_type::now() - t0).count();
+      index_t row = 0;
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        const index_t T = index_t(batch[i].size());
+        const auto e = bert::mean_pool_normalize(hidden.data() + row * cfg.hidden, T, cfg.hidden);
+        batches_identical &= e == (w8a8 ? w8a8_embeddings : fp32_embeddings)[by_length[first + i]];
+        row += T;
+      }
+    }
+  }
+
   demo::write_matrix(opt.out_dir / "heldout_ids.txt", heldout_ids);
   demo::write_matrix(opt.out_dir / "heldout_fp32_embeddings.txt", fp32_embeddings);
 
@@ -175,6 +204,10 @@ int main(int argc, char** argv) try {
   r.probe_test = index_t(test_y.size());
   r.ms_fp32 = 1e3 * fp32_seconds / double(heldout_ids.size());
   r.ms_w8a8 = 1e3 * w8a8_seconds / double(heldout_ids.size());
+  r.batch_size = index_t(batch_size);
+  r.ms_fp32_batched = 1e3 * fp32_batch_seconds / double(heldout_ids.size());
+  r.ms_w8a8_batched = 1e3 * w8a8_batch_seconds / double(heldout_ids.size());
+  r.batches_identical = batches_identical;
   double tokens = 0;
   for (const auto& ids : heldout_ids) tokens += double(ids.size());
   r.mean_tokens = tokens / double(heldout_ids.size());

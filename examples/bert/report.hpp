@@ -23,6 +23,10 @@ struct report {
   std::vector<double> cosines_float_residuals;  // the same with the residual sums kept in float
   double probe_fp32 = 0, probe_w8a8 = 0, ms_fp32 = 0, ms_w8a8 = 0, mean_tokens = 0;
   index_t probe_train = 0, probe_test = 0;
+  // The held-out sentences again in batches of batch_size (qtx::nn::packed_sequences).
+  index_t batch_size = 0;
+  double ms_fp32_batched = 0, ms_w8a8_batched = 0;
+  bool batches_identical = false;  // every batched embedding equals its one-at-a-time one
 
   // Prints the summary and writes the per-layer CSVs (the data of the inf-norm plot) into out_dir:
   // layer_stats.csv (layer outputs) and residual_stats.csv (both residual sums of each layer).
@@ -41,6 +45,10 @@ struct report {
     std::printf("  accuracy FP32 %.2f %%, W8A8 %.2f %%\n", 100 * probe_fp32, 100 * probe_w8a8);
     std::printf("Latency per sentence (mean %.1f tokens): FP32 %.2f ms, W8A8 %.2f ms (%.2fx)\n", mean_tokens, ms_fp32,
                 ms_w8a8, ms_fp32 / ms_w8a8);
+    std::printf("Batches of %ld sentences packed without padding: FP32 %.2f ms, W8A8 %.2f ms per sentence "
+                "(%.0f and %.0f sentences/s); embeddings identical to one at a time: %s\n",
+                long(batch_size), ms_fp32_batched, ms_w8a8_batched, 1e3 / ms_fp32_batched, 1e3 / ms_w8a8_batched,
+                batches_identical ? "yes" : "NO");
   }
 
  private:

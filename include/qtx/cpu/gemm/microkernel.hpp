@@ -70,35 +70,29 @@ struct dot_f32_fma512 {
 #endif
 
 #if QTX_HAS_AVX2
-struct dot_u8s8_madd16 {
+// The AVX2 integer arithmetics share all but the multiply: int32 accumulators in ymm, one 32-bit
+// k-group of A broadcast per row, aligned loads of B.
+template <class AElem, class BElem, int KGroup>
+struct avx2_integer_dot {
   using simd = simd256;
-  using a_elem = int16_t;
-  using b_elem = int16_t;
+  using a_elem = AElem;
+  using b_elem = BElem;
   using acc = __m256i;
   using acc_elem = int32_t;
-  static constexpr int k_group = 2;
+  static constexpr int k_group = KGroup;
   static __m256i broadcast(const a_elem* p) {
     int32_t group;
     std::memcpy(&group, p, sizeof group);
     return _mm256_set1_epi32(group);
   }
   static __m256i load_b(const b_elem* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
+};
+
+struct dot_u8s8_madd16 : avx2_integer_dot<int16_t, int16_t, 2> {
   static acc madd(acc c, __m256i a, __m256i b) { return _mm256_add_epi32(c, _mm256_madd_epi16(a, b)); }
 };
 
-struct dot_u8s8_maddubs {
-  using simd = simd256;
-  using a_elem = uint8_t;
-  using b_elem = int8_t;
-  using acc = __m256i;
-  using acc_elem = int32_t;
-  static constexpr int k_group = 4;
-  static __m256i broadcast(const a_elem* p) {
-    int32_t group;
-    std::memcpy(&group, p, sizeof group);
-    return _mm256_set1_epi32(group);
-  }
-  static __m256i load_b(const b_elem* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
+struct dot_u8s8_maddubs : avx2_integer_dot<uint8_t, int8_t, 4> {
   static acc madd(acc c, __m256i a, __m256i b) {
     return _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)));
   }

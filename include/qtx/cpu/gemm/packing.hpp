@@ -67,11 +67,19 @@ bool pairs_saturation_safe(matrix_view<const TB> b) {
   return true;
 }
 
+// How pack_panels_into treats p's storage.
+enum class storage_use {
+  fresh,   // p is new (weights, packed once): allocate the layout used, nothing more
+  reused,  // p is packed again and again (attention's K and V): keep every layout allocated, so
+           // that a warm caller allocates nothing whichever layout the next operand takes
+};
+
 // Packs b into p, reusing p's storage when it is large enough (so a caller that packs operands of
 // the same size again, like attention's K and V, allocates nothing once warm). The padding is
 // zeroed with the rest: the kernel reads it.
 template <class Config, class TB>
-void pack_panels_into(packed_panels<Config>& p, matrix_view<const TB> b, int32_t b_zero_point) {
+void pack_panels_into(packed_panels<Config>& p, matrix_view<const TB> b, int32_t b_zero_point,
+                      storage_use storage = storage_use::reused) {
   using elem = typename Config::b_elem;
   constexpr int nr = Config::nr, kg = Config::kg;
   constexpr int32_t shift = unsigned_shift<TB>;
@@ -80,12 +88,22 @@ void pack_panels_into(packed_panels<Config>& p, matrix_view<const TB> b, int32_t
   p.zero_point = b_zero_point - shift;
   p.groups = (b.rows + kg - 1) / kg;
   p.panels = (b.cols + nr - 1) / nr;
-  if constexpr (has_narrow_layout<Config>) {
-    // One layout only: a B packed per call (attention's K and V) pays for one packing pass.
-    p.narrow.in_use = pairs_saturation_safe(b);
-    if (p.narrow.in_use) return pack_panels_into(p.narrow.panels, b, b_zero_point);
-  }
   const index_t count = p.panels * p.groups * nr * kg;
+  if constexpr (has_narrow_layout<Config>) {
+    // One layout is packed (a B packed per call, like attention's K and V, pays for one pass).
+    p.narrow.in_use = pairs_saturation_safe(b);
+    if (p.narrow.in_use) {
+      if (storage == storage_use::reused) p.values.reserve(count), p.column_sums.reserve(p.panels * nr);
+      return pack_panels_into(p.narrow.panels, b, b_zero_point, storage);
+    }
+    if (storage == storage_use::reused) {
+      auto& narrow = p.narrow.panels;
+      using narrow_config = typename Config::narrow;
+      narrow.values.reserve(p.panels * ((b.rows + narrow_config::kg - 1) / narrow_config::kg) * narrow_config::nr *
+                            narrow_config::kg);
+      narrow.column_sums.reserve(p.panels * narrow_config::nr);
+    }
+  }
   p.values.reserve(count);
   if (count > 0) std::memset(static_cast<void*>(p.values.data()), 0, std::size_t(count) * sizeof(elem));
   if constexpr (Config::integer) {
@@ -116,7 +134,7 @@ void pack_panels_into(packed_panels<Config>& p, matrix_view<const TB> b, int32_t
 template <class Config, class TB>
 packed_panels<Config> pack_panels(matrix_view<const TB> b, int32_t b_zero_point) {
   packed_panels<Config> p;
-  pack_panels_into(p, b, b_zero_point);
+  pack_panels_into(p, b, b_zero_point, storage_use::fresh);
   return p;
 }
 
