@@ -115,18 +115,17 @@ struct simd256 {
   static lanes_mask first(index_t n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
+  // Masked loads and stores (vpmaskmovd, vmaskmovps) are slow on AMD Zen 2/3, the stores
+  // microcoded: a full mask, the common case, takes the plain load or store.
+  static bool is_full(lanes_mask m) { return _mm256_movemask_ps(_mm256_castsi256_ps(m)) == 0xFF; }
 
   // ---- int32 ----
   static vint set1(int32_t v) { return _mm256_set1_epi32(v); }
-  static vint load(const int32_t* p, lanes_mask m) { return _mm256_maskload_epi32(p, m); }
+  static vint load(const int32_t* p, lanes_mask m) { return is_full(m) ? load_full(p) : _mm256_maskload_epi32(p, m); }
   static vint load_full(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static vfloat load_full(const float* p) { return _mm256_loadu_ps(p); }
   static void store_full(int32_t* p, vint v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
   static void store_full(float* p, vfloat v) { _mm256_storeu_ps(p, v); }
-  // vpmaskmovd / vmaskmovps stores are microcoded on AMD Zen 2/3 (tens of cycles each; measured:
-  // 1/4 of a 128×768×768 int8 GEMM's time went to full-width masked stores of its output), so a
-  // full mask takes the plain store.
-  static bool is_full(lanes_mask m) { return _mm256_movemask_ps(_mm256_castsi256_ps(m)) == 0xFF; }
   static void store(int32_t* p, vint v, lanes_mask m) {
     if (is_full(m))
       store_full(p, v);
@@ -160,7 +159,7 @@ struct simd256 {
 
   // ---- float ----
   static vfloat set1(float v) { return _mm256_set1_ps(v); }
-  static vfloat load(const float* p, lanes_mask m) { return _mm256_maskload_ps(p, m); }
+  static vfloat load(const float* p, lanes_mask m) { return is_full(m) ? load_full(p) : _mm256_maskload_ps(p, m); }
   static void store(float* p, vfloat v, lanes_mask m) {
     if (is_full(m))
       store_full(p, v);
