@@ -13,6 +13,10 @@
 //
 // uint8 B (attention operands) is stored as b − 128 in int8 with zero point zb − 128: the
 // products (a − za)(b − zb) are unchanged.
+//
+// AVX2 int8 has two layouts (blocking.hpp): B widened to int16 for vpmaddwd, exact for any B, or
+// B as int8 for vpmaddubsw, exact only when no pair of B values can saturate it; packing checks
+// every pair and picks the narrow layout whenever it is exact, so the choice never shows in C.
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
