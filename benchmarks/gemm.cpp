@@ -1,6 +1,11 @@
 // GEMM benchmarks: qtx int8 (raw s32, fused requantize → u8) and fp32 against oneDNN matmul
 // (u8s8s32, f32) and Eigen sgemm, in one executable, 1 and 2 threads.
 //
+// On AVX2 without VNNI, oneDNN's u8s8 matmul saturates pairs of products in int16 (vpmaddubsw):
+// with A = 255, B = 127, K = 64 Debian's oneDNN 2.6.3 (gemm:jit) returns 1,048,544 instead of
+// 2,072,640 (AMD EPYC, Zen 3). qtx is exact: 8-bit B runs widened through vpmaddwd, 7-bit B
+// (BM_qtx_int8_w7) through vpmaddubsw, where no pair can saturate.
+//
 // Shapes M×K×N: BERT-base (T = 128 / 512: 768×768, 768×3072, 3072×768), decode (1×768×768), a
 // large 32×4096×4096 and 2048×1024×1024. Weights are packed outside the timed loop for every
 // library: qtx pack_b; oneDNN gets format_tag::any for the weights (its best layout), reordered
