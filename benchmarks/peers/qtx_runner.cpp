@@ -20,9 +20,7 @@
 
 #include <qtx/quant/observers.hpp>
 
-#include <algorithm>
 #include <chrono>
-#include <numeric>
 #include <span>
 #include <ctime>
 #include <cstdio>
@@ -155,54 +153,36 @@ int run(int argc, char** argv) {
   qtx::check(argc >= 6, "qtx_peers_runner run: needs MODEL_DIR CALIBRATION_IDS EVAL_IDS OUT_DIR");
   const fs::path model_dir = argv[2], calibration_ids = argv[3], eval_ids = argv[4], out_dir = argv[5];
   const auto f = parse_flags(argc, argv, 6, {{"repeats", 3}, {"warmup", 20}, {"batch", 1}, {"weight-bits", 8}});
-  qtx::check(f.get("weight-bits") <= 8, "qtx_peers_runner: --weight-bits (", f.get("weight-bits"), ") must be 2..8");
+  qtx::check(f.get("weight-bits") >= 2 && f.get("weight-bits") <= 8, "qtx_peers_runner: --weight-bits (", f.get("weight-bits"), ") must be 2..8");
   bert::model<> model(model_dir);
   model.quantize(calibrate(model, read_ids(calibration_ids)), true, int(f.get("weight-bits")));
   const auto sequences = read_ids(eval_ids);
   const index_t H = model.cfg().hidden;
 
-  // The forward calls: batches of `batch` sequences of similar length (sorted, as the ORT side
-  // buckets them), in views over `sequences`.
-  using ids_view = bert::model<>::ids_view;
-  const std::size_t batch = std::size_t(f.get("batch"));
-  std::vector<std::size_t> order(sequences.size());
-  std::iota(order.begin(), order.end(), std::size_t(0));
-  if (batch > 1)
-    std::stable_sort(order.begin(), order.end(),
-                     [&](std::size_t a, std::size_t b) { return sequences[a].size() < sequences[b].size(); });
-  std::vector<std::vector<std::size_t>> calls;
-  std::vector<std::vector<ids_view>> call_views;
-  for (std::size_t i = 0; i < order.size(); i += batch) {
-    calls.emplace_back(order.begin() + std::ptrdiff_t(i), order.begin() + std::ptrdiff_t(std::min(i + batch, order.size())));
-    call_views.emplace_back();
-    for (const std::size_t j : calls.back()) call_views.back().emplace_back(sequences[j]);
-  }
+  // The forward calls: batches of similar length (sorted, as the ORT side buckets them).
+  const auto calls = bert::length_sorted_batches(sequences, std::size_t(f.get("batch")));
 
   qtx::aligned_buffer<float> hidden;
   measurement fp32, w8a8;
   auto pass = [&](measurement& m, auto&& forward) {
     std::vector<double> seconds, cpu_seconds;
     m.embeddings.assign(sequences.size(), {});
-    for (std::size_t c = 0; c < calls.size(); ++c) {
+    for (const auto& call : calls) {
       const double c0 = thread_cpu_seconds();
       const auto t0 = std::chrono::steady_clock::now();
-      forward(call_views[c]);
+      forward(call.ids);
       seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       cpu_seconds.push_back(thread_cpu_seconds() - c0);
-      index_t row = 0;
-      for (const std::size_t j : calls[c]) {
-        const index_t T = index_t(sequences[j].size());
-        m.embeddings[j] = bert::mean_pool_normalize(hidden.data() + row * H, T, H);
-        row += T;
-      }
+      auto embeddings = bert::mean_pool_normalize(hidden.data(), call.ids, H);
+      for (std::size_t i = 0; i < embeddings.size(); ++i) m.embeddings[call.index[i]] = std::move(embeddings[i]);
     }
     m.seconds.push_back(std::move(seconds));
     m.cpu_seconds.push_back(std::move(cpu_seconds));
   };
-  const auto forward_fp32 = [&](std::span<const ids_view> views) { model.forward(views, hidden); };
-  const auto forward_w8a8 = [&](std::span<const ids_view> views) { model.forward_w8a8(views, hidden); };
+  const auto forward_fp32 = [&](std::span<const bert::ids_view> views) { model.forward(views, hidden); };
+  const auto forward_w8a8 = [&](std::span<const bert::ids_view> views) { model.forward_w8a8(views, hidden); };
   for (index_t i = 0; i < f.get("warmup"); ++i) {
-    const auto& views = call_views[std::size_t(i) % call_views.size()];
+    const auto& views = calls[std::size_t(i) % calls.size()].ids;
     forward_fp32(views);
     forward_w8a8(views);
   }

@@ -24,7 +24,9 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <numeric>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,6 +35,9 @@ namespace bert {
 
 using qtx::index_t;
 using qtx::matrix_view;
+
+// One sequence of token ids, as the model's forward passes take them.
+using ids_view = std::span<const qtx::io::token_id>;
 
 struct config : demo::attention_variant {
   index_t vocab = 0, hidden = 0, layers = 0, heads = 0, intermediate = 0, max_positions = 0, type_vocab = 2;
@@ -109,7 +114,7 @@ class model {
     mlm_->decoder.forward(tv, qtx::make_view(logits.data(), hidden.rows, cfg_.vocab));
   }
 
-  using ids_view = std::span<const qtx::io::token_id>;
+  using ids_view = bert::ids_view;
 
   // Hidden states (T, hidden) of the last layer for one sequence of token ids.
   void forward(ids_view ids, qtx::aligned_buffer<float>& out, const observer* obs = nullptr) const {
@@ -300,6 +305,45 @@ inline std::vector<float> mean_pool_normalize(const float* hidden, index_t T, in
   std::vector<float> e(static_cast<std::size_t>(H));
   for (index_t c = 0; c < H; ++c) e[c] = float(sum[c] / double(T) / (norm > 0 ? norm : 1.0));
   return e;
+}
+
+
+// A batch for the batched forward passes: the sequences' views and their indices in the list.
+struct sequence_batch {
+  std::vector<std::size_t> index;
+  std::vector<ids_view> ids;
+};
+
+// `sequences` in batches of `size`, sorted by length when size > 1 (similar lengths together, as
+// a serving system buckets them), each batch in ascending length.
+inline std::vector<sequence_batch> length_sorted_batches(const std::vector<std::vector<qtx::io::token_id>>& sequences,
+                                                         std::size_t size) {
+  std::vector<std::size_t> order(sequences.size());
+  std::iota(order.begin(), order.end(), std::size_t(0));
+  if (size > 1)
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return sequences[a].size() < sequences[b].size(); });
+  std::vector<sequence_batch> batches;
+  for (std::size_t first = 0; first < order.size(); first += size) {
+    sequence_batch& b = batches.emplace_back();
+    for (std::size_t i = first; i < std::min(first + size, order.size()); ++i) {
+      b.index.push_back(order[i]);
+      b.ids.emplace_back(sequences[order[i]]);
+    }
+  }
+  return batches;
+}
+
+// The sentence embedding of every sequence of a batch from its packed hidden states (ΣTᵢ, H).
+inline std::vector<std::vector<float>> mean_pool_normalize(const float* hidden, std::span<const ids_view> batch,
+                                                           index_t H) {
+  std::vector<std::vector<float>> embeddings;
+  index_t row = 0;
+  for (const auto& ids : batch) {
+    embeddings.push_back(mean_pool_normalize(hidden + row * H, index_t(ids.size()), H));
+    row += index_t(ids.size());
+  }
+  return embeddings;
 }
 
 }  // namespace bert

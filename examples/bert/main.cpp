@@ -24,11 +24,9 @@
 #include <qtx/quant/observers.hpp>
 #include <qtx/quant/outlier_stats.hpp>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <numeric>
 #include <string>
 #include <vector>
 
@@ -144,27 +142,16 @@ int main(int argc, char** argv) try {
   // 2b. The same sentences in batches of 32 of similar length, packed without padding: throughput,
   // and the check that batching changes no embedding.
   constexpr std::size_t batch_size = 32;
-  std::vector<std::size_t> by_length(heldout_ids.size());
-  std::iota(by_length.begin(), by_length.end(), std::size_t(0));
-  std::stable_sort(by_length.begin(), by_length.end(),
-                   [&](std::size_t a, std::size_t b) { return heldout_ids[a].size() < heldout_ids[b].size(); });
   double fp32_batch_seconds = 0, w8a8_batch_seconds = 0;
   bool batches_identical = true;
-  for (std::size_t first = 0; first < by_length.size(); first += batch_size) {
-    std::vector<bert::model<>::ids_view> batch;
-    for (std::size_t i = first; i < std::min(first + batch_size, by_length.size()); ++i)
-      batch.emplace_back(heldout_ids[by_length[i]]);
+  for (const auto& batch : bert::length_sorted_batches(heldout_ids, batch_size)) {
     for (bool w8a8 : {false, true}) {
       const auto t0 = clock_type::now();
-      w8a8 ? model.forward_w8a8(batch, hidden) : model.forward(batch, hidden);
+      w8a8 ? model.forward_w8a8(batch.ids, hidden) : model.forward(batch.ids, hidden);
       (w8a8 ? w8a8_batch_seconds : fp32_batch_seconds) += std::chrono::duration<double>(clock_type::now() - t0).count();
-      index_t row = 0;
-      for (std::size_t i = 0; i < batch.size(); ++i) {
-        const index_t T = index_t(batch[i].size());
-        const auto e = bert::mean_pool_normalize(hidden.data() + row * cfg.hidden, T, cfg.hidden);
-        batches_identical &= e == (w8a8 ? w8a8_embeddings : fp32_embeddings)[by_length[first + i]];
-        row += T;
-      }
+      const auto embeddings = bert::mean_pool_normalize(hidden.data(), batch.ids, cfg.hidden);
+      for (std::size_t i = 0; i < embeddings.size(); ++i)
+        batches_identical &= embeddings[i] == (w8a8 ? w8a8_embeddings : fp32_embeddings)[batch.index[i]];
     }
   }
 

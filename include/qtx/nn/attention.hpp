@@ -99,13 +99,18 @@ struct kv_destination {
   }
 };
 
-// Runs attention(q, keys, values) → out with gate probabilities pi (or an empty view): once for a
-// single sequence (keys and values may then start before q, in a KV cache), else once per packed
-// sequence on its own rows of all five, which have the same row count.
-template <class Run>
-void attend_per_sequence(const packed_sequences& sequences, index_t tokens, Run&& run) {
-  if (sequences.single()) return run(index_t(0), tokens, true);
-  sequences.for_each(tokens, [&](index_t first, index_t rows) { run(first, rows, false); });
+// Runs run(q, keys, values, out, pi) once for a single sequence (keys and values may then start
+// before q, in a KV cache), else once per packed sequence on its own rows of all five (pi is empty
+// without a gate).
+template <class TQ, class TO, class Run>
+void attend_per_sequence(const packed_sequences& sequences, matrix_view<const TQ> q, matrix_view<const TQ> keys,
+                         matrix_view<const TQ> values, matrix_view<TO> out, matrix_view<const float> pi, Run&& run) {
+  if (sequences.single()) return run(q, keys, values, out, pi);
+  const auto rows = [](auto v, index_t first, index_t count) { return v.data ? v.block(first, 0, count, v.cols) : v; };
+  sequences.for_each(q.rows, [&](index_t first, index_t count) {
+    run(rows(q, first, count), rows(keys, first, count), rows(values, first, count), rows(out, first, count),
+        rows(pi, first, count));
+  });
 }
 
 // Checked before anything is written (a KV cache among it).
@@ -114,12 +119,6 @@ inline void check_sequences(const char* fn, const packed_sequences& sequences, i
   sequences.check(fn, tokens);
   check(sequences.single() || (!cache && !key_mask.data), fn,
         ": packed sequences take no KV cache and no key mask (each sequence attends to its own rows only)");
-}
-
-// Rows [first, first + rows) of v, or v itself when `all` (or v empty: no gate).
-template <class T>
-matrix_view<T> sequence_rows(matrix_view<T> v, index_t first, index_t rows, bool all) {
-  return all || !v.data ? v : v.block(first, 0, rows, v.cols);
 }
 
 // π (T, n_heads) for hidden states x into `pi`, or an empty view when the module has no gate.
@@ -220,18 +219,14 @@ class multi_head_attention {
     k_.forward(x, kv.k_new);
     v_.forward(x, kv.v_new);
     const index_t past = kv.past;
-    const auto committed = kv.commit();  // named, not a structured binding: Clang 14 cannot capture those
-    const auto keys = committed.first, values = committed.second;
+    const auto [keys, values] = kv.commit();
     const auto pi_view = detail::gate_probabilities(options_.gate, x, ws.gate(T, fn));
     const auto ctx_view = ws.context(T, fn);
     const auto params = detail::attention_params_for(options_, D, past);
-    detail::attend_per_sequence(sequences, T, [&](index_t first, index_t rows, bool all) {
-      using detail::sequence_rows;
-      ops::attention(Arch{}, sequence_rows(matrix_view<const float>(qv), first, rows, all),
-                     sequence_rows(keys, first, rows, all), sequence_rows(values, first, rows, all),
-                     sequence_rows(ctx_view, first, rows, all), params, key_mask,
-                     sequence_rows(pi_view, first, rows, all));
-    });
+    detail::attend_per_sequence(sequences, matrix_view<const float>(qv), keys, values, ctx_view, pi_view,
+                                [&](auto q, auto k, auto v, auto out, auto pi) {
+                                  ops::attention(Arch{}, q, k, v, out, params, key_mask, pi);
+                                });
     if (obs) {
       obs->observe(layer_point::q, qv);
       obs->observe(layer_point::k, kv.k_new);
@@ -311,19 +306,15 @@ class quantized_multi_head_attention {
     k_.forward(x_q, kv.k_new, cal_.k);
     v_.forward(x_q, kv.v_new, cal_.v);
     const index_t past = kv.past;
-    const auto committed = kv.commit();  // named, not a structured binding: Clang 14 cannot capture those
-    const auto keys = committed.first, values = committed.second;
+    const auto [keys, values] = kv.commit();
     const auto pi_view = detail::gate_probabilities(options_.gate, x, ws.gate(T, fn));
     const auto ctx_view = ws.context(T, fn);
     const auto params = detail::attention_params_for(options_, D, past);
     const ops::attention_quant quant{cal_.q, cal_.k, cal_.v, cal_.context};
-    detail::attend_per_sequence(sequences, T, [&](index_t first, index_t rows, bool all) {
-      using detail::sequence_rows;
-      ops::attention(Arch{}, sequence_rows(matrix_view<const uint8_t>(qv), first, rows, all),
-                     sequence_rows(keys, first, rows, all), sequence_rows(values, first, rows, all),
-                     sequence_rows(ctx_view, first, rows, all), params, quant, key_mask,
-                     sequence_rows(pi_view, first, rows, all));
-    });
+    detail::attend_per_sequence(sequences, matrix_view<const uint8_t>(qv), keys, values, ctx_view, pi_view,
+                                [&](auto q, auto k, auto v, auto out, auto pi) {
+                                  ops::attention(Arch{}, q, k, v, out, params, quant, key_mask, pi);
+                                });
     o_.forward(ctx_view, y, activation::none, residual);
   }
 

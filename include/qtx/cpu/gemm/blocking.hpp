@@ -59,6 +59,7 @@ struct kernel_config {
 // the same panel width so both share the column sums' layout.
 struct avx2_int8_config : kernel_config<dot_u8s8_madd16, 6, 2> {
   using narrow = kernel_config<dot_u8s8_maddubs, 6, 2>;
+  static_assert(narrow::nr == nr, "both AVX2 int8 layouts share the panel width");
 };
 inline avx2_int8_config config_for(avx2, uint8_t) { return {}; }
 // 6×2 accumulators + 2 B + 1 A broadcast = 15.

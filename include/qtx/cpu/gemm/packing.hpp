@@ -71,6 +71,12 @@ bool pairs_saturation_safe(matrix_view<const TB> b) {
   return true;
 }
 
+// Elements of B (K × N) packed for Config: whole panels of whole k-groups.
+template <class Config>
+constexpr index_t packed_count(index_t k, index_t n) {
+  return (n + Config::nr - 1) / Config::nr * ((k + Config::kg - 1) / Config::kg) * Config::nr * Config::kg;
+}
+
 // How pack_panels_into treats p's storage.
 enum class storage_use {
   fresh,   // p is new (weights, packed once): allocate the layout used, nothing more
@@ -92,7 +98,7 @@ void pack_panels_into(packed_panels<Config>& p, matrix_view<const TB> b, int32_t
   p.zero_point = b_zero_point - shift;
   p.groups = (b.rows + kg - 1) / kg;
   p.panels = (b.cols + nr - 1) / nr;
-  const index_t count = p.panels * p.groups * nr * kg;
+  const index_t count = packed_count<Config>(b.rows, b.cols);
   if constexpr (has_narrow_layout<Config>) {
     // One layout is packed (a B packed per call, like attention's K and V, pays for one pass).
     p.narrow.in_use = pairs_saturation_safe(b);
@@ -101,11 +107,8 @@ void pack_panels_into(packed_panels<Config>& p, matrix_view<const TB> b, int32_t
       return pack_panels_into(p.narrow.panels, b, b_zero_point, storage);
     }
     if (storage == storage_use::reused) {
-      auto& narrow = p.narrow.panels;
-      using narrow_config = typename Config::narrow;
-      narrow.values.reserve(p.panels * ((b.rows + narrow_config::kg - 1) / narrow_config::kg) * narrow_config::nr *
-                            narrow_config::kg);
-      narrow.column_sums.reserve(p.panels * narrow_config::nr);
+      p.narrow.panels.values.reserve(packed_count<typename Config::narrow>(b.rows, b.cols));
+      p.narrow.panels.column_sums.reserve(p.panels * nr);  // the same panel width (blocking.hpp)
     }
   }
   p.values.reserve(count);
