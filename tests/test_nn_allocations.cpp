@@ -92,6 +92,12 @@ TEST_CASE("encoder layers allocate nothing per forward pass once warm", "[nn][en
     auto input = x;
     layer.forward(qtx::make_view(x.data(), T_max, D), ws, &calibrator);
     const nn::quantized_encoder_layer<> q(layer, calibrator.result());
+    // Every GEMM input quantized per call, per tensor and per token, with a float residual stream.
+    nn::quantized_layer_options dynamic_options;
+    dynamic_options.round_residuals = false;
+    dynamic_options.set_activations(qtx::activation_scaling::dynamic_token);
+    dynamic_options.context = qtx::activation_scaling::dynamic_tensor;
+    const nn::quantized_encoder_layer<> dynamic(layer, calibrator.result(), dynamic_options);
     auto qws = q.make_workspace(T_max);
     std::vector<uint8_t> x_q(x.size());
     for (index_t T : {3, 29, 40}) {  // the few-query and the fused attention paths
@@ -105,14 +111,17 @@ TEST_CASE("encoder layers allocate nothing per forward pass once warm", "[nn][en
         else
           q.forward(xv, qws);
       };
+      auto w8a8_dynamic = [&] { dynamic.forward(xv, qws); };
       for (int warm = 0; warm < 2; ++warm) {
         x = input;
         fp32();
         w8a8();
+        w8a8_dynamic();
       }
       x = input;
       CHECK(allocations_of(fp32) == 0);
       CHECK(allocations_of(w8a8) == 0);
+      CHECK(allocations_of(w8a8_dynamic) == 0);
     }
   }
 }

@@ -5,8 +5,10 @@
 //     writes OUT_DIR/calibration_ids.txt and heldout_ids.txt: the BERT demo's own sentences
 //     (every 7th calibration line, the first held-out lines), tokenized by qtx's WordPiece.
 //   qtx_peers_runner run MODEL_DIR CALIBRATION_IDS EVAL_IDS OUT_DIR [--repeats R] [--warmup W] [--batch B]
-//                    [--weight-bits 8|7]
-//     calibrates W8A8 (weights on 8 or 7 bits) on CALIBRATION_IDS, then runs FP32 and W8A8 on every
+//                    [--weight-bits 8|7] [--mode M]
+//     calibrates W8A8 (weights on 8 or 7 bits; activation mode M of demo::w8a8_modes: 0 the paper's
+//     static points, 1 a float residual stream, 2 dynamic per tensor, 3 dynamic per token) on
+//     CALIBRATION_IDS, then runs FP32 and W8A8 on every
 //     EVAL_IDS sequence, R times (the two precisions alternate per pass, so machine noise hits both), one sequence per
 //     forward (B = 1) or B per forward: sorted by length like the ORT side's batches, but packed
 //     back to back without padding (qtx::nn::packed_sequences). Writes
@@ -17,6 +19,7 @@
 // Id files: one sequence a line, token ids separated by spaces. Threads: OMP_NUM_THREADS.
 #include "../../examples/bert/bert.hpp"
 #include "../../examples/common/demo.hpp"
+#include "../../examples/common/w8a8.hpp"
 
 #include <qtx/quant/observers.hpp>
 
@@ -152,10 +155,14 @@ struct measurement {
 int run(int argc, char** argv) {
   qtx::check(argc >= 6, "qtx_peers_runner run: needs MODEL_DIR CALIBRATION_IDS EVAL_IDS OUT_DIR");
   const fs::path model_dir = argv[2], calibration_ids = argv[3], eval_ids = argv[4], out_dir = argv[5];
-  const auto f = parse_flags(argc, argv, 6, {{"repeats", 3}, {"warmup", 20}, {"batch", 1}, {"weight-bits", 8}});
+  const auto f = parse_flags(argc, argv, 6,
+                             {{"repeats", 3}, {"warmup", 20}, {"batch", 1}, {"weight-bits", 8}, {"mode", 0}});
   qtx::check(f.get("weight-bits") >= 2 && f.get("weight-bits") <= 8, "qtx_peers_runner: --weight-bits (", f.get("weight-bits"), ") must be 2..8");
+  const auto modes = demo::w8a8_modes(int(f.get("weight-bits")));
+  qtx::check(f.get("mode") >= 0 && f.get("mode") < index_t(modes.size()), "qtx_peers_runner: --mode (", f.get("mode"),
+             ") must be 0..", modes.size() - 1);
   bert::model<> model(model_dir);
-  model.quantize(calibrate(model, read_ids(calibration_ids)), true, int(f.get("weight-bits")));
+  model.quantize(calibrate(model, read_ids(calibration_ids)), modes[std::size_t(f.get("mode"))].options);
   const auto sequences = read_ids(eval_ids);
   const index_t H = model.cfg().hidden;
 
@@ -209,7 +216,7 @@ int main(int argc, char** argv) try {
   std::fprintf(stderr,
                "usage: %s tokenize MODEL_DIR TEXT_DIR OUT_DIR [--heldout N] [--calibration N]\n"
                "       %s run MODEL_DIR CALIBRATION_IDS EVAL_IDS OUT_DIR [--repeats R] [--warmup W] [--batch B]"
-               " [--weight-bits 8|7]\n",
+               " [--weight-bits 8|7] [--mode 0..3]\n",
                argv[0], argv[0]);
   return 2;
 } catch (const std::exception& e) {

@@ -126,28 +126,26 @@ class model {
     forward_packed(batch, out, obs);
   }
 
-  // Builds the W8A8 layers from calibrated activation ranges; weight_bits as in
-  // qtx::nn::quantized_layer_options (7: the AVX2 backend's exact vpmaddubsw kernel).
-  void quantize(const calibration& cal, bool per_channel = true, int weight_bits = 8) {
+  // Builds the W8A8 layers from calibrated activation ranges. The options (qtx::nn::
+  // quantized_layer_options) choose weight bits (7: the AVX2 backend's exact vpmaddubsw kernel),
+  // how each GEMM input is quantized (static or per call) and whether the residual stream is rounded.
+  void quantize(const calibration& cal, qtx::nn::quantized_layer_options options = {}) {
     qtx::check(index_t(cal.layers.size()) == cfg_.layers, "bert: quantize: calibration has ", cal.layers.size(),
                " layers, the model ", cfg_.layers);
     std::vector<qtx::nn::quantized_encoder_layer<Arch>> layers;
     for (index_t i = 0; i < cfg_.layers; ++i) {
       auto c = demo::layer_calibration_from(cal.layers[i], layer_points);
       c.set(qtx::nn::layer_point::input, i == 0 ? cal.embeddings_ln : cal.layers[i - 1][ffn_ln]);
-      layers.emplace_back(fp32_[i], c, qtx::nn::quantized_layer_options{per_channel, round_residuals_, weight_bits});
+      layers.emplace_back(fp32_[i], c, options);
     }
+    options_ = options;
     w8a8_ = std::move(layers);
     cal_ = cal;
     quantized_ = true;
   }
 
-  // The paper's W8A8 rounds both residual sums to uint8 (on by default). Off keeps them float, to
-  // measure what the outliers of the residual stream cost.
-  void set_residual_rounding(bool on) {
-    round_residuals_ = on;
-    for (auto& l : w8a8_) l.set_residual_rounding(on);
-  }
+  // The options the W8A8 layers were made with.
+  const qtx::nn::quantized_layer_options& w8a8_options() const { return options_; }
 
   void forward_w8a8(ids_view ids, qtx::aligned_buffer<float>& out) const { forward_w8a8_packed(std::span(&ids, 1), out); }
   // forward() of a batch, W8A8.
@@ -218,10 +216,17 @@ class model {
     w8a8_ws_.use(
         T, [&](index_t tokens) { return w8a8_workspace(cfg_, workspace_tokens(tokens)); },
         [&](w8a8_workspace& ws) {
-          // Post-LN: the LN output → uint8 is the residual stream; its dequantized value feeds the next add.
-          const auto xq = ws.x_q.rows(T, "bert::forward_w8a8", "x_q");
-          qtx::nn::layer_norm_to_grid(embeddings_ln_, x, xq, x, cal_.embeddings_ln);
-          for (const auto& l : w8a8_) l.forward(x, xq, sequences, ws.layers);
+          // The paper's W8A8: the LN output → uint8 is the residual stream (its dequantized value feeds
+          // the next add), passed from layer to layer. Otherwise the stream stays float and each layer
+          // quantizes its input as its options say.
+          if (options_.round_residuals && !qtx::is_dynamic(options_.attention_input)) {
+            const auto xq = ws.x_q.rows(T, "bert::forward_w8a8", "x_q");
+            qtx::nn::layer_norm_to_grid(embeddings_ln_, x, xq, x, cal_.embeddings_ln);
+            for (const auto& l : w8a8_) l.forward(x, xq, sequences, ws.layers);
+          } else {
+            embeddings_ln_.forward(x, x);
+            for (const auto& l : w8a8_) l.forward(x, sequences, ws.layers);
+          }
         });
   }
 
@@ -290,7 +295,7 @@ class model {
   demo::shared_workspace<w8a8_workspace> w8a8_ws_;
   calibration cal_;
   bool quantized_ = false;
-  bool round_residuals_ = true;
+  qtx::nn::quantized_layer_options options_;
   std::optional<mlm_head> mlm_;
 };
 

@@ -2,6 +2,7 @@
 // The per-layer outlier report of an example model in FP32 (the paper's Table 2 columns), which its
 // W8A8 results are read against. (The uint8 grid of the activations is qtx/nn/grid.hpp.)
 #include <qtx/core/view.hpp>
+#include <qtx/nn/encoder_layer.hpp>
 #include <qtx/quant/outlier_stats.hpp>
 
 #include <algorithm>
@@ -10,12 +11,36 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <string>
 #include <vector>
 
 namespace demo {
 
 using qtx::index_t;
 using qtx::matrix_view;
+
+// A W8A8 configuration the demos compare.
+struct w8a8_mode {
+  std::string name;
+  qtx::nn::quantized_layer_options options;
+};
+
+// The paper's W8A8 (every point static, residual sums on their uint8 grid), then what a pretrained
+// model without clipped softmax or gates calls for: a float residual stream, and GEMM inputs
+// quantized per call (per tensor, as ONNX Runtime's dynamic quantization; per token).
+inline std::vector<w8a8_mode> w8a8_modes(int weight_bits) {
+  qtx::nn::quantized_layer_options paper;
+  paper.weight_bits = weight_bits;
+  auto float_stream = paper;
+  float_stream.round_residuals = false;
+  auto per_tensor = float_stream, per_token = float_stream;
+  per_tensor.set_activations(qtx::activation_scaling::dynamic_tensor);
+  per_token.set_activations(qtx::activation_scaling::dynamic_token);
+  return {{"static (paper: uint8 residual sums)", paper},
+          {"static, float residual stream", float_stream},
+          {"dynamic per tensor, float residual stream", per_tensor},
+          {"dynamic per token, float residual stream", per_token}};
+}
 
 // Where each sequence's largest |x| sits (token, channel), per layer: the paper's outliers gather on
 // the tokens no-op heads attend to (the first token — [CLS] / BOS — or the last, [SEP]) in a few

@@ -144,6 +144,48 @@ struct dequantize {
   }
 };
 
+/// v = acc − zero_points[m] · column_sums[n]: the zero point of row m of a dynamically quantized A
+/// (quantized_rows, quant/dynamic.hpp), for a GEMM run with a_zero_point 0; column_sums[n] = Σ_k B(k, n).
+/// Wraps modulo 2^32 like the SIMD integer ops (it is exact whenever the true sum fits int32).
+struct subtract_row_zero_point {
+  span<const int32_t> zero_points;  ///< M zero points, one per row of A, in [0, 255]
+  span<const int32_t> column_sums;  ///< N sums of B's columns
+  /// Applies the stage to the accumulator of output element (m, n).
+  QTX_HOST_DEVICE int32_t operator()(int32_t v, index_t m, index_t n) const {
+    const uint32_t correction = static_cast<uint32_t>(zero_points[m]) * static_cast<uint32_t>(column_sums[n]);
+    return static_cast<int32_t>(static_cast<uint32_t>(v) - correction);
+  }
+  /// Throws qtx::error unless zero_points holds M elements in [0, 255] (host data) and column_sums N.
+  void validate(const gemm_call& call) const {
+    check_length(call, "subtract_row_zero_point zero_points", zero_points, call.m, "one per row m of c");
+    check_length(call, "subtract_row_zero_point column_sums", column_sums, call.n, per_n::extent_name);
+    if (!call.host_data) return;
+    for (index_t i = 0; i < zero_points.size(); ++i)
+      check_zero_point<uint8_t>(call, param_name("subtract_row_zero_point zero_points").at(i), zero_points[i]);
+  }
+};
+
+/// v = float(acc) · row_scales[m] · scales[n]   (A quantized per row, B per tensor or per channel).
+template <class Along>
+struct dequantize_rows {
+  span<const float> row_scales;  ///< M scales, one per row of A
+  span<const float> scales;      ///< 1 (per_tensor) or N (per_n) scales of B
+  /// Applies the stage to the accumulator of output element (m, n).
+  QTX_HOST_DEVICE float operator()(int32_t v, index_t m, index_t n) const {
+    return float(v) * row_scales[m] * scales[Along::index(n)];
+  }
+  /// Throws qtx::error unless both spans have their lengths and (host data) every scale is finite
+  /// and positive (check_scale).
+  void validate(const gemm_call& call) const {
+    check_length(call, "dequantize_rows row_scales", row_scales, call.m, "one per row m of c");
+    if (call.host_data)
+      for (index_t i = 0; i < row_scales.size(); ++i)
+        check_scale(call, param_name("dequantize_rows row_scales").at(i), row_scales[i]);
+    check_channels<Along>(call, "dequantize_rows scales", scales,
+                          [&](const param_name& name, float s) { check_scale(call, name, s); });
+  }
+};
+
 /// q = round_half_even(float(acc) · multiplier) + zp   (multiplier = s_a·s_w / s_out; saturated by the store).
 template <class Along>
 struct requantize {

@@ -11,12 +11,14 @@
 #include <cmath>
 #include <optional>
 #include <span>
+#include <type_traits>
 
 #include "../core/buffer.hpp"
 #include "../ops/attention.hpp"
 #include "../ops/gate.hpp"
 #include "calibration.hpp"
 #include "linear.hpp"
+#include "quantized_input.hpp"
 #include "sequences.hpp"
 #include "workspace.hpp"
 
@@ -141,7 +143,8 @@ class attention_workspace {
   /// Memory for up to max_tokens tokens of width d_model and n_heads gate columns.
   /// @throws qtx::error for a negative size.
   attention_workspace(index_t max_tokens, index_t d_model, index_t n_heads)
-      : q_(max_tokens, d_model), k_(max_tokens, d_model), v_(max_tokens, d_model), context_(max_tokens, d_model),
+      : q_(max_tokens, d_model), k_(max_tokens, d_model), v_(max_tokens, d_model),
+        context_(quantized ? 0 : max_tokens, d_model), context_input_(quantized ? max_tokens : 0, d_model),
         gate_(max_tokens, n_heads) {}
   /// The most new tokens a forward call may take.
   index_t max_tokens() const { return q_.max_rows(); }
@@ -149,7 +152,9 @@ class attention_workspace {
   matrix_view<T> q(index_t tokens, const char* fn) { return q_.rows(tokens, fn, "q"); }
   matrix_view<T> k(index_t tokens, const char* fn) { return k_.rows(tokens, fn, "k"); }  ///< see q()
   matrix_view<T> v(index_t tokens, const char* fn) { return v_.rows(tokens, fn, "v"); }  ///< see q()
-  matrix_view<T> context(index_t tokens, const char* fn) { return context_.rows(tokens, fn, "context"); }  ///< see q()
+  matrix_view<T> context(index_t tokens, const char* fn) { return context_.rows(tokens, fn, "context"); }  ///< see q() (float only)
+  /// W8A8: the context, the input of W_O, static or quantized per call.
+  input_buffer& context_input() { return context_input_; }
   /// The (tokens, n_heads) gate probabilities.
   matrix_view<float> gate(index_t tokens, const char* fn) { return gate_.rows(tokens, fn, "gate"); }
 
@@ -161,7 +166,9 @@ class attention_workspace {
   }
 
  private:
+  static constexpr bool quantized = !std::is_same_v<T, float>;
   row_buffer<T> q_, k_, v_, context_;
+  input_buffer context_input_;
   row_buffer<float> gate_;
 };
 
@@ -252,12 +259,19 @@ class multi_head_attention {
   attention_options options_;
 };
 
-/// Calibrated uint8 parameters of the W8A8 attention's input, Q, K, V and context.
+/// Calibrated uint8 parameters of the W8A8 attention's input, Q, K, V and context, and how the
+/// two GEMM inputs among them (the block input, the context) are quantized.
 struct attention_calibration {
-  /// Parameters of the block input, Q, K, V and the context (P·V).
+  /// Parameters of the block input, Q, K, V and the context (P·V); input and context are only
+  /// read when their scaling is static_tensor.
   ///@{
   quant_params input, q, k, v, context;
   ///@}
+  /// The block input's scaling (the forward() taking quantized_rows / linear_input follows it).
+  activation_scaling input_scaling = activation_scaling::static_tensor;
+  /// The context's scaling: static (P·V requantized to uint8 in its epilogue) or dynamic (P·V in
+  /// float, then quantized per call for W_O).
+  activation_scaling context_scaling = activation_scaling::static_tensor;
 };
 
 /// W8A8 attention: int8 projections, int8 Q·Kᵀ and P·V, uint8 Q/K/V/context with calibrated params.
@@ -271,8 +285,10 @@ class quantized_multi_head_attention {
   /// @throws qtx::error for invalid quant params, weight shapes or gate weights.
   quantized_multi_head_attention(const attention_weights& w, attention_options options,
                                  const attention_calibration& cal, bool per_channel = true, int weight_bits = 8)
-      : q_(w.wq, w.bq, cal.input, per_channel, weight_bits), k_(w.wk, w.bk, cal.input, per_channel, weight_bits),
-        v_(w.wv, w.bv, cal.input, per_channel, weight_bits), o_(w.wo, w.bo, cal.context, per_channel, weight_bits),
+      : q_(w.wq, w.bq, static_params({cal.input_scaling, cal.input}), per_channel, weight_bits),
+        k_(w.wk, w.bk, static_params({cal.input_scaling, cal.input}), per_channel, weight_bits),
+        v_(w.wv, w.bv, static_params({cal.input_scaling, cal.input}), per_channel, weight_bits),
+        o_(w.wo, w.bo, static_params({cal.context_scaling, cal.context}), per_channel, weight_bits),
         options_(std::move(options)), cal_(cal) {
     check(q_.out_features() == o_.in_features(), "quantized_multi_head_attention: W_Q has ", q_.out_features(),
           " outputs but W_O takes ", o_.in_features());
@@ -294,28 +310,54 @@ class quantized_multi_head_attention {
                attention_workspace<uint8_t>& ws, matrix_view<const float> key_mask = {},
                matrix_view<const float> residual = {}, kv_cache<uint8_t>* cache = nullptr,
                const packed_sequences& sequences = {}) const {
+    forward(linear_input{x_q, std::nullopt}, x, y, ws, key_mask, residual, cache, sequences);
+  }
+
+  /// forward() of an input quantized per call (ops::quantize_dynamic), for a module whose
+  /// calibration says input_scaling is dynamic.
+  void forward(const quantized_rows& x_q, matrix_view<const float> x, matrix_view<float> y,
+               attention_workspace<uint8_t>& ws, matrix_view<const float> key_mask = {},
+               matrix_view<const float> residual = {}, kv_cache<uint8_t>* cache = nullptr,
+               const packed_sequences& sequences = {}) const {
+    forward(linear_input{x_q.values, x_q}, x, y, ws, key_mask, residual, cache, sequences);
+  }
+
+  /// forward() of either form (what the encoder layers pass).
+  void forward(const linear_input& x_q, matrix_view<const float> x, matrix_view<float> y,
+               attention_workspace<uint8_t>& ws, matrix_view<const float> key_mask = {},
+               matrix_view<const float> residual = {}, kv_cache<uint8_t>* cache = nullptr,
+               const packed_sequences& sequences = {}) const {
     const char* fn = "quantized_multi_head_attention::forward";
-    const index_t T = x_q.rows, D = d_model();
+    const index_t T = x_q.values.rows, D = d_model();
     detail::check_sequences(fn, sequences, T, cache, key_mask);
     check((!x.data && !options_.gate) || (x.rows == T && x.cols == D), fn, ": x is ", x.rows, "x", x.cols,
           ", expected ", T, "x", D, " (the gate's input; it may be empty only without a gate)");
     ws.check_shape(fn, D, options_.n_heads);
     const auto qv = ws.q(T, fn);
     detail::kv_destination<uint8_t, attention_workspace<uint8_t>> kv(cache, T, ws, fn);
-    q_.forward(x_q, qv, cal_.q);
-    k_.forward(x_q, kv.k_new, cal_.k);
-    v_.forward(x_q, kv.v_new, cal_.v);
+    x_q.forward(q_, qv, cal_.q);
+    x_q.forward(k_, kv.k_new, cal_.k);
+    x_q.forward(v_, kv.v_new, cal_.v);
     const index_t past = kv.past;
     const auto [keys, values] = kv.commit();
     const auto pi_view = detail::gate_probabilities(options_.gate, x, ws.gate(T, fn));
-    const auto ctx_view = ws.context(T, fn);
     const auto params = detail::attention_params_for(options_, D, past);
     const ops::attention_quant quant{cal_.q, cal_.k, cal_.v, cal_.context};
-    detail::attend_per_sequence(sequences, matrix_view<const uint8_t>(qv), keys, values, ctx_view, pi_view,
-                                [&](auto q, auto k, auto v, auto out, auto pi) {
-                                  ops::attention(Arch{}, q, k, v, out, params, quant, key_mask, pi);
-                                });
-    o_.forward(ctx_view, y, activation::none, residual);
+    auto attend = [&](auto ctx_view) {
+      detail::attend_per_sequence(sequences, matrix_view<const uint8_t>(qv), keys, values, ctx_view, pi_view,
+                                  [&](auto q, auto k, auto v, auto out, auto pi) {
+                                    ops::attention(Arch{}, q, k, v, out, params, quant, key_mask, pi);
+                                  });
+    };
+    input_buffer& context = ws.context_input();
+    if (is_dynamic(cal_.context_scaling)) {
+      const auto staging = context.staging(T, fn);
+      attend(staging);
+      context.quantize(Arch{}, staging, {cal_.context_scaling, {}}, fn).forward(o_, y, activation::none, residual);
+    } else {
+      attend(context.levels(T, fn));
+      o_.forward(context.levels(T, fn), y, activation::none, residual);
+    }
   }
 
   /// forward() in a workspace made for this call.

@@ -8,6 +8,7 @@
 //   quantized_encoder_layer w8a8(fp32, cal.result());
 #include <array>
 #include <optional>
+#include <variant>
 
 #include "../core/error.hpp"
 #include "../core/view.hpp"
@@ -69,24 +70,56 @@ struct layer_calibration {
   void set(layer_point p, quant_params params) { points[std::size_t(p)] = params; }
 };
 
-/// A layer_observer that keeps the paper's running min-max range of every point it sees
-/// (one observe() call = one batch) and turns them into asymmetric uint8 parameters.
+/// The range estimators of quant/observers.hpp a layer_calibrator can use at a point.
+enum class range_estimator {
+  running_minmax,  ///< the paper's: EMA of each batch's min and max
+  minmax,          ///< min and max over everything (clips nothing)
+  percentile,      ///< the 99.999th percentiles (clips the rarest outliers)
+  mse,             ///< the range that minimises the uint8 round-trip error
+};
+
+/// A layer_observer that keeps a range estimate of every point it sees (one observe() call = one
+/// batch; the paper's running min-max unless use() chose another for the point) and turns them into
+/// asymmetric uint8 parameters.
 class layer_calibrator final : public layer_observer {
  public:
+  /// Estimates the range of `point` with `estimator`.
+  /// @throws qtx::error once the point has been observed (its statistics would be lost).
+  void use(layer_point point, range_estimator estimator) {
+    auto& o = observers_[std::size_t(point)];
+    check(std::visit([](const auto& obs) { return obs.empty(); }, o), "layer_calibrator::use: point '",
+          layer_point_name(point), "' has been observed already; choose its estimator before calibrating");
+    switch (estimator) {
+      case range_estimator::running_minmax: o = running_minmax_observer{}; break;
+      case range_estimator::minmax: o = minmax_observer{}; break;
+      case range_estimator::percentile: o = percentile_observer{}; break;
+      case range_estimator::mse: o = mse_observer<uint8_t>{}; break;
+      default: check(false, "layer_calibrator::use: unknown range_estimator (", int(estimator), ")");
+    }
+  }
+  /// use() for every point.
+  void use(range_estimator estimator) {
+    for (int i = 0; i < layer_points; ++i) use(layer_point(i), estimator);
+  }
   /// Records `tensor` as one batch of `point`.
   void observe(layer_point point, matrix_view<const float> tensor) override {
-    observers_[std::size_t(point)].observe(tensor);
+    std::visit([&](auto& obs) { obs.observe(tensor); }, observers_[std::size_t(point)]);
   }
   /// Parameters of every point observed at least once (finite values only).
   layer_calibration result() const {
     layer_calibration c;
     for (int i = 0; i < layer_points; ++i)
-      if (!observers_[std::size_t(i)].empty()) c.points[std::size_t(i)] = observers_[std::size_t(i)].params<uint8_t>();
+      std::visit(
+          [&](const auto& obs) {
+            if (!obs.empty()) c.points[std::size_t(i)] = obs.template params<uint8_t>();
+          },
+          observers_[std::size_t(i)]);
     return c;
   }
 
  private:
-  std::array<running_minmax_observer, layer_points> observers_;
+  using any_observer = std::variant<running_minmax_observer, minmax_observer, percentile_observer, mse_observer<uint8_t>>;
+  std::array<any_observer, layer_points> observers_;
 };
 
 }  // namespace qtx::nn

@@ -15,6 +15,11 @@
 // into the softmax; biases are int32; LN statistics, softmax and activation internals and the gate
 // are float, as in the paper.
 //
+// Beyond the paper (quantized_layer_options): each GEMM input (the attention input, the context,
+// the FFN input, the FFN hidden activation) may instead be quantized per call, per tensor or per
+// token (quant/dynamic.hpp), and round_residuals = false keeps the whole residual stream float
+// (both sums and, post-LN, the LN outputs that carry it; the GEMMs still read uint8).
+//
 // Both layers run in an encoder_workspace made once for a maximum token count (make_workspace) and
 // reused by every call: a warm forward pass allocates nothing in these modules.
 #include <optional>
@@ -29,6 +34,7 @@
 #include "ffn.hpp"
 #include "grid.hpp"
 #include "layer_norm.hpp"
+#include "quantized_input.hpp"
 #include "sequences.hpp"
 #include "workspace.hpp"
 
@@ -76,8 +82,9 @@ class encoder_workspace {
   /// @throws qtx::error for a negative size.
   encoder_workspace(index_t max_tokens, index_t d_model, index_t ffn_dim, index_t n_heads)
       : attention(max_tokens, d_model, n_heads), sum_(max_tokens, d_model), normed_(max_tokens, d_model),
-        hidden_(max_tokens, ffn_dim), normed_q_(quantized ? max_tokens : 0, d_model),
-        grid_(quantized ? max_tokens : 0, d_model) {}
+        hidden_(quantized ? 0 : max_tokens, ffn_dim), inputs_(quantized ? max_tokens : 0, d_model),
+        hidden_input_(quantized ? max_tokens : 0, ffn_dim), grid_(quantized ? max_tokens : 0, d_model),
+        ffn_dim_(ffn_dim) {}
 
   attention_workspace<T> attention;  ///< the attention module's part
 
@@ -87,10 +94,13 @@ class encoder_workspace {
   matrix_view<float> sum(index_t tokens, const char* fn) { return sum_.rows(tokens, fn, "sum"); }
   /// (tokens, d_model) float: a pre-LN layer's LN output (W8A8: its dequantized form, the gate's input).
   matrix_view<float> normed(index_t tokens, const char* fn) { return normed_.rows(tokens, fn, "normed"); }
-  /// (tokens, ffn_dim) T: the FFN's hidden activation.
+  /// (tokens, ffn_dim) float (float layer only): the FFN's hidden activation.
   matrix_view<T> hidden(index_t tokens, const char* fn) { return hidden_.rows(tokens, fn, "hidden"); }
-  /// (tokens, d_model) uint8 (W8A8 only): a pre-LN layer's LN output, the input of Q/K/V and FC₁.
-  matrix_view<uint8_t> normed_q(index_t tokens, const char* fn) { return normed_q_.rows(tokens, fn, "normed_q"); }
+  /// W8A8 only: the uint8 input of Q/K/V or FC₁ that the layer quantizes itself (a pre-LN layer's
+  /// LN outputs; a post-LN layer's LN₁ output and float input), static or per call.
+  input_buffer& inputs() { return inputs_; }
+  /// W8A8 only: the FFN's hidden activation, the input of FC₂.
+  input_buffer& hidden_input() { return hidden_input_; }
   /// (tokens, d_model) uint8 (W8A8 only): scratch of the residual rounding.
   matrix_view<uint8_t> grid(index_t tokens, const char* fn) { return grid_.rows(tokens, fn, "grid"); }
 
@@ -98,15 +108,16 @@ class encoder_workspace {
   /// @throws qtx::error naming fn when it was not.
   void check_shape(const char* fn, index_t d_model, index_t ffn_dim, index_t n_heads) const {
     attention.check_shape(fn, d_model, n_heads);
-    check(hidden_.cols() == ffn_dim, fn, ": workspace is for ffn_dim ", hidden_.cols(), ", the layer has ",
-          ffn_dim);
+    check(ffn_dim_ == ffn_dim, fn, ": workspace is for ffn_dim ", ffn_dim_, ", the layer has ", ffn_dim);
   }
 
  private:
   static constexpr bool quantized = !std::is_same_v<T, float>;
   row_buffer<float> sum_, normed_;
   row_buffer<T> hidden_;
-  row_buffer<uint8_t> normed_q_, grid_;
+  input_buffer inputs_, hidden_input_;
+  row_buffer<uint8_t> grid_;
+  index_t ffn_dim_ = 0;
 };
 
 namespace detail {
@@ -215,10 +226,26 @@ class encoder_layer {
 /// Options of the W8A8 layer.
 struct quantized_layer_options {
   bool per_channel = true;      ///< int8 weight scales per output channel (false: per tensor)
-  bool round_residuals = true;  ///< round both residual sums to their uint8 grid (the paper's W8A8)
+  /// Round both residual sums to their uint8 grid (the paper's W8A8); false keeps the residual
+  /// stream float (the sums and, post-LN, the LN outputs that carry it).
+  bool round_residuals = true;
   /// Weight levels ±(2^(bits−1) − 1), 2..8; 7 (ONNX Runtime's reduce_range) lets the AVX2 backend
   /// use its exact vpmaddubsw kernel (cpu/gemm/microkernel.hpp), about twice as fast there.
   int weight_bits = 8;
+  /// How each GEMM input is quantized: with its calibrated range (static_tensor, the paper's) or per
+  /// call (dynamic_tensor, dynamic_token). Q, K, V and the probabilities stay static (the int8
+  /// attention core takes one scale each).
+  ///@{
+  activation_scaling attention_input = activation_scaling::static_tensor;  ///< Q/K/V's input
+  activation_scaling context = activation_scaling::static_tensor;          ///< W_O's input
+  activation_scaling ffn_input = activation_scaling::static_tensor;        ///< FC₁'s input
+  activation_scaling ffn_hidden = activation_scaling::static_tensor;       ///< FC₂'s input
+  ///@}
+  /// Sets the scaling of all four GEMM inputs.
+  quantized_layer_options& set_activations(activation_scaling s) {
+    attention_input = context = ffn_input = ffn_hidden = s;
+    return *this;
+  }
 };
 
 /// The W8A8 encoder layer, made from a float layer and its calibration.
@@ -228,26 +255,34 @@ class quantized_encoder_layer {
   /// An empty, uncalibrated layer: forward() refuses it.
   quantized_encoder_layer() = default;
   /// Quantizes `fp32` with the ranges of `cal` (layer_calibrator::result() after FP32 calibration
-  /// batches). A post-LN layer needs all points, a pre-LN layer all but `input`.
+  /// batches). A static layer needs every point it quantizes with a calibrated range: q, k, v, and
+  /// the GEMM inputs and residual sums that are static and rounded (a post-LN layer's `input`, a
+  /// pre-LN layer never reads `input`).
   /// @throws qtx::error naming the first point `cal` lacks, or for invalid parameters.
   quantized_encoder_layer(const encoder_layer<Arch>& fp32, const layer_calibration& cal,
                           quantized_layer_options options = {})
-      : norm_(fp32.options().norm), round_residuals_(options.round_residuals),
-        attention_ln_(fp32.attention_ln()), ffn_ln_(fp32.ffn_ln()) {
+      : norm_(fp32.options().norm), options_(options), attention_ln_(fp32.attention_ln()), ffn_ln_(fp32.ffn_ln()) {
     const char* fn = "quantized_encoder_layer";
     const bool post = norm_ == norm_placement::post_ln;
     const auto at = [&](layer_point p) { return cal.at(p, fn); };
-    attention_in_ = post ? at(layer_point::input) : at(layer_point::attention_ln);
-    attention_ln_out_ = at(layer_point::attention_ln);
-    ffn_ln_out_ = at(layer_point::ffn_ln);
-    attention_residual_ = at(layer_point::attention_residual);
-    ffn_residual_ = at(layer_point::ffn_residual);
+    // A point's range is read only where the layer uses it: static GEMM inputs, rounded residuals.
+    const auto point = [&](layer_point p, activation_scaling s) {
+      return is_dynamic(s) ? point_quantization{s} : point_quantization{at(p)};
+    };
+    // Optional ranges: the residual sums' (needed to round them) and, post-LN, LN₂'s output (x_q).
+    const auto optional = [&](layer_point p) { return options.round_residuals ? at(p) : cal.points[std::size_t(p)]; };
+    attention_in_ = point(post ? layer_point::input : layer_point::attention_ln, options.attention_input);
+    ffn_in_ = point(post ? layer_point::attention_ln : layer_point::ffn_ln, options.ffn_input);
+    output_ = cal.points[std::size_t(layer_point::ffn_ln)];
+    attention_residual_ = optional(layer_point::attention_residual);
+    ffn_residual_ = optional(layer_point::ffn_residual);
+    const auto context = point(layer_point::context, options.context);
     const auto& w = fp32.weights();
     attention_ = {w.attention, fp32.options().attention,
-                  attention_calibration{attention_in_, at(layer_point::q), at(layer_point::k), at(layer_point::v),
-                                        at(layer_point::context)},
+                  attention_calibration{attention_in_.params, at(layer_point::q), at(layer_point::k),
+                                        at(layer_point::v), context.params, attention_in_.scaling, context.scaling},
                   options.per_channel, options.weight_bits};
-    ffn_ = {w.ffn, fp32.options().ffn_activation, post ? attention_ln_out_ : ffn_ln_out_, at(layer_point::ffn_hidden),
+    ffn_ = {w.ffn, fp32.options().ffn_activation, ffn_in_, point(layer_point::ffn_hidden, options.ffn_hidden),
             options.per_channel, options.weight_bits};
     n_heads_ = fp32.options().attention.n_heads;
     gated_ = fp32.options().attention.gate.has_value();
@@ -260,47 +295,59 @@ class quantized_encoder_layer {
   index_t ffn_dim() const { return ffn_.ffn_dim(); }
   /// Post-LN or pre-LN.
   norm_placement norm() const { return norm_; }
+  /// The options the layer was made with (residual rounding as set_residual_rounding left it).
+  const quantized_layer_options& options() const { return options_; }
   /// Post-LN: the uint8 parameters of the layer's input x_q (the previous LN's output).
-  quant_params input_params() const { return attention_in_; }
-  /// Post-LN: the uint8 parameters of the layer's output x_q (LN₂'s output).
-  quant_params output_params() const { return ffn_ln_out_; }
+  quant_params input_params() const { return attention_in_.params; }
+  /// Post-LN: the uint8 parameters of the layer's output x_q (LN₂'s output; scale 1 when uncalibrated).
+  quant_params output_params() const { return output_.value_or(quant_params{}); }
   /// Whether forward() rounds the residual sums to their uint8 grid.
-  bool residual_rounding() const { return round_residuals_; }
-  /// Rounds the residual sums to their uint8 grid (true, the paper's W8A8) or keeps them float.
-  void set_residual_rounding(bool on) { round_residuals_ = on; }
+  bool residual_rounding() const { return options_.round_residuals; }
+  /// Rounds the residual sums to their uint8 grid (true, the paper's W8A8) or keeps the residual
+  /// stream float. @throws qtx::error when turning it on for a layer calibrated without the sums' ranges.
+  void set_residual_rounding(bool on) {
+    check(!on || (attention_residual_ && ffn_residual_), "quantized_encoder_layer::set_residual_rounding: the "
+          "calibration had no ranges for the residual sums, so they cannot be rounded");
+    options_.round_residuals = on;
+  }
 
   /// A workspace for up to max_tokens tokens per call.
   encoder_workspace<uint8_t> make_workspace(index_t max_tokens) const {
     return {max_tokens, d_model(), ffn_dim(), n_heads_};
   }
 
-  /// Pre-LN: x (T, d_model), the float residual stream, ← the layer's output, in place.
-  /// @throws qtx::error before calibration, for a post-LN layer (it takes x_q too), a workspace too
-  ///         small or made for another layer, or x of the wrong width.
+  /// x (T, d_model), the float residual stream, ← the layer's output, in place. A post-LN layer
+  /// quantizes x itself (as its attention input point says); a pre-LN layer's LNs make its uint8 inputs.
+  /// @throws qtx::error before calibration, for a workspace too small or made for another layer,
+  ///         or x of the wrong width.
   void forward(matrix_view<float> x, encoder_workspace<uint8_t>& ws, matrix_view<const float> key_mask = {},
                kv_cache<uint8_t>* cache = nullptr, const packed_sequences& sequences = {}) const {
     const char* fn = "quantized_encoder_layer::forward";
     check_ready(fn, x, ws);
     detail::check_sequences(fn, sequences, x.rows, cache, key_mask);
-    check(norm_ == norm_placement::pre_ln, fn, ": a post-LN layer takes x_q, the uint8 form of x, too");
+    if (norm_ == norm_placement::post_ln) {
+      const linear_input in = ws.inputs().quantize(Arch{}, x, attention_in_, fn);
+      post_ln(x, in, ws, key_mask, cache, sequences, {});
+      return;
+    }
     const index_t T = x.rows;
     const auto s = ws.sum(T, fn), n = ws.normed(T, fn);
-    const auto n8 = ws.normed_q(T, fn);
-    const auto h8 = ws.hidden(T, fn);
     // The LN output's float form only feeds the gate: without one it is never made.
     const matrix_view<float> gate_input = gated_ ? n : matrix_view<float>{};
-    normalize(attention_ln_, x, n8, gate_input, attention_ln_out_);
-    attention_.forward(n8, gate_input, s, ws.attention, key_mask, x, cache, sequences);
+    const linear_input attention_in = normalize(attention_ln_, x, attention_in_, gate_input, ws.inputs(), fn);
+    attention_.forward(attention_in, gate_input, s, ws.attention, key_mask, x, cache, sequences);
     round_residual(s, attention_residual_, ws.grid(T, fn));
-    normalize(ffn_ln_, s, n8, gate_input, ffn_ln_out_);
-    ffn_.forward(n8, h8, x, s);
+    const linear_input ffn_in = normalize(ffn_ln_, s, ffn_in_, {}, ws.inputs(), fn);
+    ffn_.forward(ffn_in, ws.hidden_input(), x, s);
     round_residual(x, ffn_residual_, ws.grid(T, fn));
   }
 
   /// Post-LN: x (T, d_model) float and x_q = quantize(x, input_params()) ← the layer's output
-  /// (x_q with output_params(), x its dequantized value), in place.
-  /// @throws qtx::error before calibration, for a pre-LN layer, x_q of another shape than x, a
-  ///         workspace too small or made for another layer, or x of the wrong width.
+  /// (x_q with output_params(), x its dequantized value, or LN₂'s float output when the residual
+  /// stream is float), in place: consecutive static layers pass the uint8 stream along.
+  /// @throws qtx::error before calibration, for a pre-LN layer, a layer whose attention input is
+  ///         dynamic (it takes x only), x_q of another shape than x, a workspace too small or made
+  ///         for another layer, or x of the wrong width.
   void forward(matrix_view<float> x, matrix_view<uint8_t> x_q, encoder_workspace<uint8_t>& ws,
                matrix_view<const float> key_mask = {}, kv_cache<uint8_t>* cache = nullptr,
                const packed_sequences& sequences = {}) const {
@@ -308,20 +355,15 @@ class quantized_encoder_layer {
     check_ready(fn, x, ws);
     detail::check_sequences(fn, sequences, x.rows, cache, key_mask);
     check(norm_ == norm_placement::post_ln, fn, ": a pre-LN layer takes no x_q (its input is float)");
+    check(!attention_in_.dynamic(), fn, ": the layer quantizes its input per call (",
+          to_string(attention_in_.scaling), "); call forward(x, ...) without x_q");
+    check(output_.has_value(), fn, ": the calibration had no range for 'ffn_ln', the parameters of the output x_q");
     check(x_q.rows == x.rows && x_q.cols == x.cols, fn, ": x_q is ", x_q.rows, "x", x_q.cols, ", x is ", x.rows,
           "x", x.cols);
-    const index_t T = x.rows;
-    const auto s = ws.sum(T, fn);
-    const auto h8 = ws.hidden(T, fn);
-    attention_.forward(x_q, x, s, ws.attention, key_mask, x, cache, sequences);
-    round_residual(s, attention_residual_, ws.grid(T, fn));
-    normalize(attention_ln_, s, x_q, x, attention_ln_out_);
-    ffn_.forward(x_q, h8, s, x);
-    round_residual(s, ffn_residual_, ws.grid(T, fn));
-    normalize(ffn_ln_, s, x_q, x, ffn_ln_out_);
+    post_ln(x, linear_input{x_q, std::nullopt}, ws, key_mask, cache, sequences, x_q);
   }
 
-  /// Pre-LN forward() over a batch of sequences packed along the rows of x (sequences.hpp).
+  /// forward() over a batch of sequences packed along the rows of x (sequences.hpp).
   void forward(matrix_view<float> x, const packed_sequences& sequences, encoder_workspace<uint8_t>& ws) const {
     forward(x, ws, {}, nullptr, sequences);
   }
@@ -337,21 +379,57 @@ class quantized_encoder_layer {
     detail::check_layer_input(fn, x, d_model(), ws.max_tokens());
     ws.check_shape(fn, d_model(), ffn_dim(), n_heads_);
   }
-  static void normalize(const layer_norm<Arch>& ln, matrix_view<const float> in, matrix_view<uint8_t> out_q,
-                        matrix_view<float> out, quant_params p) {
-    layer_norm_to_grid(ln, in, out_q, out, p);
+
+  // x ← LN₂(s + FFN(LN₁(x + attention(in)))); x_q, when given, ← LN₂'s output on output_params().
+  void post_ln(matrix_view<float> x, const linear_input& in, encoder_workspace<uint8_t>& ws,
+               matrix_view<const float> key_mask, kv_cache<uint8_t>* cache, const packed_sequences& sequences,
+               matrix_view<uint8_t> x_q) const {
+    const char* fn = "quantized_encoder_layer::forward";
+    const index_t T = x.rows;
+    const auto s = ws.sum(T, fn);
+    attention_.forward(in, x, s, ws.attention, key_mask, x, cache, sequences);
+    round_residual(s, attention_residual_, ws.grid(T, fn));
+    const linear_input ffn_in = normalize(attention_ln_, s, ffn_in_, x, ws.inputs(), fn);
+    ffn_.forward(ffn_in, ws.hidden_input(), s, x);
+    round_residual(s, ffn_residual_, ws.grid(T, fn));
+    if (!x_q.data) {
+      ffn_ln_.forward(s, x);
+    } else if (options_.round_residuals) {
+      layer_norm_to_grid(ffn_ln_, s, x_q, x, *output_);
+    } else {
+      ffn_ln_.forward(s, x);
+      ops::quantize(Arch{}, matrix_view<const float>(x), x_q, *output_);
+    }
   }
-  void round_residual(matrix_view<float> x, quant_params p, matrix_view<uint8_t> grid) const {
-    if (round_residuals_) round_to_grid(Arch{}, x, p, grid);
+
+  // LN(in) as the GEMM input `point` (into buf) and, when `out` is given, its float form for the
+  // float consumers (the gate, a post-LN residual stream). The paper's static W8A8 with rounded
+  // residuals keeps that float form on the uint8 grid (the LN quantizes in its own pass); otherwise
+  // it is LN's float output, quantized for the GEMM.
+  linear_input normalize(const layer_norm<Arch>& ln, matrix_view<const float> in, const point_quantization& point,
+                         matrix_view<float> out, input_buffer& buf, const char* fn) const {
+    const index_t T = in.rows;
+    if (!point.dynamic() && options_.round_residuals) {
+      layer_norm_to_grid(ln, in, buf.levels(T, fn), out, point.params);
+      return buf.static_input(T, fn);
+    }
+    const matrix_view<float> f = out.data ? out : buf.staging(T, fn);
+    ln.forward(in, f);
+    return buf.quantize(Arch{}, f, point, fn);
+  }
+  void round_residual(matrix_view<float> x, const std::optional<quant_params>& p, matrix_view<uint8_t> grid) const {
+    if (options_.round_residuals) round_to_grid(Arch{}, x, *p, grid);
   }
 
   norm_placement norm_ = norm_placement::pre_ln;
-  bool round_residuals_ = true, calibrated_ = false, gated_ = false;
+  quantized_layer_options options_;
+  bool calibrated_ = false, gated_ = false;
   index_t n_heads_ = 1;
   quantized_multi_head_attention<Arch> attention_;
   quantized_feed_forward<Arch> ffn_;
   layer_norm<Arch> attention_ln_, ffn_ln_;
-  quant_params attention_in_, attention_ln_out_, ffn_ln_out_, attention_residual_, ffn_residual_;
+  point_quantization attention_in_, ffn_in_;
+  std::optional<quant_params> output_, attention_residual_, ffn_residual_;
 };
 
 }  // namespace qtx::nn

@@ -3,13 +3,15 @@
 //
 //   y = act(x W₁ᵀ + b₁) W₂ᵀ + b₂ [+ residual]        act: ReLU, GELU (erf or tanh form), or none
 //
-// W8A8: uint8 x, int8 weights; the hidden activation is stored as uint8 with its calibrated
-// parameters (the input of FC₂, a quantization point of the paper); y is float.
+// W8A8: uint8 x, int8 weights; the hidden activation (the input of FC₂, a quantization point of
+// the paper) is uint8 with calibrated parameters, requantized in FC₁'s epilogue, or quantized per
+// call from FC₁'s float output (quant/dynamic.hpp); y is float.
 #include <span>
 
 #include "../core/error.hpp"
 #include "../core/view.hpp"
 #include "linear.hpp"
+#include "quantized_input.hpp"
 
 namespace qtx::nn {
 
@@ -66,12 +68,13 @@ class quantized_feed_forward {
  public:
   /// An empty block.
   quantized_feed_forward() = default;
-  /// Quantizes both layers: input = uint8 params of x, hidden = uint8 params of act(FC₁(x)).
+  /// Quantizes both layers: input = how x is quantized (uint8 params, or dynamic), hidden = how
+  /// act(FC₁(x)) is.
   /// @throws qtx::error for weights that do not chain, bad biases or invalid quant params.
-  quantized_feed_forward(const ffn_weights& w, activation act, quant_params input, quant_params hidden,
+  quantized_feed_forward(const ffn_weights& w, activation act, point_quantization input, point_quantization hidden,
                          bool per_channel = true, int weight_bits = 8)
-      : fc1_(w.fc1, w.b1, input, per_channel, weight_bits), fc2_(w.fc2, w.b2, hidden, per_channel, weight_bits),
-        hidden_(hidden), act_(act) {
+      : fc1_(w.fc1, w.b1, static_params(input), per_channel, weight_bits),
+        fc2_(w.fc2, w.b2, static_params(hidden), per_channel, weight_bits), hidden_(hidden), act_(act) {
     detail::check_ffn_chain("quantized_feed_forward", fc1_.out_features(), fc1_.in_features(),
                             fc2_.out_features(), fc2_.in_features());
   }
@@ -83,15 +86,36 @@ class quantized_feed_forward {
   /// y (T, d_model) float = FC₂(quantize(act(FC₁(x_q)))) [+ residual]; hidden_q (T, ffn_dim)
   /// receives the uint8 hidden activation.
   /// @throws qtx::error for views of the wrong shape.
+  /// @throws qtx::error for views of the wrong shape, or a block whose points are dynamic (they
+  ///         take the input_buffer form).
   void forward(matrix_view<const uint8_t> x_q, matrix_view<uint8_t> hidden_q, matrix_view<float> y,
                matrix_view<const float> residual = {}) const {
-    fc1_.forward(x_q, hidden_q, hidden_, act_);
+    check(!hidden_.dynamic(), "quantized_feed_forward::forward: the hidden activation is quantized per call; pass "
+                              "an input_buffer for it");
+    fc1_.forward(x_q, hidden_q, hidden_.params, act_);
     fc2_.forward(hidden_q, y, activation::none, residual);
+  }
+
+  /// y (T, d_model) float = FC₂(quantize(act(FC₁(x_q)))) [+ residual] for x_q in either form; the
+  /// hidden activation lives in `hidden` (T rows of ffn_dim).
+  /// @throws qtx::error for views of the wrong shape or a buffer too small.
+  void forward(const linear_input& x_q, input_buffer& hidden, matrix_view<float> y,
+               matrix_view<const float> residual = {}) const {
+    const char* fn = "quantized_feed_forward::forward";
+    const index_t T = x_q.values.rows;
+    if (hidden_.dynamic()) {
+      const auto h = hidden.staging(T, fn);
+      x_q.forward(fc1_, h, act_);
+      hidden.quantize(Arch{}, h, hidden_, fn).forward(fc2_, y, activation::none, residual);
+    } else {
+      x_q.forward(fc1_, hidden.levels(T, fn), hidden_.params, act_);
+      fc2_.forward(hidden.levels(T, fn), y, activation::none, residual);
+    }
   }
 
  private:
   qlinear<Arch> fc1_, fc2_;
-  quant_params hidden_;
+  point_quantization hidden_;
   activation act_ = activation::none;
 };
 

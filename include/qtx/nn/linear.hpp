@@ -3,19 +3,24 @@
 /// Linear layers: y = act(x · Wᵀ + b) [+ residual], W stored (out, in) as in PyTorch / Hugging Face.
 ///
 /// linear<Arch>  : float weights, packed once.
-/// qlinear<Arch> : W8A8. Weights symmetric int8 (per output channel, or per tensor as in the paper),
-///                 input activations uint8 with calibrated quant params. The bias is stored as int32 in
-///                 accumulator units (b / (s_x·s_w[n]), rounded), so the epilogue is
-///                 acc + b_q → float(·)·s_x·s_w[n] → [GELU] → [+ residual] → [quantize to uint8].
+/// qlinear<Arch> : W8A8. Weights symmetric int8 (per output channel, or per tensor as in the paper).
+///                 Input activations uint8, either
+///                 static (calibrated quant params): the bias is stored as int32 in accumulator units
+///                   (b / (s_x·s_w[n]), rounded), so the epilogue is
+///                   acc + b_q → float(·)·s_x·s_w[n] → [GELU] → [+ residual] → [quantize to uint8];
+///                 or dynamic (quantized_rows: a scale and zero point per row, computed per call):
+///                   acc − zp[m]·Σ_k W_q(k, n) → float(·)·s_x[m]·s_w[n] + b → [GELU] → [+ residual] → [quantize].
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <span>
 #include <vector>
 
 #include "../core/error.hpp"
 #include "../epilogue/pipeline.hpp"
 #include "../ops/gemm.hpp"
+#include "../quant/dynamic.hpp"
 #include "../quant/params.hpp"
 #include "../quant/quantize.hpp"
 
@@ -92,19 +97,21 @@ class linear {
   std::vector<float> bias_;
 };
 
-/// W8A8 linear layer: int8 weights quantized at construction, uint8 input with calibrated parameters,
-/// bias folded into int32 accumulator units, output float or requantized uint8.
+/// W8A8 linear layer: int8 weights quantized at construction; uint8 input with calibrated
+/// parameters (bias folded into int32 accumulator units) or quantized per call (quantized_rows);
+/// output float or requantized uint8.
 template <class Arch = cpu::native>
 class qlinear {
  public:
   qlinear() = default;
-  /// weight (out, in) float; bias (out) or empty; input: calibrated quant params of x (uint8).
+  /// weight (out, in) float; bias (out) or empty; input: calibrated quant params of x (uint8), or
+  /// std::nullopt for a layer that only takes dynamically quantized input (quantized_rows).
   /// weight_bits: symmetric levels ±(2^(bits−1) − 1); 7 is ONNX Runtime's "reduce_range", whose
   /// weights the AVX2 backend multiplies with vpmaddubsw at twice the rate of 8-bit ones, exactly.
-  qlinear(matrix_view<const float> weight, std::span<const float> bias, quant_params input,
+  qlinear(matrix_view<const float> weight, std::span<const float> bias, std::optional<quant_params> input,
           bool per_channel = true, int weight_bits = 8)
-      : in_(weight.cols), out_(weight.rows), input_(input) {
-    check_quant_params<uint8_t>("qlinear", "input", input);
+      : in_(weight.cols), out_(weight.rows), has_static_input_(input.has_value()), input_(input.value_or(quant_params{})) {
+    if (input) check_quant_params<uint8_t>("qlinear", "input", *input);
     check(weight_bits >= 2 && weight_bits <= 8, "qlinear: weight_bits (", weight_bits, ") must be 2..8");
     const float levels = float((1 << (weight_bits - 1)) - 1);
     check(bias.empty() || index_t(bias.size()) == out_, "qlinear: bias has ", bias.size(),
@@ -131,35 +138,73 @@ class qlinear {
     acc_scale_.resize(w_scale.size());
     bias_q_.resize(w_scale.size());
     for (index_t n = 0; n < out_; ++n) {
-      acc_scale_[n] = input.scale * w_scale[n];
+      acc_scale_[n] = input_.scale * w_scale[n];
       bias_q_[n] = bias.empty() ? 0 : round_half_even(bias[n] / acc_scale_[n]);
     }
+    // The dynamic path's data: the zero point correction needs Σ_k W_q(k, n); the bias stays float.
+    column_sums_.assign(static_cast<std::size_t>(out_), 0);
+    for (index_t k = 0; k < in_; ++k)
+      for (index_t n = 0; n < out_; ++n) column_sums_[n] += w_q[k * out_ + n];
+    weight_scale_ = std::move(w_scale);
+    bias_.assign(bias.begin(), bias.end());
+    if (bias_.empty()) bias_.assign(static_cast<std::size_t>(out_), 0.0f);
   }
 
   /// Columns of x.
   index_t in_features() const { return in_; }
   /// Columns of y.
   index_t out_features() const { return out_; }
+  /// Whether the layer was made with calibrated input parameters (the uint8-matrix forward()).
+  bool has_static_input() const { return has_static_input_; }
   /// The calibrated input parameters: what the caller must quantize x with.
   const quant_params& input_params() const { return input_; }
 
   /// y (M, out) float = act(dequant(x_q · W_qᵀ + b_q)) [+ residual]
+  /// @throws qtx::error for views of the wrong shape, or a layer made without input parameters.
   void forward(matrix_view<const uint8_t> x, matrix_view<float> y, activation act = activation::none,
                matrix_view<const float> residual = {}) const {
-    detail::check_linear_args("qlinear::forward", in_, out_, x.rows, x.cols, y.rows, y.cols, residual);
+    check_static(x, y, residual);
     run(x, y, act, residual, [](auto& body, auto... s) { body(s...); });
   }
 
   /// y_q (M, out) uint8 = quantize(act(dequant(x_q · W_qᵀ + b_q)) [+ residual], output)
+  /// @throws qtx::error as the float form, or for invalid output parameters.
   void forward(matrix_view<const uint8_t> x, matrix_view<uint8_t> y, quant_params output,
                activation act = activation::none, matrix_view<const float> residual = {}) const {
-    detail::check_linear_args("qlinear::forward", in_, out_, x.rows, x.cols, y.rows, y.cols, residual);
-    check_quant_params<uint8_t>("qlinear::forward", "output", output);
-    const epilogue::quantize q{output.inv_scale(), output.zero_point};
-    run(x, y, act, residual, [q](auto& body, auto... s) { body(s..., q); });
+    check_static(x, y, residual);
+    run(x, y, act, residual, quantize_tail(output));
+  }
+
+  /// Dynamic input: y (M, out) float = act(Σ_k s_x[m](x(m,k) − zp[m])·s_w[n]·W_q(k,n) + b) [+ residual],
+  /// x quantized per row (or per call) by ops::quantize_dynamic.
+  /// @throws qtx::error for views of the wrong shape or scales / zero points not one per row.
+  void forward(const quantized_rows& x, matrix_view<float> y, activation act = activation::none,
+               matrix_view<const float> residual = {}) const {
+    detail::check_linear_args("qlinear::forward", in_, out_, x.values.rows, x.values.cols, y.rows, y.cols, residual);
+    run_rows(x, y, act, residual, [](auto& body, auto... s) { body(s...); });
+  }
+
+  /// Dynamic input, output quantized with `output` (e.g. attention's Q, K, V).
+  /// @throws qtx::error as the float form, or for invalid output parameters.
+  void forward(const quantized_rows& x, matrix_view<uint8_t> y, quant_params output,
+               activation act = activation::none, matrix_view<const float> residual = {}) const {
+    detail::check_linear_args("qlinear::forward", in_, out_, x.values.rows, x.values.cols, y.rows, y.cols, residual);
+    run_rows(x, y, act, residual, quantize_tail(output));
   }
 
  private:
+  template <class TC>
+  void check_static(matrix_view<const uint8_t> x, matrix_view<TC> y, matrix_view<const float> residual) const {
+    detail::check_linear_args("qlinear::forward", in_, out_, x.rows, x.cols, y.rows, y.cols, residual);
+    check(has_static_input_, "qlinear::forward: the layer was made without calibrated input parameters; "
+                             "pass its input as quantized_rows (ops::quantize_dynamic)");
+  }
+  static auto quantize_tail(quant_params output) {
+    check_quant_params<uint8_t>("qlinear::forward", "output", output);
+    const epilogue::quantize q{output.inv_scale(), output.zero_point};
+    return [q](auto& body, auto... s) { body(s..., q); };
+  }
+
   template <class TC, class Tail>
   void run(matrix_view<const uint8_t> x, matrix_view<TC> y, activation act,
            matrix_view<const float> residual, Tail tail) const {
@@ -171,11 +216,27 @@ class qlinear {
                           epilogue::dequantize<epilogue::per_n>{acc_scale_});
   }
 
+  // The GEMM runs with zero point 0; each row's zero point and scale are applied in the epilogue.
+  template <class TC, class Tail>
+  void run_rows(const quantized_rows& x, matrix_view<TC> y, activation act, matrix_view<const float> residual,
+                Tail tail) const {
+    auto body = [&](auto... stages) {
+      ops::detail::gemm_packed("qlinear::forward", Arch{}, x.values, packed_, y, epilogue::make_pipeline(stages...), 0);
+    };
+    detail::with_epilogue(act, residual, tail, body,
+                          epilogue::subtract_row_zero_point{x.zero_points, column_sums_},
+                          epilogue::dequantize_rows<epilogue::per_n>{x.scales, weight_scale_},
+                          epilogue::bias<float>{bias_});
+  }
+
   index_t in_ = 0, out_ = 0;
+  bool has_static_input_ = false;
   quant_params input_;
   ops::packed_b<Arch, int8_t> packed_;
   std::vector<float> acc_scale_;
   std::vector<int32_t> bias_q_;
+  std::vector<float> weight_scale_, bias_;
+  std::vector<int32_t> column_sums_;
 };
 
 }  // namespace qtx::nn

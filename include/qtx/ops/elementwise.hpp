@@ -5,6 +5,7 @@
 ///   qtx::ops::gelu(arch, h, h);                                   // in place, erf form (BERT)
 ///   qtx::ops::gelu(arch, h, y, qtx::gelu_approximation::tanh);    // GPT-2 / OPT form
 ///   qtx::ops::quantize(arch, x, x_u8, x_params);                  // quantize_one semantics, bit-exact
+///   qtx::ops::quantize_dynamic(arch, x, x_u8, scales, zero_points, activation_scaling::dynamic_token);
 ///   qtx::ops::dequantize(arch, x_u8, x, x_params);
 ///   qtx::ops::requantize(arch, acc_s32, y_u8, s_in / s_out, y_zero_point);
 ///
@@ -12,6 +13,7 @@
 /// same element type (GELU in place); other overlaps are errors. Strided views are accepted.
 #include <cmath>
 #include <cstdint>
+#include <span>
 #include <type_traits>
 
 #include "../core/arch.hpp"
@@ -19,6 +21,7 @@
 #include "../core/view.hpp"
 #include "../cpu/rows/common.hpp"
 #include "../cpu/rows/elementwise.hpp"
+#include "../quant/dynamic.hpp"
 #include "../quant/params.hpp"
 #include "../ref/elementwise.hpp"
 
@@ -60,6 +63,27 @@ void quantize(Arch arch, matrix_view<XV> x_view, matrix_view<T> q, quant_params 
   detail::check_map("quantize", x, "x", q, "q");
   check_quant_params<T>("quantize", "params", p);
   if (!x.empty()) cpu::rows::quantize(arch, x, q, p);
+}
+
+/// q = x quantized to uint8 with parameters computed from x itself (quant/dynamic.hpp's range
+/// rule): one (scale, zero point) per row for dynamic_token, the same for every row for
+/// dynamic_tensor; row r's parameters go to scales[r] and zero_points[r]. Bit-exact with the
+/// scalar reference on every backend. The result feeds a GEMM as quantized_rows{q, scales, zero_points}.
+/// @throws qtx::error ("quantize_dynamic: ...") for invalid or unequal views, partial overlap,
+///         scales / zero_points not holding one element per row, or static_tensor scaling (whose
+///         parameters are calibrated: ops::quantize).
+template <class Arch, class XV>
+void quantize_dynamic(Arch arch, matrix_view<XV> x_view, matrix_view<uint8_t> q, std::span<float> scales,
+                      std::span<int32_t> zero_points, activation_scaling scaling) {
+  static_assert(std::is_same_v<std::remove_const_t<XV>, float>, "ops::quantize_dynamic: x must be float");
+  const char* fn = "quantize_dynamic";
+  const matrix_view<const float> x = x_view;
+  detail::check_map(fn, x, "x", q, "q");
+  check(is_dynamic(scaling), fn, ": scaling (", to_string(scaling),
+        ") must be dynamic-tensor or dynamic-token (static parameters are calibrated: use quantize)");
+  check(index_t(scales.size()) == x.rows && index_t(zero_points.size()) == x.rows, fn, ": scales has ",
+        scales.size(), " and zero_points ", zero_points.size(), " elements, expected one per row of x (", x.rows, ")");
+  if (x.rows > 0) cpu::rows::quantize_dynamic(arch, x, q, scales, zero_points, scaling);
 }
 
 /// x = p.scale · (q − p.zero_point): back to real units for the float parts of a W8A8 model.

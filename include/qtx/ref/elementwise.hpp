@@ -5,9 +5,11 @@
 /// epilogue::gelu_erf / gelu_tanh (epilogue/stages.hpp) and quantize_one / dequantize_one /
 /// requantize_one (quant/quantize.hpp) — applied at every (r, c); the qtx::cpu::scalar backend.
 #include <cstdint>
+#include <span>
 
 #include "../core/view.hpp"
 #include "../epilogue/stages.hpp"
+#include "../quant/dynamic.hpp"
 #include "../quant/quantize.hpp"
 
 namespace qtx {
@@ -49,6 +51,25 @@ void dequantize(matrix_view<QV> q, matrix_view<float> x, quant_params p) {
 template <class AV, class T, class Multiplier>
 void requantize(matrix_view<AV> acc, matrix_view<T> q, Multiplier multiplier, int32_t zero_point) {
   map(acc, q, [=](int32_t v) { return requantize_one<T>(v, multiplier, zero_point); });
+}
+
+/// Dynamic quantize oracle: the range rule of quant/dynamic.hpp over each row (dynamic_token) or
+/// the whole matrix (dynamic_tensor), then quantize_one with those parameters; row r's parameters
+/// go to scales[r], zero_points[r].
+template <class XV>
+void quantize_dynamic(matrix_view<XV> x, matrix_view<uint8_t> q, std::span<float> scales,
+                      std::span<int32_t> zero_points, activation_scaling scaling) {
+  finite_range tensor;
+  for (index_t r = 0; r < x.rows; ++r)
+    for (index_t c = 0; c < x.cols; ++c) tensor.add(x(r, c));
+  for (index_t r = 0; r < x.rows; ++r) {
+    finite_range row;
+    for (index_t c = 0; c < x.cols; ++c) row.add(x(r, c));
+    const quant_params p = scaling == activation_scaling::dynamic_token ? row.params() : tensor.params();
+    scales[r] = p.scale;
+    zero_points[r] = p.zero_point;
+    for (index_t c = 0; c < x.cols; ++c) q(r, c) = quantize_one<uint8_t>(x(r, c), p.inv_scale(), p.zero_point);
+  }
 }
 
 }  // namespace ref

@@ -79,6 +79,24 @@ struct vector_stage<epilogue::dequantize<Along>> {
   }
 };
 
+template <>
+struct vector_stage<epilogue::subtract_row_zero_point> {
+  template <class V>
+  static typename V::vint apply(const epilogue::subtract_row_zero_point& s, typename V::vint v, const lane_block<V>& at) {
+    // v + (−zp)·sum modulo 2^32 is the scalar's v − zp·sum.
+    return V::add(v, V::mullo(V::set1(-s.zero_points[at.m]), V::load(s.column_sums.data() + at.n, at.mask)));
+  }
+};
+
+template <class Along>
+struct vector_stage<epilogue::dequantize_rows<Along>> {
+  template <class V>
+  static typename V::vfloat apply(const epilogue::dequantize_rows<Along>& s, typename V::vint v,
+                                  const lane_block<V>& at) {
+    return V::mul(V::mul(V::to_float(v), V::set1(s.row_scales[at.m])), load_along<V, Along>(s.scales.data(), at));
+  }
+};
+
 template <class Along>
 struct vector_stage<epilogue::requantize<Along>> {
   template <class V>

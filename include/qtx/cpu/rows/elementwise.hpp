@@ -7,6 +7,14 @@
 //   dequantize        x = scale·(q − zp)             bit-exact
 //   requantize        q = quantize_one(float(acc), multiplier, zp)   bit-exact (float multiplier;
 //                     the fixed-point form runs the scalar reference on every backend)
+//   quantize_dynamic  each row's (or the tensor's) finite range → asymmetric uint8 params →
+//                     quantize_one; the row is still in L1 when it is quantized   bit-exact
+#include <algorithm>
+#include <array>
+#include <limits>
+#include <span>
+
+#include "../../quant/dynamic.hpp"
 #include "../../ref/elementwise.hpp"
 #include "common.hpp"
 #include "math.hpp"
@@ -47,6 +55,34 @@ void map_rows(matrix_view<const In> x, matrix_view<Out> y, const row_writer<A, O
       if (j < x.cols) write.tail(yr + j, f(load_lanes_tail<A>(xr + j, x.cols - j)), x.cols - j);
     }
   });
+}
+
+// The finite range of n floats (quant/dynamic.hpp's rule): non-finite lanes count as 0, which the
+// range contains anyway, so min / max never see a NaN.
+template <class A>
+finite_range row_range(const float* x, index_t n) {
+  constexpr index_t W = lanes<A>;
+  const vfloat<A> infinity(std::numeric_limits<float>::infinity()), zero(0.0f);
+  vfloat<A> lo = zero, hi = zero;
+  auto widen = [&](vfloat<A> v) {
+    v = xsimd::select(xsimd::abs(v) < infinity, v, zero);
+    lo = vmin(lo, v);
+    hi = vmax(hi, v);
+  };
+  index_t j = 0;
+  for (; j + W <= n; j += W) widen(vfloat<A>::load_unaligned(x + j));
+  if (j < n) widen(load_float_tail<A>(x + j, n - j));
+  return {-reduce_max<A>(-lo), reduce_max<A>(hi)};
+}
+
+// q's row ← quantize(x's row) with p.
+template <class A>
+void quantize_row(const float* x, uint8_t* q, index_t n, quant_params p) {
+  constexpr index_t W = lanes<A>;
+  const row_writer<A, uint8_t> write(p);
+  index_t j = 0;
+  for (; j + W <= n; j += W) write(q + j, vfloat<A>::load_unaligned(x + j));
+  if (j < n) write.tail(q + j, load_float_tail<A>(x + j, n - j), n - j);
 }
 
 namespace gelu_constants {
@@ -98,6 +134,45 @@ void quantize(Arch, matrix_view<const float> x, matrix_view<T> q, quant_params p
   }
 #endif
   ref::quantize(x, q, p);
+}
+
+// Arguments checked by ops::quantize_dynamic (scaling is one of the dynamic modes).
+template <class Arch>
+void quantize_dynamic(Arch, matrix_view<const float> x, matrix_view<uint8_t> q, std::span<float> scales,
+                      std::span<int32_t> zero_points, activation_scaling scaling) {
+#if QTX_HAS_AVX2 || QTX_HAS_AVX512_VNNI  // the vector path only exists where it compiles
+  if constexpr (has_simd<Arch>) {
+    using A = simd_arch_t<Arch>;
+    if (x.row_contiguous() && q.row_contiguous()) {
+      const index_t blocks = row_block_count(x.rows, x.cols);
+      const auto store = [&](index_t r, quant_params p) {
+        scales[r] = p.scale;
+        zero_points[r] = p.zero_point;
+        quantize_row<A>(x.row(r), q.row(r), x.cols, p);
+      };
+      if (scaling == activation_scaling::dynamic_token) {
+        for_row_blocks(x.rows, blocks, [&](index_t, index_t first, index_t end) {
+          for (index_t r = first; r < end; ++r) store(r, row_range<A>(x.row(r), x.cols).params());
+        });
+        return;
+      }
+      // One partial range per row block, on the stack (a forward pass allocates nothing).
+      constexpr index_t max_blocks = 256;
+      std::array<finite_range, max_blocks> partial{};
+      for_row_blocks(x.rows, std::min(blocks, max_blocks), [&](index_t b, index_t first, index_t end) {
+        for (index_t r = first; r < end; ++r) partial[b].add(row_range<A>(x.row(r), x.cols));
+      });
+      finite_range tensor;
+      for (const auto& r : partial) tensor.add(r);
+      const quant_params p = tensor.params();
+      for_row_blocks(x.rows, blocks, [&](index_t, index_t first, index_t end) {
+        for (index_t r = first; r < end; ++r) store(r, p);
+      });
+      return;
+    }
+  }
+#endif
+  ref::quantize_dynamic(x, q, scales, zero_points, scaling);
 }
 
 template <class Arch, class T>
