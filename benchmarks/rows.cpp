@@ -1,4 +1,5 @@
-// Row kernels: softmax / clipped softmax, layer norm, fused residual + layer norm + quantize.
+// Row kernels: softmax / clipped softmax, layer norm, fused residual + layer norm + quantize, and
+// quantization to uint8 with calibrated (static) or per-call (dynamic per tensor / per token) params.
 //
 // Shapes: 4096 rows of 128 / 512 / 768 / 3072 (BERT/ViT attention rows, d_model, FFN width), 1 and 2
 // threads. Peers in the same run: oneDNN 2.6 softmax_forward and layer_normalization_forward
@@ -7,7 +8,8 @@
 // Counter GB/s counts the bytes each variant must move once: float → float 8 B/element; int32 →
 // uint8 softmax 5 B/element (+ the broadcast mask row, negligible); residual + LN + quantize with
 // the residual stream written: x, r in (8 B) + s (4 B) + uint8 y (1 B) = 13 B/element, the same
-// count for the fused and the separate runs so their ratio is the time ratio.
+// count for the fused and the separate runs so their ratio is the time ratio; quantize 5 B/element
+// (dynamic: the same count, so the ratio to static is the price of computing the ranges).
 #include <benchmark/benchmark.h>
 
 #include <qtx/core/parallel.hpp>
@@ -17,6 +19,7 @@
 
 #include <cmath>
 #include <random>
+#include <span>
 #include <vector>
 
 #if defined(QTX_BENCH_WITH_DNNL)
@@ -111,6 +114,29 @@ void BM_residual_layer_norm_quantize(benchmark::State& state) {
   set_bytes(state, 13.0, cols);
 }
 
+// float → uint8. Args: cols, threads, scaling (0 static with calibrated params, 1 dynamic per
+// tensor, 2 dynamic per token).
+void BM_quantize(benchmark::State& state) {
+  const index_t cols = state.range(0);
+  qtx::set_num_threads(int(state.range(1)));
+  const auto scaling = qtx::activation_scaling(state.range(2));
+  const auto x = normal_values(std::size_t(rows * cols), 2.0f, 9);
+  std::vector<uint8_t> q(x.size());
+  std::vector<float> scales(rows);
+  std::vector<int32_t> zero_points(rows);
+  const auto xv = qtx::make_view(x.data(), rows, cols);
+  const auto qv = qtx::make_view(q.data(), rows, cols);
+  const auto qp = qtx::asymmetric_params<uint8_t>(-6.0f, 6.0f);
+  for (auto _ : state) {
+    if (scaling == qtx::activation_scaling::static_tensor)
+      qtx::ops::quantize(arch{}, xv, qv, qp);
+    else
+      qtx::ops::quantize_dynamic(arch{}, xv, qv, std::span(scales), std::span(zero_points), scaling);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, 5.0, cols);
+}
+
 #if defined(QTX_BENCH_WITH_DNNL)
 // Args: cols, threads.
 void BM_softmax_onednn(benchmark::State& state) {
@@ -179,6 +205,9 @@ BENCHMARK(BM_layer_norm<qtx::cpu::scalar>)->Apply([](auto* b) { row_shapes(b); }
 BENCHMARK(BM_residual_layer_norm_quantize)->Apply([](auto* b) {
   row_shapes(b, {1});
   row_shapes(b, {0});
+});
+BENCHMARK(BM_quantize)->Apply([](auto* b) {
+  for (int64_t scaling : {0, 1, 2}) row_shapes(b, {scaling});
 });
 #if defined(QTX_BENCH_WITH_DNNL)
 BENCHMARK(BM_softmax_onednn)->Apply([](auto* b) { row_shapes(b); });

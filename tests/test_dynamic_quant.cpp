@@ -15,6 +15,7 @@
 #include <qtx/ops/elementwise.hpp>
 #include <qtx/ops/gemm.hpp>
 #include <qtx/quant/dynamic.hpp>
+#include <qtx/quant/smoothing.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -229,4 +230,59 @@ TEMPLATE_LIST_TEST_CASE("qlinear with dynamic input equals a double-precision la
   // The static form needs calibrated parameters this layer was not given.
   CHECK_THROWS_WITH(layer.forward(qtx::make_view(std::as_const(q).data(), M, K), qtx::make_view(y.data(), M, N)),
                     Catch::Contains("qlinear::forward: the layer was made without calibrated input parameters"));
+}
+
+TEST_CASE("smoothing: factors follow s = a^alpha / w^(1-alpha); the migrated product is unchanged",
+          "[quant][smoothing]") {
+  const std::vector<float> a = {8.0f, 0.5f, 0.0f, 2.0f}, w = {0.5f, 2.0f, 1.0f, 0.0f};
+  const auto s = qtx::smoothing_factors(a, w, 0.5f);
+  REQUIRE(s.size() == 4);
+  CHECK(s[0] == Approx(std::sqrt(8.0 / 0.5)).epsilon(1e-6));
+  CHECK(s[1] == Approx(std::sqrt(0.5 / 2.0)).epsilon(1e-6));
+  CHECK(s[2] == 1.0f);  // an all-zero activation channel: nothing to migrate
+  CHECK(s[3] == 1.0f);  // an all-zero weight channel
+  CHECK(qtx::smoothing_factors(a, w, 1.0f)[0] == 8.0f);
+  CHECK(qtx::smoothing_factors(a, w, 0.0f)[0] == 2.0f);
+  CHECK_THROWS_WITH(qtx::smoothing_factors(a, w, 1.5f), Catch::Contains("smoothing alpha (1.5) must be in [0, 1]"));
+  CHECK_THROWS_WITH(qtx::smoothing_factors(a, std::vector<float>{1, 2}, 0.5f), Catch::Contains("4 activation channels but 2"));
+  CHECK_THROWS_WITH(qtx::smoothing_factors(std::vector<float>{NAN}, std::vector<float>{1}, 0.5f),
+                    Catch::Contains("activation absmax[0] (nan) must be finite"));
+
+  // x·Wᵀ = (x ⊙ s⁻¹)·(W·diag(s))ᵀ, W (out, in) as the layers store it.
+  const index_t M = 5, K = 12, N = 7;
+  std::mt19937 rng(3);
+  auto x = normal_values(M * K, 1.0f, rng);
+  for (index_t m = 0; m < M; ++m) x[std::size_t(m * K + 2)] *= 30.0f;  // an outlier channel
+  const auto wt = normal_values(N * K, 0.2f, rng);
+  const auto wv = qtx::make_view(wt.data(), N, K);
+  const auto xv = qtx::make_view(x.data(), M, K);
+  qtx::channel_minmax_observer observer;
+  observer.observe(xv);
+  std::vector<float> x_absmax(K);
+  for (index_t j = 0; j < K; ++j) x_absmax[std::size_t(j)] = observer.range().absmax(j);
+  const auto factors = qtx::smoothing_factors(x_absmax, qtx::input_channel_absmax({wv}), 0.5f);
+  const auto scaled_w = qtx::scale_input_channels(wv, factors);
+  float smoothed_absmax = 0;
+  for (index_t m = 0; m < M; ++m)
+    for (index_t n = 0; n < N; ++n) {
+      double plain = 0, migrated = 0;
+      for (index_t k = 0; k < K; ++k) {
+        const std::size_t i = std::size_t(m * K + k);
+        plain += double(x[i]) * wt[std::size_t(n * K + k)];
+        migrated += double(x[i] / factors[std::size_t(k)]) * scaled_w[std::size_t(n * K + k)];
+        smoothed_absmax = std::max(smoothed_absmax, std::abs(x[i] / factors[std::size_t(k)]));
+      }
+      REQUIRE(migrated == Approx(plain).margin(1e-5));
+    }
+  // The outlier channel no longer dominates the input's range.
+  CHECK(smoothed_absmax < 0.5f * observer.range().absmax(2));
+  // smoothed_params covers every channel's range divided by its factor.
+  const auto p = qtx::smoothed_params(observer.range(), factors);
+  for (index_t m = 0; m < M; ++m)
+    for (index_t k = 0; k < K; ++k) {
+      const float v = x[std::size_t(m * K + k)] / factors[std::size_t(k)];
+      CHECK(v >= p.scale * float(0 - p.zero_point) - p.scale);
+      CHECK(v <= p.scale * float(255 - p.zero_point) + p.scale);
+    }
+  CHECK_THROWS_WITH(observer.observe(qtx::make_view(x.data(), 2, 5)), Catch::Contains("x has 5 columns"));
 }

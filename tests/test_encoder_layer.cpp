@@ -482,3 +482,68 @@ TEST_CASE("layer_calibrator: a range estimator per point, each equal to its obse
   CHECK_THROWS_WITH(calibrator.use(nn::layer_point::v, nn::range_estimator::mse),
                     Catch::Contains("layer_calibrator::use: point 'v' has been observed already"));
 }
+
+// LN outputs with two channels 20x the others (large γ, as in pretrained BERTs): one static scale
+// per tensor wastes the levels of every other channel; migrating half the spread into the weights
+// (α = 0.5) recovers them. The float layer is the reference; smoothing changes no float math.
+TEST_CASE("smoothing (SmoothQuant) of the LN-output GEMM inputs: outlier channels cost less",
+          "[nn][encoder_layer][w8a8][smoothing]") {
+  const index_t H = 4, D = 32, F = 64, T = 16;
+  unsigned seed = 1100;
+  std::vector<double> ratios;  // smoothed / plain static error, per variant
+  for (const variant& v : all_variants()) {
+    auto ref = layer_for(v, D, F, H, ++seed);
+    for (int c : {0, 1}) ref.ln1_gamma[std::size_t(c)] *= 20.0f, ref.ln2_gamma[std::size_t(c)] *= 20.0f;
+    const auto layer = make_layer(ref);
+    auto ws = layer.make_workspace(T);
+    std::mt19937 rng(seed);
+    const auto make_input = [&] {
+      auto x = normal_values(T * D, 1.0f, rng);
+      if (v.post_ln)  // a post-LN layer's input is the previous LN's output: the same outlier channels
+        for (index_t t = 0; t < T; ++t) x[std::size_t(t * D)] *= 20.0f, x[std::size_t(t * D + 1)] *= 20.0f;
+      return x;
+    };
+    nn::layer_calibrator calibrator;
+    for (int b = 0; b < 6; ++b) {
+      auto x = make_input();
+      layer.forward(qtx::make_view(x.data(), T, D), ws, &calibrator);
+    }
+    const auto cal = calibrator.result();
+    const auto input = make_input();
+    auto expected = input;
+    layer.forward(qtx::make_view(expected.data(), T, D), ws);
+    const auto error = [&](qtx::activation_scaling scaling, std::optional<float> alpha) {
+      nn::quantized_layer_options o;
+      o.round_residuals = false;
+      o.set_activations(scaling);
+      o.smoothing_alpha = alpha;
+      const nn::quantized_encoder_layer<> q(layer, cal, o);
+      auto qws = q.make_workspace(T);
+      auto x = input;
+      q.forward(qtx::make_view(x.data(), T, D), qws);
+      return relative_rms(x, expected);
+    };
+    const double plain = error(qtx::activation_scaling::static_tensor, std::nullopt);
+    const double smoothed = error(qtx::activation_scaling::static_tensor, 0.5f);
+    const double token_smoothed = error(qtx::activation_scaling::dynamic_token, 0.5f);
+    CAPTURE(v.post_ln, v.gate, v.gamma, int(v.activation), v.causal, plain, smoothed, token_smoothed);
+    CHECK(smoothed < plain);
+    CHECK(token_smoothed < plain);
+    ratios.push_back(smoothed / plain);
+
+    // Smoothing needs the float residual stream, per-channel ranges, and α in [0, 1].
+    nn::quantized_layer_options bad;
+    bad.smoothing_alpha = 0.5f;
+    CHECK_THROWS_WITH(nn::quantized_encoder_layer<>(layer, cal, bad), Catch::Contains("smoothing needs round_residuals = false"));
+    bad.round_residuals = false;
+    bad.smoothing_alpha = 1.5f;
+    CHECK_THROWS_WITH(nn::quantized_encoder_layer<>(layer, cal, bad), Catch::Contains("quantized_encoder_layer: smoothing alpha (1.5)"));
+    bad.smoothing_alpha = 0.5f;
+    auto no_channels = cal;
+    no_channels.channels = {};
+    CHECK_THROWS_WITH(nn::quantized_encoder_layer<>(layer, no_channels, bad), Catch::Contains("no per-channel ranges for point"));
+  }
+  double mean = 0;
+  for (double r : ratios) mean += r / double(ratios.size());
+  CHECK(mean < 0.7);
+}

@@ -7,7 +7,8 @@
 //   qtx_peers_runner run MODEL_DIR CALIBRATION_IDS EVAL_IDS OUT_DIR [--repeats R] [--warmup W] [--batch B]
 //                    [--weight-bits 8|7] [--mode M]
 //     calibrates W8A8 (weights on 8 or 7 bits; activation mode M of demo::w8a8_modes: 0 the paper's
-//     static points, 1 a float residual stream, 2 dynamic per tensor, 3 dynamic per token) on
+//     static points, 1 a float residual stream, 2 dynamic per tensor, 3 dynamic per token, 4 and 5
+//     static and per token with smoothing) on
 //     CALIBRATION_IDS, then runs FP32 and W8A8 on every
 //     EVAL_IDS sequence, R times (the two precisions alternate per pass, so machine noise hits both), one sequence per
 //     forward (B = 1) or B per forward: sorted by length like the ORT side's batches, but packed
@@ -59,7 +60,7 @@ flags parse_flags(int argc, char** argv, int first, std::vector<std::pair<std::s
     for (auto& [n, v] : f.values)
       if ("--" + n == name) {
         v = std::stol(argv[i + 1]);
-        qtx::check(v > 0, "qtx_peers_runner: ", name, " (", v, ") must be positive");
+        qtx::check(v >= 0, "qtx_peers_runner: ", name, " (", v, ") must be non-negative");
         known = true;
       }
     qtx::check(known, "qtx_peers_runner: unknown flag ", name);
@@ -108,6 +109,8 @@ int tokenize(int argc, char** argv) {
   qtx::check(argc >= 5, "qtx_peers_runner tokenize: needs MODEL_DIR TEXT_DIR OUT_DIR");
   const fs::path model_dir = argv[2], text_dir = argv[3], out_dir = argv[4];
   const auto f = parse_flags(argc, argv, 5, {{"heldout", 1000}, {"calibration", 256}});
+  qtx::check(f.get("heldout") > 0 && f.get("calibration") > 0, "qtx_peers_runner tokenize: --heldout (",
+             f.get("heldout"), ") and --calibration (", f.get("calibration"), ") must be positive");
   const auto tok = qtx::io::wordpiece_tokenizer::from_file(model_dir / "vocab.txt");
   auto encode_all = [&](const fs::path& file, index_t count, index_t stride) {
     std::vector<ids_t> out;
@@ -121,24 +124,15 @@ int tokenize(int argc, char** argv) {
   return 0;
 }
 
-// Running min-max ranges at every quantization point of the FP32 forward, as the demo calibrates.
+// The demo's calibration (bert::calibration_recorder) of the FP32 forward over `sequences`.
 bert::calibration calibrate(const bert::model<>& model, const std::vector<ids_t>& sequences) {
-  const index_t L = model.cfg().layers;
-  std::vector<std::array<qtx::running_minmax_observer, bert::points>> observers(L);
-  qtx::running_minmax_observer embeddings;
+  bert::calibration_recorder recorder(model.cfg().layers);
   const bert::model<>::observer record = [&](index_t layer, int point, qtx::matrix_view<const float> t) {
-    if (layer < 0) return embeddings.observe(t);
-    observers[layer][point].observe(t);
+    recorder(layer, point, t);
   };
   qtx::aligned_buffer<float> hidden;
   for (const auto& ids : sequences) model.forward(ids, hidden, &record);
-  bert::calibration cal;
-  cal.embeddings_ln = embeddings.params<uint8_t>();
-  for (index_t i = 0; i < L; ++i) {
-    cal.layers.emplace_back();
-    for (int p = 0; p < bert::points; ++p) cal.layers[i][p] = observers[i][p].params<uint8_t>();
-  }
-  return cal;
+  return recorder.result();
 }
 
 double thread_cpu_seconds() {
@@ -157,6 +151,8 @@ int run(int argc, char** argv) {
   const fs::path model_dir = argv[2], calibration_ids = argv[3], eval_ids = argv[4], out_dir = argv[5];
   const auto f = parse_flags(argc, argv, 6,
                              {{"repeats", 3}, {"warmup", 20}, {"batch", 1}, {"weight-bits", 8}, {"mode", 0}});
+  qtx::check(f.get("batch") > 0 && f.get("repeats") > 0, "qtx_peers_runner: --batch (", f.get("batch"),
+             ") and --repeats (", f.get("repeats"), ") must be positive");
   qtx::check(f.get("weight-bits") >= 2 && f.get("weight-bits") <= 8, "qtx_peers_runner: --weight-bits (", f.get("weight-bits"), ") must be 2..8");
   const auto modes = demo::w8a8_modes(int(f.get("weight-bits")));
   qtx::check(f.get("mode") >= 0 && f.get("mode") < index_t(modes.size()), "qtx_peers_runner: --mode (", f.get("mode"),
@@ -216,7 +212,7 @@ int main(int argc, char** argv) try {
   std::fprintf(stderr,
                "usage: %s tokenize MODEL_DIR TEXT_DIR OUT_DIR [--heldout N] [--calibration N]\n"
                "       %s run MODEL_DIR CALIBRATION_IDS EVAL_IDS OUT_DIR [--repeats R] [--warmup W] [--batch B]"
-               " [--weight-bits 8|7] [--mode 0..3]\n",
+               " [--weight-bits 8|7] [--mode 0..5]\n",
                argv[0], argv[0]);
   return 2;
 } catch (const std::exception& e) {

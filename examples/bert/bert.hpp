@@ -15,6 +15,8 @@
 #include <qtx/nn/grid.hpp>
 #include <qtx/nn/layer_norm.hpp>
 #include <qtx/nn/linear.hpp>
+#include <qtx/quant/observers.hpp>
+#include <qtx/quant/smoothing.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -74,6 +76,46 @@ inline const char* point_name(int p) {
 struct calibration {
   qtx::quant_params embeddings_ln;
   std::vector<std::array<qtx::quant_params, points>> layers;
+  // Per-channel ranges (what smoothing needs), when recorded: the embeddings LN's, each layer's points'.
+  std::optional<qtx::channel_range> embeddings_channels = {};
+  std::vector<std::array<std::optional<qtx::channel_range>, points>> channels = {};
+};
+
+// Records a calibration from FP32 forward passes (pass it, or call it from the model observer):
+// the paper's running min-max at every point and each point's per-channel ranges.
+class calibration_recorder {
+ public:
+  explicit calibration_recorder(index_t layers) : ranges_(std::size_t(layers)), channels_(std::size_t(layers)) {}
+  // A point's tensor of one forward pass (layer −1: the embeddings LN's output).
+  void operator()(index_t layer, int point, qtx::matrix_view<const float> t) {
+    if (layer < 0) {
+      embeddings_.observe(t);
+      embeddings_channels_.observe(t);
+      return;
+    }
+    ranges_[std::size_t(layer)][std::size_t(point)].observe(t);
+    channels_[std::size_t(layer)][std::size_t(point)].observe(t);
+  }
+  calibration result() const {
+    calibration cal;
+    cal.embeddings_ln = embeddings_.params<uint8_t>();
+    cal.embeddings_channels = embeddings_channels_.range();
+    for (std::size_t i = 0; i < ranges_.size(); ++i) {
+      cal.layers.emplace_back();
+      cal.channels.emplace_back();
+      for (std::size_t p = 0; p < points; ++p) {
+        cal.layers[i][p] = ranges_[i][p].params<uint8_t>();
+        if (!channels_[i][p].empty()) cal.channels[i][p] = channels_[i][p].range();
+      }
+    }
+    return cal;
+  }
+
+ private:
+  std::vector<std::array<qtx::running_minmax_observer, points>> ranges_;
+  std::vector<std::array<qtx::channel_minmax_observer, points>> channels_;
+  qtx::running_minmax_observer embeddings_;
+  qtx::channel_minmax_observer embeddings_channels_;
 };
 
 // The model's point number of each qtx::nn::layer_point; the layer input is the previous LN output.
@@ -136,6 +178,13 @@ class model {
     for (index_t i = 0; i < cfg_.layers; ++i) {
       auto c = demo::layer_calibration_from(cal.layers[i], layer_points);
       c.set(qtx::nn::layer_point::input, i == 0 ? cal.embeddings_ln : cal.layers[i - 1][ffn_ln]);
+      if (!cal.channels.empty()) {
+        for (int p = 0; p < qtx::nn::layer_points; ++p)
+          if (const int point = layer_points[std::size_t(p)]; point >= 0)
+            c.channels[std::size_t(p)] = cal.channels[std::size_t(i)][std::size_t(point)];
+        c.channels[std::size_t(qtx::nn::layer_point::input)] =
+            i == 0 ? cal.embeddings_channels : cal.channels[std::size_t(i - 1)][ffn_ln];
+      }
       layers.emplace_back(fp32_[i], c, options);
     }
     options_ = options;

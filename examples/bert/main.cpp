@@ -95,12 +95,11 @@ int main(int argc, char** argv) try {
 
   // 1. FP32 on calibration text: running min-max ranges and the paper's outlier statistics.
   const index_t L = cfg.layers;
-  std::vector<std::array<qtx::running_minmax_observer, bert::points>> observers(L);
-  qtx::running_minmax_observer embeddings_observer;
+  bert::calibration_recorder recorder(L);
   std::vector<qtx::outlier_stats> layer_stats(L), attention_residual_stats(L), residual_stats(L);
   const bert::model<>::observer record = [&](index_t layer, int point, qtx::matrix_view<const float> t) {
-    if (layer < 0) return embeddings_observer.observe(t);
-    observers[layer][point].observe(t);
+    recorder(layer, point, t);
+    if (layer < 0) return;
     if (point == bert::ffn_ln) layer_stats[layer].add_sequence(t);
     if (point == bert::attention_residual) attention_residual_stats[layer].add_sequence(t);  // the LN inputs
     if (point == bert::ffn_residual) residual_stats[layer].add_sequence(t);
@@ -111,12 +110,7 @@ int main(int argc, char** argv) try {
     model.forward(ids, hidden, &record);
     bar.tick();
   }
-  bert::calibration cal;
-  cal.embeddings_ln = embeddings_observer.params<uint8_t>();
-  for (index_t i = 0; i < L; ++i) {
-    cal.layers.emplace_back();
-    for (int p = 0; p < bert::points; ++p) cal.layers[i][p] = observers[i][p].params<uint8_t>();
-  }
+  const bert::calibration cal = recorder.result();
 
   // 2. Held-out sentences: FP32 embeddings and latency, then each W8A8 mode's.
   std::vector<std::vector<float>> fp32_embeddings;

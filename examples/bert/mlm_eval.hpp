@@ -48,14 +48,13 @@ mlm_result mlm_eval(Model& model, const qtx::io::wordpiece_tokenizer& tok, const
   const index_t L = cfg.layers;
   const auto mask_id = tok.id_of("[MASK]");
 
-  std::vector<std::array<qtx::running_minmax_observer, points>> observers(L);
-  qtx::running_minmax_observer embeddings_observer;
+  calibration_recorder recorder(L);
   mlm_result r;
   r.layer_stats.resize(L);
   r.locations = demo::outlier_locations(L);
   const typename Model::observer record = [&](index_t layer, int point, qtx::matrix_view<const float> t) {
-    if (layer < 0) return embeddings_observer.observe(t);
-    observers[layer][point].observe(t);
+    recorder(layer, point, t);
+    if (layer < 0) return;
     if (point == ffn_ln) r.layer_stats[layer].add_sequence(t), r.locations.add_sequence(layer, t);
   };
   qtx::aligned_buffer<float> hidden, logits;
@@ -67,13 +66,7 @@ mlm_result mlm_eval(Model& model, const qtx::io::wordpiece_tokenizer& tok, const
       bar.tick();
     }
   }
-  calibration cal;
-  cal.embeddings_ln = embeddings_observer.params<uint8_t>();
-  for (index_t i = 0; i < L; ++i) {
-    cal.layers.emplace_back();
-    for (int p = 0; p < points; ++p) cal.layers[i][p] = observers[i][p].params<uint8_t>();
-  }
-  model.quantize(cal);
+  model.quantize(recorder.result());
 
   const auto all = demo::read_lines(text_dir / "sotu_heldout.txt", std::numeric_limits<index_t>::max(), 1);
   const index_t stride = std::max<index_t>(1, index_t(all.size()) / std::max<index_t>(heldout, 1));

@@ -26,8 +26,9 @@ struct w8a8_mode {
 };
 
 // The paper's W8A8 (every point static, residual sums on their uint8 grid), then what a pretrained
-// model without clipped softmax or gates calls for: a float residual stream, and GEMM inputs
-// quantized per call (per tensor, as ONNX Runtime's dynamic quantization; per token).
+// model without clipped softmax or gates calls for: a float residual stream, GEMM inputs quantized
+// per call (per tensor, as ONNX Runtime's dynamic quantization; per token), and SmoothQuant-style
+// smoothing (α = 0.5) of the LN outputs that feed GEMMs.
 inline std::vector<w8a8_mode> w8a8_modes(int weight_bits) {
   qtx::nn::quantized_layer_options paper;
   paper.weight_bits = weight_bits;
@@ -36,10 +37,14 @@ inline std::vector<w8a8_mode> w8a8_modes(int weight_bits) {
   auto per_tensor = float_stream, per_token = float_stream;
   per_tensor.set_activations(qtx::activation_scaling::dynamic_tensor);
   per_token.set_activations(qtx::activation_scaling::dynamic_token);
+  auto smoothed = float_stream, per_token_smoothed = per_token;
+  smoothed.smoothing_alpha = per_token_smoothed.smoothing_alpha = 0.5f;
   return {{"static (paper: uint8 residual sums)", paper},
           {"static, float residual stream", float_stream},
           {"dynamic per tensor, float residual stream", per_tensor},
-          {"dynamic per token, float residual stream", per_token}};
+          {"dynamic per token, float residual stream", per_token},
+          {"static + smoothing 0.5, float residual stream", smoothed},
+          {"per token + smoothing 0.5, float stream", per_token_smoothed}};
 }
 
 // Where each sequence's largest |x| sits (token, channel), per layer: the paper's outliers gather on

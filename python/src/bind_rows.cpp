@@ -8,6 +8,7 @@
 #include <qtx/ops/elementwise.hpp>
 #include <qtx/ops/layernorm.hpp>
 #include <qtx/ops/softmax.hpp>
+#include <qtx/quant/dynamic.hpp>
 #include <qtx/quant/params.hpp>
 #include <qtx/quant/quantize.hpp>
 
@@ -145,6 +146,22 @@ py::object quantize(py::handle x_obj, quant_params params, py::handle out, py::h
   return result;
 }
 
+// Per-token ("token") or per-tensor ("tensor") parameters computed from x itself.
+py::tuple quantize_dynamic(py::handle x_obj, const std::string& granularity) {
+  constexpr const char* fn = "quantize_dynamic";
+  if (granularity != "token" && granularity != "tensor")
+    throw py::value_error(std::string(fn) + ": granularity must be 'token' or 'tensor', got '" + granularity + "'");
+  const auto scaling = granularity == "token" ? activation_scaling::dynamic_token : activation_scaling::dynamic_tensor;
+  const auto x = as_matrix<const float>(x_obj, fn, "x");
+  auto q = output_matrix<uint8_t>(py::none(), x.view.rows, x.view.cols, x.array.ndim() == 1, fn);
+  py::array_t<float> scales(x.view.rows);
+  py::array_t<int32_t> zero_points(x.view.rows);
+  const std::span<float> s(scales.mutable_data(), std::size_t(x.view.rows));
+  const std::span<int32_t> z(zero_points.mutable_data(), std::size_t(x.view.rows));
+  run_kernel([&] { ops::quantize_dynamic(arch{}, x.view, q.view, s, z, scaling); });
+  return py::make_tuple(q.array, scales, zero_points);
+}
+
 py::object dequantize(py::handle q_obj, quant_params params, py::handle out) {
   constexpr const char* fn = "dequantize";
   const py::array q_array = to_array(q_obj, fn, "q", false);
@@ -248,6 +265,11 @@ Arguments as layer_norm; sum_out: float32 like x. Returns out.)doc");
   m.def("quantize", &quantize, "x"_a, "params"_a, "out"_a = py::none(), py::kw_only(), "dtype"_a = py::none(),
         "clamp(round_half_even(x / scale) + zero_point) of float32 x as uint8 (default) or int8; NaN -> zero_point. "
         "Returns out.");
+  m.def("quantize_dynamic", &quantize_dynamic, "x"_a, "granularity"_a = "token",
+        R"doc(uint8 quantization of float32 x with parameters from x itself: one (scale, zero point) per row
+('token') or one for all rows ('tensor'), each over its finite values widened to include 0. NaN -> the
+zero point, +-inf saturate. Returns (q uint8 like x, scales float32 (rows,), zero_points int32 (rows,));
+row r is real = scales[r] * (q[r] - zero_points[r]).)doc");
   m.def("dequantize", &dequantize, "q"_a, "params"_a, "out"_a = py::none(),
         "scale * (q - zero_point) of uint8 / int8 q as float32. Returns out.");
   m.def("requantize", &requantize<float>, "acc"_a, "multiplier"_a, "zero_point"_a = 0, "out"_a = py::none(),

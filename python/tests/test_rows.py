@@ -161,3 +161,31 @@ def test_quant_params_helpers():
     assert s.scale == pytest.approx(0.02) and s.zero_point == 0
     assert qtx.gamma_for(12, 512) == pytest.approx(-12 / 512)
     assert qtx.probability_params.scale == pytest.approx(1 / 255)
+
+
+@pytest.mark.parametrize("granularity", ["token", "tensor"])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 17), (5, 384), (33, 7)])
+def test_quantize_dynamic_bit_exact(rng, granularity, shape):
+    x = rng.normal(size=shape).astype(np.float32)
+    x[0] *= 50.0  # an outlier token
+    x[0, 0] = np.nan
+    if shape[1] > 2:
+        x[-1, 1:3] = [np.inf, -np.inf]
+    q, scales, zero_points = qtx.quantize_dynamic(x, granularity)
+    assert q.dtype == np.uint8 and q.shape == shape
+    assert scales.shape == zero_points.shape == (shape[0],)
+    finite = np.where(np.isfinite(x), x, 0.0)
+    lo, hi = finite.min(axis=1), finite.max(axis=1)
+    if granularity == "tensor":
+        lo, hi = np.full_like(lo, lo.min()), np.full_like(hi, hi.max())
+    for r in range(shape[0]):
+        p = qtx.asymmetric_params(float(lo[r]), float(hi[r]))
+        assert scales[r] == np.float32(p.scale) and zero_points[r] == p.zero_point
+        np.testing.assert_array_equal(q[r], quantize_ref(x[r], p.scale, p.zero_point))
+
+
+def test_quantize_dynamic_errors():
+    with pytest.raises(ValueError, match="granularity must be 'token' or 'tensor'"):
+        qtx.quantize_dynamic(np.zeros((2, 3), np.float32), "row")
+    with pytest.raises(TypeError):
+        qtx.quantize_dynamic(np.zeros((2, 3), np.int32))

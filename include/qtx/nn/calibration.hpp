@@ -14,6 +14,7 @@
 #include "../core/view.hpp"
 #include "../quant/observers.hpp"
 #include "../quant/params.hpp"
+#include "../quant/smoothing.hpp"
 
 namespace qtx::nn {
 
@@ -56,6 +57,8 @@ class layer_observer {
 /// uint8 quantization parameters of a layer's points; a point without a value was never calibrated.
 struct layer_calibration {
   std::array<std::optional<quant_params>, layer_points> points;  ///< indexed by layer_point
+  /// Per-channel ranges of the points (what SmoothQuant-style smoothing needs), where recorded.
+  std::array<std::optional<channel_range>, layer_points> channels;
 
   /// The parameters of `p`, which a W8A8 layer needs.
   /// @param fn the function named by the error.
@@ -68,6 +71,14 @@ struct layer_calibration {
   }
   /// Sets the parameters of `p`.
   void set(layer_point p, quant_params params) { points[std::size_t(p)] = params; }
+  /// The per-channel ranges of `p`.
+  /// @throws qtx::error naming fn when they were not recorded.
+  const channel_range& channels_at(layer_point p, const char* fn) const {
+    const auto& v = channels[std::size_t(p)];
+    check(v.has_value(), fn, ": calibration has no per-channel ranges for point '", layer_point_name(p),
+          "' (layer_calibrator records them)");
+    return *v;
+  }
 };
 
 /// The range estimators of quant/observers.hpp a layer_calibrator can use at a point.
@@ -80,7 +91,7 @@ enum class range_estimator {
 
 /// A layer_observer that keeps a range estimate of every point it sees (one observe() call = one
 /// batch; the paper's running min-max unless use() chose another for the point) and turns them into
-/// asymmetric uint8 parameters.
+/// asymmetric uint8 parameters, and each point's per-channel [min, max] (for smoothing).
 class layer_calibrator final : public layer_observer {
  public:
   /// Estimates the range of `point` with `estimator`.
@@ -104,6 +115,7 @@ class layer_calibrator final : public layer_observer {
   /// Records `tensor` as one batch of `point`.
   void observe(layer_point point, matrix_view<const float> tensor) override {
     std::visit([&](auto& obs) { obs.observe(tensor); }, observers_[std::size_t(point)]);
+    channels_[std::size_t(point)].observe(tensor);
   }
   /// Parameters of every point observed at least once (finite values only).
   layer_calibration result() const {
@@ -114,12 +126,15 @@ class layer_calibrator final : public layer_observer {
             if (!obs.empty()) c.points[std::size_t(i)] = obs.template params<uint8_t>();
           },
           observers_[std::size_t(i)]);
+    for (int i = 0; i < layer_points; ++i)
+      if (!channels_[std::size_t(i)].empty()) c.channels[std::size_t(i)] = channels_[std::size_t(i)].range();
     return c;
   }
 
  private:
   using any_observer = std::variant<running_minmax_observer, minmax_observer, percentile_observer, mse_observer<uint8_t>>;
   std::array<any_observer, layer_points> observers_;
+  std::array<channel_minmax_observer, layer_points> channels_;
 };
 
 }  // namespace qtx::nn

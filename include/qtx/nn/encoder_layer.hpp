@@ -22,13 +22,16 @@
 //
 // Both layers run in an encoder_workspace made once for a maximum token count (make_workspace) and
 // reused by every call: a warm forward pass allocates nothing in these modules.
+#include <initializer_list>
 #include <optional>
 #include <span>
 #include <type_traits>
+#include <vector>
 
 #include "../core/error.hpp"
 #include "../core/view.hpp"
 #include "../ops/elementwise.hpp"
+#include "../quant/smoothing.hpp"
 #include "attention.hpp"
 #include "calibration.hpp"
 #include "ffn.hpp"
@@ -241,6 +244,11 @@ struct quantized_layer_options {
   activation_scaling ffn_input = activation_scaling::static_tensor;        ///< FC₁'s input
   activation_scaling ffn_hidden = activation_scaling::static_tensor;       ///< FC₂'s input
   ///@}
+  /// SmoothQuant-style migration strength α in [0, 1] (quant/smoothing.hpp) for the two LN-output
+  /// GEMM inputs (Q/K/V's and FC₁'s): those inputs are divided per channel by s and the weights
+  /// multiplied, from the calibration's per-channel ranges. Needs round_residuals = false (the
+  /// smoothed tensor is a GEMM input only, never the residual stream). None: no smoothing.
+  std::optional<float> smoothing_alpha = std::nullopt;
   /// Sets the scaling of all four GEMM inputs.
   quantized_layer_options& set_activations(activation_scaling s) {
     attention_input = context = ffn_input = ffn_hidden = s;
@@ -271,18 +279,43 @@ class quantized_encoder_layer {
     };
     // Optional ranges: the residual sums' (needed to round them) and, post-LN, LN₂'s output (x_q).
     const auto optional = [&](layer_point p) { return options.round_residuals ? at(p) : cal.points[std::size_t(p)]; };
-    attention_in_ = point(post ? layer_point::input : layer_point::attention_ln, options.attention_input);
-    ffn_in_ = point(post ? layer_point::attention_ln : layer_point::ffn_ln, options.ffn_input);
+    const layer_point attention_point = post ? layer_point::input : layer_point::attention_ln;
+    const layer_point ffn_point = post ? layer_point::attention_ln : layer_point::ffn_ln;
+    attention_in_ = point(attention_point, options.attention_input);
+    ffn_in_ = point(ffn_point, options.ffn_input);
     output_ = cal.points[std::size_t(layer_point::ffn_ln)];
     attention_residual_ = optional(layer_point::attention_residual);
     ffn_residual_ = optional(layer_point::ffn_residual);
     const auto context = point(layer_point::context, options.context);
-    const auto& w = fp32.weights();
-    attention_ = {w.attention, fp32.options().attention,
+    attention_weights aw = fp32.weights().attention;
+    ffn_weights fw = fp32.weights().ffn;
+    std::vector<float> wq, wk, wv, w1;  // the smoothed weights, alive until packed below
+    if (options.smoothing_alpha) {
+      check(!options.round_residuals, fn, ": smoothing needs round_residuals = false (a smoothed LN output "
+                                          "is a GEMM input only, never the residual stream)");
+      const float alpha = *options.smoothing_alpha;
+      const auto smooth = [&](layer_point p, point_quantization& in, std::initializer_list<matrix_view<const float>> ws) {
+        const channel_range& x = cal.channels_at(p, fn);
+        std::vector<float> x_absmax(std::size_t(x.channels()));
+        for (index_t j = 0; j < x.channels(); ++j) x_absmax[std::size_t(j)] = x.absmax(j);
+        auto s = smoothing_factors(x_absmax, input_channel_absmax(ws), alpha, fn);
+        if (!in.dynamic()) in.params = smoothed_params(x, s);
+        return s;
+      };
+      const auto s_a = smooth(attention_point, attention_in_, {aw.wq, aw.wk, aw.wv});
+      const auto s_f = smooth(ffn_point, ffn_in_, {fw.fc1});
+      wq = scale_input_channels(aw.wq, s_a), wk = scale_input_channels(aw.wk, s_a);
+      wv = scale_input_channels(aw.wv, s_a), w1 = scale_input_channels(fw.fc1, s_f);
+      aw.wq = make_view(wq.data(), aw.wq.rows, aw.wq.cols), aw.wk = make_view(wk.data(), aw.wk.rows, aw.wk.cols);
+      aw.wv = make_view(wv.data(), aw.wv.rows, aw.wv.cols), fw.fc1 = make_view(w1.data(), fw.fc1.rows, fw.fc1.cols);
+      for (float f : s_a) attention_in_factors_.push_back(1.0f / f);
+      for (float f : s_f) ffn_in_factors_.push_back(1.0f / f);
+    }
+    attention_ = {aw, fp32.options().attention,
                   attention_calibration{attention_in_.params, at(layer_point::q), at(layer_point::k),
                                         at(layer_point::v), context.params, attention_in_.scaling, context.scaling},
                   options.per_channel, options.weight_bits};
-    ffn_ = {w.ffn, fp32.options().ffn_activation, ffn_in_, point(layer_point::ffn_hidden, options.ffn_hidden),
+    ffn_ = {fw, fp32.options().ffn_activation, ffn_in_, point(layer_point::ffn_hidden, options.ffn_hidden),
             options.per_channel, options.weight_bits};
     n_heads_ = fp32.options().attention.n_heads;
     gated_ = fp32.options().attention.gate.has_value();
@@ -326,7 +359,7 @@ class quantized_encoder_layer {
     check_ready(fn, x, ws);
     detail::check_sequences(fn, sequences, x.rows, cache, key_mask);
     if (norm_ == norm_placement::post_ln) {
-      const linear_input in = ws.inputs().quantize(Arch{}, x, attention_in_, fn);
+      const linear_input in = ws.inputs().quantize(Arch{}, x, attention_in_, fn, attention_in_factors_);
       post_ln(x, in, ws, key_mask, cache, sequences, {});
       return;
     }
@@ -334,10 +367,11 @@ class quantized_encoder_layer {
     const auto s = ws.sum(T, fn), n = ws.normed(T, fn);
     // The LN output's float form only feeds the gate: without one it is never made.
     const matrix_view<float> gate_input = gated_ ? n : matrix_view<float>{};
-    const linear_input attention_in = normalize(attention_ln_, x, attention_in_, gate_input, ws.inputs(), fn);
+    const linear_input attention_in =
+        normalize(attention_ln_, x, attention_in_, gate_input, ws.inputs(), fn, attention_in_factors_);
     attention_.forward(attention_in, gate_input, s, ws.attention, key_mask, x, cache, sequences);
     round_residual(s, attention_residual_, ws.grid(T, fn));
-    const linear_input ffn_in = normalize(ffn_ln_, s, ffn_in_, {}, ws.inputs(), fn);
+    const linear_input ffn_in = normalize(ffn_ln_, s, ffn_in_, {}, ws.inputs(), fn, ffn_in_factors_);
     ffn_.forward(ffn_in, ws.hidden_input(), x, s);
     round_residual(x, ffn_residual_, ws.grid(T, fn));
   }
@@ -389,7 +423,7 @@ class quantized_encoder_layer {
     const auto s = ws.sum(T, fn);
     attention_.forward(in, x, s, ws.attention, key_mask, x, cache, sequences);
     round_residual(s, attention_residual_, ws.grid(T, fn));
-    const linear_input ffn_in = normalize(attention_ln_, s, ffn_in_, x, ws.inputs(), fn);
+    const linear_input ffn_in = normalize(attention_ln_, s, ffn_in_, x, ws.inputs(), fn, ffn_in_factors_);
     ffn_.forward(ffn_in, ws.hidden_input(), s, x);
     round_residual(s, ffn_residual_, ws.grid(T, fn));
     if (!x_q.data) {
@@ -405,9 +439,10 @@ class quantized_encoder_layer {
   // LN(in) as the GEMM input `point` (into buf) and, when `out` is given, its float form for the
   // float consumers (the gate, a post-LN residual stream). The paper's static W8A8 with rounded
   // residuals keeps that float form on the uint8 grid (the LN quantizes in its own pass); otherwise
-  // it is LN's float output, quantized for the GEMM.
+  // it is LN's float output, quantized for the GEMM (times the smoothing's s⁻¹ when there is one).
   linear_input normalize(const layer_norm<Arch>& ln, matrix_view<const float> in, const point_quantization& point,
-                         matrix_view<float> out, input_buffer& buf, const char* fn) const {
+                         matrix_view<float> out, input_buffer& buf, const char* fn,
+                         std::span<const float> smoothing) const {
     const index_t T = in.rows;
     if (!point.dynamic() && options_.round_residuals) {
       layer_norm_to_grid(ln, in, buf.levels(T, fn), out, point.params);
@@ -415,7 +450,7 @@ class quantized_encoder_layer {
     }
     const matrix_view<float> f = out.data ? out : buf.staging(T, fn);
     ln.forward(in, f);
-    return buf.quantize(Arch{}, f, point, fn);
+    return buf.quantize(Arch{}, f, point, fn, smoothing);
   }
   void round_residual(matrix_view<float> x, const std::optional<quant_params>& p, matrix_view<uint8_t> grid) const {
     if (options_.round_residuals) round_to_grid(Arch{}, x, *p, grid);
@@ -429,6 +464,7 @@ class quantized_encoder_layer {
   quantized_feed_forward<Arch> ffn_;
   layer_norm<Arch> attention_ln_, ffn_ln_;
   point_quantization attention_in_, ffn_in_;
+  std::vector<float> attention_in_factors_, ffn_in_factors_;  // s⁻¹ of the smoothing, or empty
   std::optional<quant_params> output_, attention_residual_, ffn_residual_;
 };
 

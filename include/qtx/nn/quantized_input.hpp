@@ -77,10 +77,20 @@ class input_buffer {
   linear_input static_input(index_t tokens, const char* fn) { return {levels(tokens, fn), std::nullopt}; }
 
   /// x (tokens, cols) quantized as `point` says: with its parameters, or per call (parameters into
-  /// this buffer). x may be staging() or any other float view of the same shape.
+  /// this buffer). x may be staging() or any other float view of the same shape. column_factors,
+  /// when given (one per column: a smoothing's s⁻¹, quant/smoothing.hpp), multiply x first.
   /// @throws qtx::error for x of the wrong shape or invalid static parameters.
   template <class Arch>
-  linear_input quantize(Arch arch, matrix_view<const float> x, const point_quantization& point, const char* fn) {
+  linear_input quantize(Arch arch, matrix_view<const float> x, const point_quantization& point, const char* fn,
+                        std::span<const float> column_factors = {}) {
+    if (!column_factors.empty()) {
+      check(index_t(column_factors.size()) == x.cols, fn, ": ", column_factors.size(), " column factors for ",
+            x.cols, " columns");
+      const auto scaled = staging(x.rows, fn);  // may be x itself: each element is read, then written
+      for (index_t r = 0; r < x.rows; ++r)
+        for (index_t c = 0; c < x.cols; ++c) scaled(r, c) = x(r, c) * column_factors[std::size_t(c)];
+      x = scaled;
+    }
     const auto q = levels(x.rows, fn);
     if (!point.dynamic()) {
       ops::quantize(arch, x, q, point.params);
