@@ -12,6 +12,8 @@
 //     (< 0.1 %), and outputs may differ only in the (query, head) rows that hold one.
 #include <catch2/catch.hpp>
 
+#include "backends.hpp"
+
 #include <qtx/ops/attention.hpp>
 #include <qtx/ops/softmax.hpp>
 #include <qtx/ref/attention_int8.hpp>
@@ -27,12 +29,7 @@ using backends = std::tuple<qtx::cpu::scalar, qtx::cpu::avx2, qtx::cpu::avx_vnni
 
 namespace {
 
-template <class Arch>
-bool skip_unsupported() {
-  if (qtx::cpu::supported<Arch>()) return false;
-  WARN("CPU lacks " << Arch::name() << ": skipped");
-  return true;
-}
+using test_backends::skip_unsupported;
 
 // The backend's own softmax row kernel as the oracle's probability step.
 template <class Arch>

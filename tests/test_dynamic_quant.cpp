@@ -9,6 +9,8 @@
 // within 2e-6 relative of double (float sums of K = 96 products).
 #include <catch2/catch.hpp>
 
+#include "backends.hpp"
+
 #include "random_weights.hpp"
 
 #include <qtx/nn/encoder_layer.hpp>
@@ -31,12 +33,7 @@ namespace nn = qtx::nn;
 using test_models::normal_values;
 
 namespace {
-template <class Arch>
-bool skip_unsupported() {
-  if (qtx::cpu::supported<Arch>()) return false;
-  WARN("CPU lacks " << Arch::name() << ": skipped");
-  return true;
-}
+using test_backends::skip_unsupported;
 
 // The rule, spelled out independently of qtx::finite_range: min and max of the finite values and 0.
 qtx::quant_params params_of(const float* begin, const float* end) {

@@ -9,6 +9,8 @@
 //   quantize / dequantize / requantize (float multiplier): bit-exact.
 #include <catch2/catch.hpp>
 
+#include "backends.hpp"
+
 #include <qtx/cpu/rows/math.hpp>
 #include <qtx/ops/elementwise.hpp>
 #include <qtx/ref/elementwise.hpp>
@@ -28,12 +30,7 @@ using vector_backends = std::tuple<qtx::cpu::avx2, qtx::cpu::avx512_vnni>;
 namespace {
 constexpr float eps = std::numeric_limits<float>::epsilon();
 
-template <class Arch>
-bool skip_unsupported() {
-  if (qtx::cpu::supported<Arch>()) return false;
-  WARN("CPU lacks " << Arch::name() << ": skipped");
-  return true;
-}
+using test_backends::skip_unsupported;
 
 // The vector math tests (exp, erf, sigmoid of cpu/rows/math.hpp) exist where a vector ISA is compiled in.
 #if QTX_HAS_AVX2 || QTX_HAS_AVX512_VNNI

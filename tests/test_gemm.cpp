@@ -8,6 +8,8 @@
 // rounding boundary: ±1, and ≥ 99 % exact.
 #include <catch2/catch.hpp>
 
+#include "backends.hpp"
+
 #include <qtx/ops/gemm.hpp>
 #include <qtx/ref/gemm.hpp>
 
@@ -37,12 +39,7 @@ std::vector<T> random_values(index_t count, unsigned seed, float stddev = 1.0f) 
   return v;
 }
 
-template <class Arch>
-bool skip_unsupported() {
-  if (cpu::supported<Arch>()) return false;
-  WARN("CPU lacks " << Arch::name() << ": skipped");
-  return true;
-}
+using test_backends::skip_unsupported;
 
 // Runs backend Arch and the oracle on the same (possibly strided) views; returns both outputs.
 template <class Arch, class TA, class TB, class TC, class Pipeline>

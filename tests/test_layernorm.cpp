@@ -10,6 +10,8 @@
 // (√n: the float lane sums of the statistics over n elements).
 #include <catch2/catch.hpp>
 
+#include "backends.hpp"
+
 #include <qtx/ops/layernorm.hpp>
 #include <qtx/ref/layernorm.hpp>
 
@@ -29,12 +31,7 @@ namespace {
 constexpr float eps = std::numeric_limits<float>::epsilon();
 constexpr float tolerance_eps = 32.0f;
 
-template <class Arch>
-bool skip_unsupported() {
-  if (qtx::cpu::supported<Arch>()) return false;
-  WARN("CPU lacks " << Arch::name() << ": skipped");
-  return true;
-}
+using test_backends::skip_unsupported;
 
 std::vector<float> normal_values(std::size_t n, float mean, float stddev, unsigned seed) {
   std::mt19937 rng(seed);

@@ -14,6 +14,8 @@
 // the reference level sits within the float tolerance of a rounding tie (counted, must be rare).
 #include <catch2/catch.hpp>
 
+#include "backends.hpp"
+
 #include <qtx/ops/softmax.hpp>
 #include <qtx/ref/softmax.hpp>
 
@@ -36,12 +38,7 @@ constexpr float eps = std::numeric_limits<float>::epsilon();
 constexpr float neg_inf = -std::numeric_limits<float>::infinity();
 constexpr float float_tolerance_eps = 16.0f;
 
-template <class Arch>
-bool skip_unsupported() {
-  if (qtx::cpu::supported<Arch>()) return false;
-  WARN("CPU lacks " << Arch::name() << ": skipped");
-  return true;
-}
+using test_backends::skip_unsupported;
 
 std::vector<float> normal_values(std::size_t n, float stddev, unsigned seed) {
   std::mt19937 rng(seed);
