@@ -519,6 +519,8 @@ TEST_CASE("smoothing (SmoothQuant) of the LN-output GEMM inputs: outlier channel
     bad.smoothing_alpha = 1.5f;
     CHECK_THROWS_WITH(nn::quantized_encoder_layer<>(layer, cal, bad), Catch::Contains("quantized_encoder_layer: smoothing alpha (1.5)"));
     bad.smoothing_alpha = 0.5f;
+    nn::quantized_encoder_layer<> smoothed_layer(layer, cal, bad);
+    CHECK_THROWS_WITH(smoothed_layer.set_residual_rounding(true), Catch::Contains("the layer is smoothed"));
     auto no_channels = cal;
     no_channels.channels = {};
     CHECK_THROWS_WITH(nn::quantized_encoder_layer<>(layer, no_channels, bad), Catch::Contains("no per-channel ranges for point"));

@@ -337,10 +337,15 @@ class quantized_encoder_layer {
   /// Whether forward() rounds the residual sums to their uint8 grid.
   bool residual_rounding() const { return options_.round_residuals; }
   /// Rounds the residual sums to their uint8 grid (true, the paper's W8A8) or keeps the residual
-  /// stream float. @throws qtx::error when turning it on for a layer calibrated without the sums' ranges.
+  /// stream float.
+  /// @throws qtx::error when turning it on for a smoothed layer (smoothing_alpha), or one calibrated
+  ///         without the residual sums' ranges.
   void set_residual_rounding(bool on) {
-    check(!on || (attention_residual_ && ffn_residual_), "quantized_encoder_layer::set_residual_rounding: the "
-          "calibration had no ranges for the residual sums, so they cannot be rounded");
+    const char* fn = "quantized_encoder_layer::set_residual_rounding";
+    check(!on || !options_.smoothing_alpha, fn, ": the layer is smoothed (smoothing_alpha), which needs the float "
+                                                "residual stream");
+    check(!on || (attention_residual_ && ffn_residual_), fn,
+          ": the calibration had no ranges for the residual sums, so they cannot be rounded");
     options_.round_residuals = on;
   }
 
