@@ -339,7 +339,10 @@ class quantized_multi_head_attention {
     x_q.forward(k_, kv.k_new, cal_.k);
     x_q.forward(v_, kv.v_new, cal_.v);
     const index_t past = kv.past;
-    const auto [keys, values] = kv.commit();
+    // Named references, not a structured binding: Clang 14 cannot capture bindings in a lambda.
+    const auto committed = kv.commit();
+    const auto& keys = committed.first;
+    const auto& values = committed.second;
     const auto pi_view = detail::gate_probabilities(options_.gate, x, ws.gate(T, fn));
     const auto params = detail::attention_params_for(options_, D, past);
     const ops::attention_quant quant{cal_.q, cal_.k, cal_.v, cal_.context};
