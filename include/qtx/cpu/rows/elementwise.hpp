@@ -42,18 +42,20 @@ auto load_lanes_tail(const T* p, index_t n) {
     return load_int_tail<A>(p, n);
 }
 
+// y[0, n) = write(f(x[0, n))): one row.
+template <class A, class In, class Out, class F>
+void map_row(const In* x, Out* y, index_t n, const row_writer<A, Out>& write, F&& f) {
+  constexpr index_t W = lanes<A>;
+  index_t j = 0;
+  for (; j + W <= n; j += W) write(y + j, f(load_lanes<A>(x + j)));
+  if (j < n) write.tail(y + j, f(load_lanes_tail<A>(x + j, n - j)), n - j);
+}
+
 // y(r, :) = write(f(x(r, :))) over all rows, threads over row blocks.
 template <class A, class In, class Out, class F>
 void map_rows(matrix_view<const In> x, matrix_view<Out> y, const row_writer<A, Out>& write, F&& f) {
-  constexpr index_t W = lanes<A>;
   for_row_blocks(x.rows, row_block_count(x.rows, x.cols), [&](index_t, index_t first, index_t end) {
-    for (index_t i = first; i < end; ++i) {
-      const In* xr = x.row(i);
-      Out* yr = y.row(i);
-      index_t j = 0;
-      for (; j + W <= x.cols; j += W) write(yr + j, f(load_lanes<A>(xr + j)));
-      if (j < x.cols) write.tail(yr + j, f(load_lanes_tail<A>(xr + j, x.cols - j)), x.cols - j);
-    }
+    for (index_t i = first; i < end; ++i) map_row<A>(x.row(i), y.row(i), x.cols, write, f);
   });
 }
 
@@ -73,16 +75,6 @@ finite_range row_range(const float* x, index_t n) {
   for (; j + W <= n; j += W) widen(vfloat<A>::load_unaligned(x + j));
   if (j < n) widen(load_float_tail<A>(x + j, n - j));
   return {-reduce_max<A>(-lo), reduce_max<A>(hi)};
-}
-
-// q's row ← quantize(x's row) with p.
-template <class A>
-void quantize_row(const float* x, uint8_t* q, index_t n, quant_params p) {
-  constexpr index_t W = lanes<A>;
-  const row_writer<A, uint8_t> write(p);
-  index_t j = 0;
-  for (; j + W <= n; j += W) write(q + j, vfloat<A>::load_unaligned(x + j));
-  if (j < n) write.tail(q + j, load_float_tail<A>(x + j, n - j), n - j);
 }
 
 namespace gelu_constants {
@@ -148,7 +140,7 @@ void quantize_dynamic(Arch, matrix_view<const float> x, matrix_view<uint8_t> q, 
       const auto store = [&](index_t r, quant_params p) {
         scales[r] = p.scale;
         zero_points[r] = p.zero_point;
-        quantize_row<A>(x.row(r), q.row(r), x.cols, p);
+        map_row<A>(x.row(r), q.row(r), x.cols, row_writer<A, uint8_t>(p), [](vfloat<A> v) { return v; });
       };
       if (scaling == activation_scaling::dynamic_token) {
         for_row_blocks(x.rows, blocks, [&](index_t, index_t first, index_t end) {
