@@ -4,6 +4,8 @@
 // ref/ itself can be tested against them. Every step runs in double; the only float step is the
 // one the API defines: the residual sum s = x + r is a float (it is what add_layer_norm writes out).
 #include <qtx/core/arch.hpp>
+
+#include "backends.hpp"
 #include <qtx/core/types.hpp>
 #include <qtx/ref/softmax.hpp>  // softmax_params and softmax_visible_columns: the parameters, not the kernel
 
@@ -19,9 +21,12 @@ using qtx::index_t;
 
 // ref/ as one more implementation under test, beside the backend tags.
 struct reference {
+  static constexpr bool compiled = true;
   static constexpr const char* name() noexcept { return "ref"; }
 };
-using implementations = std::tuple<qtx::cpu::scalar, qtx::cpu::avx2, qtx::cpu::avx512_vnni, reference>;
+// The backends this build compiled (tests/backends.hpp), then ref/.
+using implementations =
+    test_backends::compiled<std::tuple<qtx::cpu::scalar, qtx::cpu::avx2, qtx::cpu::avx512_vnni, reference>>;
 
 template <class Impl>
 bool runs_here() {

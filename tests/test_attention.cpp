@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "backends.hpp"
 #include <qtx/ops/attention.hpp>
 #include <qtx/ref/attention.hpp>
 
@@ -9,7 +10,7 @@
 #include <vector>
 
 using qtx::index_t;
-using backends = std::tuple<qtx::cpu::scalar, qtx::cpu::avx2, qtx::cpu::avx512_vnni>;
+using backends = test_backends::compiled<std::tuple<qtx::cpu::scalar, qtx::cpu::avx2, qtx::cpu::avx512_vnni>>;
 
 namespace {
 std::vector<float> random_vector(std::size_t n, float stddev, unsigned seed) {
@@ -185,9 +186,7 @@ TEST_CASE("decode attention (K, V read in place) equals the packed path", "[atte
   const index_t Tq = GENERATE(1, 2, 3, 4);
   const index_t Tk = GENERATE(1, 5, 64, 130);
   const index_t d = GENERATE(8, 24, 64);
-  check_decode_matches_packed<qtx::cpu::scalar>(Tq, Tk, d);
-  check_decode_matches_packed<qtx::cpu::avx2>(Tq, Tk, d);
-  check_decode_matches_packed<qtx::cpu::avx512_vnni>(Tq, Tk, d);
+  test_backends::for_each_compiled<backends>([&]<class Arch>() { check_decode_matches_packed<Arch>(Tq, Tk, d); });
 }
 
 TEST_CASE("attention rejects bad shapes, heads, masks and parameters", "[attention]") {

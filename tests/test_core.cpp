@@ -1,11 +1,16 @@
 #include <catch2/catch.hpp>
 
+#include "backends.hpp"
+
+#include <qtx/core/arch.hpp>
 #include <qtx/core/buffer.hpp>
 #include <qtx/core/eigen.hpp>
 #include <qtx/core/parallel.hpp>
 #include <qtx/core/view.hpp>
 
 #include <array>
+#include <string>
+#include <tuple>
 #include <atomic>
 #include <span>
 #include <vector>
@@ -95,4 +100,23 @@ TEST_CASE("parallel_for visits every index exactly once", "[core][parallel]") {
     for (auto& h : hits) CHECK(h.load() == 1);
   }
   CHECK(qtx::max_threads() >= 1);
+}
+
+namespace {
+template <class... Tags>
+void warn_uncompiled(std::tuple<Tags...>*) {
+  ((Tags::compiled ? void() : [] { WARN(Tags::name() << ": not compiled into this build (its ISA flags are off); its tests are skipped"); }()), ...);
+}
+}  // namespace
+
+TEST_CASE("the build reports the backends it compiled and its ISA key", "[core][arch]") {
+  warn_uncompiled(static_cast<test_backends::all_cpu*>(nullptr));
+  STATIC_REQUIRE(qtx::cpu::native::compiled);
+  STATIC_REQUIRE(qtx::cpu::scalar::compiled);
+  // The key names the level the compiler targets; it is the native tag's unless the flags hold
+  // extensions no backend uses (AVX-512 without VNNI, AVX without AVX2).
+  const std::string key = qtx::cpu::abi_name();
+  INFO("abi " << key << ", native " << qtx::cpu::native::name());
+  if (key != "abi_avx512" && key != "abi_avx") CHECK(key == std::string("abi_") + qtx::cpu::native::name());
+  CHECK(qtx::cpu::supported<qtx::cpu::scalar>());
 }

@@ -28,7 +28,7 @@
 #include <vector>
 
 using qtx::index_t;
-using backends = std::tuple<qtx::cpu::scalar, qtx::cpu::avx2, qtx::cpu::avx_vnni, qtx::cpu::avx512_vnni>;
+using backends = test_backends::compiled<std::tuple<qtx::cpu::scalar, qtx::cpu::avx2, qtx::cpu::avx_vnni, qtx::cpu::avx512_vnni>>;
 namespace nn = qtx::nn;
 using test_models::normal_values;
 

@@ -92,9 +92,9 @@ constexpr int sweep_count = int(std::size(sweep_sizes));
 
 }  // namespace
 
-#define QTX_GEMM_BACKENDS cpu::scalar, cpu::avx2, cpu::avx_vnni, cpu::avx512_vnni
+using gemm_backends = test_backends::compiled<test_backends::all_cpu>;
 
-TEMPLATE_TEST_CASE("int8 GEMM is bit-exact over a shape sweep with zero points", "[gemm]", QTX_GEMM_BACKENDS) {
+TEMPLATE_LIST_TEST_CASE("int8 GEMM is bit-exact over a shape sweep with zero points", "[gemm]", gemm_backends) {
   using Arch = TestType;
   if (skip_unsupported<Arch>()) return;
   // Every (M, N) pair of the sweep; K walks the sweep too, so each K meets 12 (M, N) pairs.
@@ -110,7 +110,7 @@ TEMPLATE_TEST_CASE("int8 GEMM is bit-exact over a shape sweep with zero points",
   CHECK(got == want);
 }
 
-TEMPLATE_TEST_CASE("float GEMM matches the reference within tolerance over a shape sweep", "[gemm]", QTX_GEMM_BACKENDS) {
+TEMPLATE_LIST_TEST_CASE("float GEMM matches the reference within tolerance over a shape sweep", "[gemm]", gemm_backends) {
   using Arch = TestType;
   if (skip_unsupported<Arch>()) return;
   const int mi = GENERATE(range(0, sweep_count));
@@ -125,7 +125,7 @@ TEMPLATE_TEST_CASE("float GEMM matches the reference within tolerance over a sha
   check_float_close(got, want, abs_products(av, bv), K);
 }
 
-TEMPLATE_TEST_CASE("int8 epilogues used by the models are bit-exact", "[gemm][epilogue]", QTX_GEMM_BACKENDS) {
+TEMPLATE_LIST_TEST_CASE("int8 epilogues used by the models are bit-exact", "[gemm][epilogue]", gemm_backends) {
   using Arch = TestType;
   if (skip_unsupported<Arch>()) return;
   const index_t M = GENERATE(1, 7, 17), N = GENERATE(1, 33, 70), K = GENERATE(5, 64);
@@ -188,7 +188,7 @@ TEMPLATE_TEST_CASE("int8 epilogues used by the models are bit-exact", "[gemm][ep
   }
 }
 
-TEMPLATE_TEST_CASE("float epilogues: bias + GELU, bias + residual, scales", "[gemm][epilogue]", QTX_GEMM_BACKENDS) {
+TEMPLATE_LIST_TEST_CASE("float epilogues: bias + GELU, bias + residual, scales", "[gemm][epilogue]", gemm_backends) {
   using Arch = TestType;
   if (skip_unsupported<Arch>()) return;
   const index_t M = GENERATE(2, 9), N = GENERATE(15, 67), K = 40;
@@ -212,7 +212,7 @@ TEMPLATE_TEST_CASE("float epilogues: bias + GELU, bias + residual, scales", "[ge
   check_pipeline(ep::make_pipeline(ep::scale{0.125f}, ep::row_scale{factors}, ep::relu{}));
 }
 
-TEMPLATE_TEST_CASE("extreme operands are exact up to the int32-safe K", "[gemm][extreme]", QTX_GEMM_BACKENDS) {
+TEMPLATE_LIST_TEST_CASE("extreme operands are exact up to the int32-safe K", "[gemm][extreme]", gemm_backends) {
   using Arch = TestType;
   if (skip_unsupported<Arch>()) return;
   // |(a − za)(b − zb)| = 255·255 on every product: the accumulator reaches ±(2^31 − 32,767 − ...).
@@ -250,8 +250,8 @@ int narrow_layout_of(const Packed& packed) {
   return -1;  // this backend has no second layout
 }
 
-TEMPLATE_TEST_CASE("int8 GEMM on saturation-safe B (AVX2's vpmaddubsw layout) is exact at the pair bound",
-                   "[gemm][narrow]", QTX_GEMM_BACKENDS) {
+TEMPLATE_LIST_TEST_CASE("int8 GEMM on saturation-safe B (AVX2's vpmaddubsw layout) is exact at the pair bound",
+                   "[gemm][narrow]", gemm_backends) {
   using Arch = TestType;
   if (skip_unsupported<Arch>()) return;
   const bool avx2_int8 = std::is_same_v<Arch, cpu::avx2>;
@@ -305,7 +305,7 @@ TEMPLATE_TEST_CASE("int8 GEMM on saturation-safe B (AVX2's vpmaddubsw layout) is
   CHECK(got == want);
 }
 
-TEMPLATE_TEST_CASE("an int32 bias that overflows the accumulator wraps on every backend", "[gemm][extreme]", QTX_GEMM_BACKENDS) {
+TEMPLATE_LIST_TEST_CASE("an int32 bias that overflows the accumulator wraps on every backend", "[gemm][extreme]", gemm_backends) {
   using Arch = TestType;
   if (skip_unsupported<Arch>()) return;
   // Found by the model fuzzer: a calibrated bias near INT32_MAX plus a positive dot product was
@@ -328,7 +328,7 @@ TEMPLATE_TEST_CASE("an int32 bias that overflows the accumulator wraps on every 
   }
 }
 
-TEMPLATE_TEST_CASE("uint8 B, unpacked-B convenience form and strided views", "[gemm][views]", QTX_GEMM_BACKENDS) {
+TEMPLATE_LIST_TEST_CASE("uint8 B, unpacked-B convenience form and strided views", "[gemm][views]", gemm_backends) {
   using Arch = TestType;
   if (skip_unsupported<Arch>()) return;
   const index_t M = 19, N = 37, K = 45, pad = 3;
@@ -374,7 +374,7 @@ TEMPLATE_TEST_CASE("uint8 B, unpacked-B convenience form and strided views", "[g
   check_float_close(f_got, f_want, abs_products(make_view(af.data(), M, K), make_view(bf.data(), K, N)), K);
 }
 
-TEMPLATE_TEST_CASE("transformer shapes: BERT 128x768x768 and a decode row", "[gemm][transformer]", QTX_GEMM_BACKENDS) {
+TEMPLATE_LIST_TEST_CASE("transformer shapes: BERT 128x768x768 and a decode row", "[gemm][transformer]", gemm_backends) {
   using Arch = TestType;
   if (skip_unsupported<Arch>()) return;
   const index_t M = GENERATE(1, 128), K = 768, N = 768;
@@ -389,7 +389,7 @@ TEMPLATE_TEST_CASE("transformer shapes: BERT 128x768x768 and a decode row", "[ge
   CHECK(got == want);
 }
 
-TEMPLATE_TEST_CASE("float GEMM over several K blocks", "[gemm][kblocks]", QTX_GEMM_BACKENDS) {
+TEMPLATE_LIST_TEST_CASE("float GEMM over several K blocks", "[gemm][kblocks]", gemm_backends) {
   using Arch = TestType;
   if (skip_unsupported<Arch>()) return;
   // K blocks are 1024 (AVX-512) / 4096 (AVX2) floats deep: 4500 crosses both, with a ragged end.
@@ -401,7 +401,7 @@ TEMPLATE_TEST_CASE("float GEMM over several K blocks", "[gemm][kblocks]", QTX_GE
   check_float_close(got, want, abs_products(av, bv), K);
 }
 
-TEMPLATE_TEST_CASE("threads: results do not depend on the thread count", "[gemm][threads]", QTX_GEMM_BACKENDS) {
+TEMPLATE_LIST_TEST_CASE("threads: results do not depend on the thread count", "[gemm][threads]", gemm_backends) {
   using Arch = TestType;
   if (skip_unsupported<Arch>()) return;
   const index_t M = 200, K = 70, N = 300;  // M > rows_per_pass: several passes
@@ -561,7 +561,7 @@ TEST_CASE("ops::gemm validates every epilogue stage against C, by the shared rul
   CHECK(c32 == std::vector<int32_t>(M * N, -7));
 }
 
-TEMPLATE_TEST_CASE("a user-written stage runs through the vector fallback bit-exactly", "[gemm][epilogue]", QTX_GEMM_BACKENDS) {
+TEMPLATE_LIST_TEST_CASE("a user-written stage runs through the vector fallback bit-exactly", "[gemm][epilogue]", gemm_backends) {
   using Arch = TestType;
   if (skip_unsupported<Arch>()) return;
   const index_t M = GENERATE(1, 5), N = GENERATE(3, 37), K = 19;
@@ -606,8 +606,8 @@ batch_view<T> stacked(std::vector<T>& store, index_t batch, index_t rows, index_
 }
 }  // namespace
 
-TEMPLATE_TEST_CASE("batched int8 GEMM is bit-exact per batch: shared B, per-batch B, per-batch epilogue",
-                   "[gemm][batched]", QTX_GEMM_BACKENDS) {
+TEMPLATE_LIST_TEST_CASE("batched int8 GEMM is bit-exact per batch: shared B, per-batch B, per-batch epilogue",
+                   "[gemm][batched]", gemm_backends) {
   using Arch = TestType;
   if (skip_unsupported<Arch>()) return;
   const index_t batch = GENERATE(1, 3, 20);
@@ -676,8 +676,8 @@ TEMPLATE_TEST_CASE("batched int8 GEMM is bit-exact per batch: shared B, per-batc
   CHECK(run([&](auto c) { ops::gemm(Arch{}, a, packed[0], c, per_batch_ep, za); }) == expect(true, true));
 }
 
-TEMPLATE_TEST_CASE("batched GEMM over heads side by side in the columns (attention layout)", "[gemm][batched]",
-                   QTX_GEMM_BACKENDS) {
+TEMPLATE_LIST_TEST_CASE("batched GEMM over heads side by side in the columns (attention layout)", "[gemm][batched]",
+                   gemm_backends) {
   using Arch = TestType;
   if (skip_unsupported<Arch>()) return;
   // A (T, H·d) as H batches (T, d); C (T, H·n) as H batches (T, n); batch_stride d / n, row stride H·d / H·n.

@@ -25,7 +25,7 @@
 #include <vector>
 
 using qtx::index_t;
-using backends = std::tuple<qtx::cpu::scalar, qtx::cpu::avx2, qtx::cpu::avx512_vnni>;
+using backends = test_backends::compiled<std::tuple<qtx::cpu::scalar, qtx::cpu::avx2, qtx::cpu::avx512_vnni>>;
 
 namespace {
 constexpr float eps = std::numeric_limits<float>::epsilon();

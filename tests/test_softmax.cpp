@@ -31,7 +31,7 @@
 
 using qtx::index_t;
 using qtx::matrix_view;
-using backends = std::tuple<qtx::cpu::scalar, qtx::cpu::avx2, qtx::cpu::avx512_vnni>;
+using backends = test_backends::compiled<std::tuple<qtx::cpu::scalar, qtx::cpu::avx2, qtx::cpu::avx512_vnni>>;
 
 namespace {
 constexpr float eps = std::numeric_limits<float>::epsilon();

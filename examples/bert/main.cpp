@@ -16,6 +16,9 @@
 // FP32 model (the paper's max inf-norm and average kurtosis), per mode the FP32-vs-W8A8 embedding
 // cosine on held-out sentences, a logistic-regression spam probe trained on FP32 embeddings and
 // evaluated on each mode's, and the latency per sentence.
+//
+// Built with run-time dispatch (examples/common/dispatch_main.cpp): this file is compiled once per
+// ISA and the program runs the best variant the CPU supports (QTX_ISA=avx2 caps it).
 #include "bert.hpp"
 #include "../common/cli.hpp"
 #include "../common/probe.hpp"
@@ -66,6 +69,8 @@ using ids_t = std::vector<qtx::io::token_id>;
 using clock_type = std::chrono::steady_clock;
 
 }  // namespace
+
+namespace qtx_example::QTX_ABI {
 
 int main(int argc, char** argv) try {
   const options opt = parse(argc, argv);
@@ -200,3 +205,5 @@ int main(int argc, char** argv) try {
   std::fprintf(stderr, "bert: %s\n", e.what());
   return 1;
 }
+
+}  // namespace qtx_example::QTX_ABI

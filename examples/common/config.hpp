@@ -93,7 +93,7 @@ class config_reader {
  private:
   template <class... Parts>
   [[noreturn]] void fail(const Parts&... parts) const {
-    qtx::detail::throw_error(model_, ": ", source_, ": ", parts...);
+    qtx::throw_error(model_, ": ", source_, ": ", parts...);
   }
 
   const nlohmann::json* find(const char* key) const {

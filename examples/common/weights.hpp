@@ -68,8 +68,8 @@ class weight_store {
       want << (i ? ", " : "") << expected[i].size;
       meaning << (i ? " x " : "") << expected[i].meaning;
     }
-    qtx::detail::throw_error(model_, ": ", file_.source(), ": tensor '", name, "' has shape [", got.str(),
-                             "], config.json says [", want.str(), "] (", meaning.str(), ")");
+    qtx::throw_error(model_, ": ", file_.source(), ": tensor '", name, "' has shape [", got.str(),
+                     "], config.json says [", want.str(), "] (", meaning.str(), ")");
   }
 
   const qtx::aligned_buffer<float>& load(const std::string& name) {

@@ -1,5 +1,6 @@
 # The consumer programs of every packaging project, each a test of that project's own ctest:
 #   kernels     links qtx::qtx alone, which must bring neither Eigen nor nlohmann-json;
+#   kernels_dispatch  qtx_add_dispatch: a baseline main() and per-ISA kernels, best one at run time;
 #   components  links qtx::io and qtx::eigen; built when QTX_CONSUMER_COMPONENTS is not empty.
 # With QTX_CONSUMER_COMPONENTS empty, no component and none of their packages may exist at all.
 # Included once qtx's targets exist (find_package, add_subdirectory or FetchContent).
@@ -26,6 +27,16 @@ add_executable(kernels_native ${CMAKE_CURRENT_LIST_DIR}/kernels.cpp)
 target_link_libraries(kernels_native PRIVATE qtx::qtx)
 target_compile_options(kernels_native PRIVATE ${qtx_consumer_warnings} -march=native)
 add_test(NAME kernels_native COMMAND kernels_native)
+
+# Run-time dispatch as a user sets it up: qtx_add_dispatch comes with qtx (find_package,
+# add_subdirectory and FetchContent alike); two ISAs keep the packaging tests short.
+add_executable(kernels_dispatch ${CMAKE_CURRENT_LIST_DIR}/dispatch_main.cpp)
+target_compile_options(kernels_dispatch PRIVATE ${qtx_consumer_warnings})
+qtx_add_dispatch(kernels_dispatch SOURCES ${CMAKE_CURRENT_LIST_DIR}/dispatch_kernels.cpp LINK qtx::qtx
+                 ISAS scalar avx2)
+target_compile_options(kernels_dispatch_qtx_scalar PRIVATE ${qtx_consumer_warnings})
+target_compile_options(kernels_dispatch_qtx_avx2 PRIVATE ${qtx_consumer_warnings})
+add_test(NAME kernels_dispatch COMMAND kernels_dispatch)
 
 if(QTX_CONSUMER_COMPONENTS)
   add_executable(components ${CMAKE_CURRENT_LIST_DIR}/components.cpp)

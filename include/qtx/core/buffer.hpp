@@ -10,8 +10,9 @@
 
 #include "error.hpp"
 #include "types.hpp"
+#include "../config.hpp"
 
-namespace qtx {
+namespace qtx::QTX_ABI {
 
 /// Owning, zero-initialised, 64-byte aligned array of trivially copyable T (move-only).
 template <class T>

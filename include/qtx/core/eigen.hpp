@@ -6,8 +6,9 @@
 #include <Eigen/Core>
 
 #include "view.hpp"
+#include "../config.hpp"
 
-namespace qtx {
+namespace qtx::QTX_ABI {
 
 /// A mutable qtx view of an Eigen matrix, Map, Ref or Block, with Eigen's strides (column-major by
 /// default): no copy, so qtx writes straight into Eigen storage.

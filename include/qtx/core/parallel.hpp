@@ -9,7 +9,7 @@
 #include <omp.h>
 #endif
 
-namespace qtx {
+namespace qtx::QTX_ABI {
 
 /// Threads a later parallel_for may use (1 without OpenMP): size per-thread scratch with it.
 inline int max_threads() {

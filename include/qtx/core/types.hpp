@@ -65,6 +65,12 @@ struct element_traits<uint8_t> {
 template <class T>
 concept quantized_element = element_traits<std::remove_cv_t<T>>::is_quantized;
 
+}  // namespace qtx
+
+// Functions with bodies are compiled with the including translation unit's ISA flags, so they
+// live in the ISA-keyed namespace (config.hpp); the types above are shared by every ISA.
+namespace qtx::QTX_ABI {
+
 /// Round to nearest, ties to even: the rounding of every quantizer in qtx. It matches the
 /// default MXCSR mode used by cvtps2dq on x86 and __float2int_rn on CUDA, so vector backends agree
 /// with this scalar definition exactly. Values outside int32 are clamped first (the callers

@@ -9,12 +9,13 @@
 // the header. The zero-masking form with every lane selected has a defined (zero) merge source
 // and compiles to the same single unmasked instruction (GCC and Clang), so qtx calls these
 // instead: one wrapper per intrinsic, named after it without the _mm512_ prefix.
+#include "../config.hpp"
 #include "../core/arch.hpp"
 
 #if QTX_HAS_AVX512_VNNI
 #include <immintrin.h>
 
-namespace qtx::cpu::avx512 {
+namespace qtx::QTX_ABI::cpu::avx512 {
 
 inline constexpr __mmask16 all_32bit_lanes = 0xFFFF;
 inline constexpr __mmask8 all_64bit_lanes = 0xFF;

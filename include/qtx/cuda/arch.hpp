@@ -4,7 +4,9 @@
 // is the place for wgmma/TMA specialisations (which need the sm_90a target).
 //
 // This header compiles without nvcc so host code (and the CPU tests) can name the tags.
-namespace qtx::cuda {
+#include "../config.hpp"
+
+namespace qtx::QTX_ABI::cuda {
 
 struct sm80 {
   static constexpr const char* name() noexcept { return "sm80"; }

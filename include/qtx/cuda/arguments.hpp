@@ -14,8 +14,9 @@
 #include "../quant/params.hpp"
 #include "../ref/attention.hpp"
 #include "launch_params.hpp"
+#include "../config.hpp"
 
-namespace qtx::cuda {
+namespace qtx::QTX_ABI::cuda {
 
 // Row softmax, plain or clipped (Bondarenko et al. 2023):
 //   y = clip((ζ − γ) · softmax(scale · x + mask) + γ, 0, 1)

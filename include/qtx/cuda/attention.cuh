@@ -18,8 +18,9 @@
 #include "arguments.hpp"
 #include "attention_kernel.cuh"
 #include "runtime.cuh"
+#include "../config.hpp"
 
-namespace qtx::cuda {
+namespace qtx::QTX_ABI::cuda {
 namespace detail {
 
 template <int HeadDim, bool Clipped, class T, class TOut>

@@ -23,8 +23,9 @@
 #include "launch_params.hpp"
 #include "mma.cuh"
 #include "row_common.cuh"
+#include "../config.hpp"
 
-namespace qtx::cuda::detail {
+namespace qtx::QTX_ABI::cuda::detail {
 
 template <class T, class TOut>
 struct attention_params {

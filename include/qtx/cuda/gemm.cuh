@@ -27,8 +27,9 @@
 #include "launch_params.hpp"
 #include "packing.hpp"
 #include "runtime.cuh"
+#include "../config.hpp"
 
-namespace qtx::cuda {
+namespace qtx::QTX_ABI::cuda {
 
 template <class T>
 inline constexpr bool is_16bit_float_v = std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;

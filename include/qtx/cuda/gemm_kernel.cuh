@@ -18,8 +18,9 @@
 #include "launch_params.hpp"
 #include "mma.cuh"
 #include "packing.hpp"
+#include "../config.hpp"
 
-namespace qtx::cuda::detail {
+namespace qtx::QTX_ABI::cuda::detail {
 
 template <class TC, class Pipeline>
 struct gemm_params {

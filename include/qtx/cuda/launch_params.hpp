@@ -7,7 +7,7 @@
 #include "../config.hpp"
 #include "../core/types.hpp"
 
-namespace qtx::cuda {
+namespace qtx::QTX_ABI::cuda {
 
 // ---------------------------------------------------------------- GEMM tiles
 //

@@ -14,8 +14,9 @@
 #include "arguments.hpp"
 #include "row_common.cuh"
 #include "runtime.cuh"
+#include "../config.hpp"
 
-namespace qtx::cuda {
+namespace qtx::QTX_ABI::cuda {
 namespace detail {
 
 struct layer_norm_params {

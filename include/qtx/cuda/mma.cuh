@@ -20,8 +20,9 @@
 #include <type_traits>
 
 #include "launch_params.hpp"
+#include "../config.hpp"
 
-namespace qtx::cuda::detail {
+namespace qtx::QTX_ABI::cuda::detail {
 
 __device__ inline uint32_t smem_address(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));

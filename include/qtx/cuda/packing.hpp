@@ -10,8 +10,9 @@
 
 #include "../core/view.hpp"
 #include "launch_params.hpp"
+#include "../config.hpp"
 
-namespace qtx::cuda {
+namespace qtx::QTX_ABI::cuda {
 
 template <class TB>
 struct host_packed_b {

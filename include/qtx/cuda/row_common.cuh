@@ -13,8 +13,9 @@
 #include "../quant/params.hpp"
 #include "../quant/quantize.hpp"
 #include "launch_params.hpp"
+#include "../config.hpp"
 
-namespace qtx::cuda::detail {
+namespace qtx::QTX_ABI::cuda::detail {
 
 inline constexpr unsigned full_warp_mask = 0xffffffffu;
 inline constexpr int max_warps_per_block = 32;

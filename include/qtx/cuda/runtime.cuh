@@ -16,8 +16,9 @@
 
 #include "../core/error.hpp"
 #include "../core/types.hpp"
+#include "../config.hpp"
 
-namespace qtx::cuda {
+namespace qtx::QTX_ABI::cuda {
 
 class runtime_error : public std::runtime_error {
  public:

@@ -16,8 +16,9 @@
 #include "arguments.hpp"
 #include "row_common.cuh"
 #include "runtime.cuh"
+#include "../config.hpp"
 
-namespace qtx::cuda {
+namespace qtx::QTX_ABI::cuda {
 namespace detail {
 
 struct softmax_params {

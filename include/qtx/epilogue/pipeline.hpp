@@ -13,8 +13,9 @@
 #include <type_traits>
 
 #include "stages.hpp"
+#include "../config.hpp"
 
-namespace qtx::epilogue {
+namespace qtx::QTX_ABI::epilogue {
 
 /// A chain of epilogue stages, applied left to right; itself a stage (so pipelines nest).
 template <class... Stages>

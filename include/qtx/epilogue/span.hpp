@@ -16,8 +16,9 @@
 #include <type_traits>
 
 #include "../core/types.hpp"
+#include "../config.hpp"
 
-namespace qtx::epilogue {
+namespace qtx::QTX_ABI::epilogue {
 
 /// A non-owning view of `size()` contiguous elements, usable in host and device code.
 /// Trivially copyable; it never owns or checks what it points at (ops::gemm checks the length).

@@ -27,8 +27,9 @@
 #include "../quant/params.hpp"
 #include "../quant/quantize.hpp"
 #include "span.hpp"
+#include "../config.hpp"
 
-namespace qtx::epilogue {
+namespace qtx::QTX_ABI::epilogue {
 
 /// What a stage is validated against: the public function the user called and the GEMM's output.
 struct gemm_call {

@@ -10,8 +10,9 @@
 #include <type_traits>
 
 #include "../core/types.hpp"
+#include "../config.hpp"
 
-namespace qtx::io {
+namespace qtx::QTX_ABI::io {
 
 /// The element types a safetensors file can declare (F8 formats excepted).
 enum class dtype { boolean, u8, i8, u16, i16, u32, i32, u64, i64, f16, bf16, f32, f64 };

@@ -4,6 +4,7 @@
 /// first touch and shares them between processes); elsewhere it is read into memory.
 /// A mapped file that another process truncates while it is mapped raises SIGBUS on access: qtx
 /// cannot guard against that, so do not rewrite model files in place while a program uses them.
+#include "../config.hpp"
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -28,7 +29,7 @@
 #define QTX_IO_HAS_MMAP 0
 #endif
 
-namespace qtx::io {
+namespace qtx::QTX_ABI::io {
 
 /// A whole file as read-only bytes: memory-mapped where the platform has mmap (weights are not
 /// copied), read into memory otherwise. Move-only.
@@ -63,8 +64,8 @@ class mapped_file {
 
  private:
   [[noreturn]] static void fail(const std::filesystem::path& path, const char* what, int code) {
-    qtx::detail::throw_error("mapped_file: cannot ", what, " '", path.string(), "': ",
-                        std::strerror(code));
+    qtx::throw_error("mapped_file: cannot ", what, " '", path.string(), "': ",
+                     std::strerror(code));
   }
 
 #if QTX_IO_HAS_MMAP
@@ -79,7 +80,7 @@ class mapped_file {
     }
     if (!S_ISREG(status.st_mode)) {
       ::close(fd);
-      qtx::detail::throw_error("mapped_file: '", path.string(), "' is not a regular file");
+      qtx::throw_error("mapped_file: '", path.string(), "' is not a regular file");
     }
     const auto size = static_cast<std::size_t>(status.st_size);
     if (size > 0) {  // mmap rejects a zero length; an empty file is an empty span

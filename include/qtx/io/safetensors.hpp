@@ -32,8 +32,9 @@
 #include "dtype.hpp"
 #include "mapped_file.hpp"
 #include "safetensors_writer.hpp"
+#include "../config.hpp"
 
-namespace qtx::io {
+namespace qtx::QTX_ABI::io {
 
 /// One tensor of a safetensors file: dtype, shape and its bytes inside the mapping (not copied).
 struct tensor_info {
@@ -155,7 +156,7 @@ class safetensors_file {
 
   template <class... Parts>
   [[noreturn]] void fail(const Parts&... parts) const {
-    qtx::detail::throw_error("safetensors: ", source_, ": ", parts...);
+    qtx::throw_error("safetensors: ", source_, ": ", parts...);
   }
 
   void parse(std::span<const std::byte> file, std::string source) {

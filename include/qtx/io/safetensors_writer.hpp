@@ -19,8 +19,9 @@
 
 #include "../core/error.hpp"
 #include "dtype.hpp"
+#include "../config.hpp"
 
-namespace qtx::io {
+namespace qtx::QTX_ABI::io {
 
 /// Size of the header-length prefix.
 inline constexpr std::size_t safetensors_length_bytes = 8;  // little-endian u64 before the header
@@ -105,7 +106,7 @@ inline std::vector<std::byte> serialize_safetensors(std::span<const tensor_data>
   try {
     text = header.dump();
   } catch (const nlohmann::json::exception& e) {  // a name or metadata string that is not UTF-8
-    qtx::detail::throw_error("write_safetensors: cannot encode the header: ", e.what());
+    qtx::throw_error("write_safetensors: cannot encode the header: ", e.what());
   }
   const std::size_t padding = (detail::safetensors_header_alignment -
                                text.size() % detail::safetensors_header_alignment) %

@@ -19,8 +19,9 @@
 #include <string_view>
 
 #include "detail/unicode_tables.hpp"
+#include "../config.hpp"
 
-namespace qtx::io::unicode {
+namespace qtx::QTX_ABI::io::unicode {
 
 /// U+FFFD, substituted for ill-formed UTF-8 and invalid code points.
 inline constexpr char32_t replacement_character = 0xFFFD;

@@ -27,8 +27,9 @@
 #include "../core/types.hpp"
 #include "../core/view.hpp"
 #include "unicode.hpp"
+#include "../config.hpp"
 
-namespace qtx::io {
+namespace qtx::QTX_ABI::io {
 
 /// A vocabulary index, as the embedding table takes it.
 using token_id = std::int32_t;

@@ -21,8 +21,9 @@
 #include "quantized_input.hpp"
 #include "sequences.hpp"
 #include "workspace.hpp"
+#include "../config.hpp"
 
-namespace qtx::nn {
+namespace qtx::QTX_ABI::nn {
 
 /// Heads, clipped softmax, causality and gate of an attention module.
 struct attention_options {

@@ -15,8 +15,9 @@
 #include "../quant/observers.hpp"
 #include "../quant/params.hpp"
 #include "../quant/smoothing.hpp"
+#include "../config.hpp"
 
-namespace qtx::nn {
+namespace qtx::QTX_ABI::nn {
 
 /// The tensors of one encoder layer that W8A8 quantizes, in forward order of a pre-LN layer.
 /// `input` is the layer's input: a post-LN layer reads it as uint8 (the previous LN's output);

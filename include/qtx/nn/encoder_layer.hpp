@@ -40,8 +40,9 @@
 #include "quantized_input.hpp"
 #include "sequences.hpp"
 #include "workspace.hpp"
+#include "../config.hpp"
 
-namespace qtx::nn {
+namespace qtx::QTX_ABI::nn {
 
 /// Where the LayerNorms sit relative to the residual adds.
 enum class norm_placement {

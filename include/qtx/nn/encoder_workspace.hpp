@@ -9,8 +9,9 @@
 #include "attention.hpp"
 #include "quantized_input.hpp"
 #include "workspace.hpp"
+#include "../config.hpp"
 
-namespace qtx::nn {
+namespace qtx::QTX_ABI::nn {
 
 /// Activation memory of an encoder layer for up to max_tokens tokens. T is the layer's activation
 /// type: float for encoder_layer, uint8_t for quantized_encoder_layer.

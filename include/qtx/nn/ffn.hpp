@@ -12,8 +12,9 @@
 #include "../core/view.hpp"
 #include "linear.hpp"
 #include "quantized_input.hpp"
+#include "../config.hpp"
 
-namespace qtx::nn {
+namespace qtx::QTX_ABI::nn {
 
 /// FC₁ (ffn_dim, d_model) and FC₂ (d_model, ffn_dim) in Hugging Face layout (out, in), with biases.
 struct ffn_weights {

@@ -6,8 +6,9 @@
 #include "../ops/elementwise.hpp"
 #include "../quant/params.hpp"
 #include "layer_norm.hpp"
+#include "../config.hpp"
 
-namespace qtx::nn {
+namespace qtx::QTX_ABI::nn {
 
 /// x ← dequantize(quantize(x, p)): x as an int8 deployment stores it (its outliers cost resolution).
 /// @param grid (x.rows, x.cols) scratch that receives the uint8 values.

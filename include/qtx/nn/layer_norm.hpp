@@ -8,8 +8,9 @@
 #include "../core/error.hpp"
 #include "../core/view.hpp"
 #include "../ops/layernorm.hpp"
+#include "../config.hpp"
 
-namespace qtx::nn {
+namespace qtx::QTX_ABI::nn {
 
 /// Layer norm module: owns γ, β and eps so a model holds one object per norm; optionally fused with
 /// the residual add and the quantization of its output (the next W8A8 GEMM's input).

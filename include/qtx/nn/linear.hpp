@@ -23,8 +23,9 @@
 #include "../quant/dynamic.hpp"
 #include "../quant/params.hpp"
 #include "../quant/quantize.hpp"
+#include "../config.hpp"
 
-namespace qtx::nn {
+namespace qtx::QTX_ABI::nn {
 
 /// The activation a linear layer fuses into its GEMM epilogue (chosen at run time, e.g. from a config).
 enum class activation { none, relu, gelu_erf, gelu_tanh };

@@ -16,8 +16,9 @@
 #include "../quant/dynamic.hpp"
 #include "../quant/params.hpp"
 #include "workspace.hpp"
+#include "../config.hpp"
 
-namespace qtx::nn {
+namespace qtx::QTX_ABI::nn {
 
 /// How one quantization point is quantized: its scaling and, for static_tensor, its calibrated
 /// parameters.

@@ -12,8 +12,9 @@
 
 #include "../core/error.hpp"
 #include "../core/types.hpp"
+#include "../config.hpp"
 
-namespace qtx::nn {
+namespace qtx::QTX_ABI::nn {
 
 /// The token counts of sequences packed along the rows; empty: one sequence of all the rows.
 struct packed_sequences {

@@ -5,8 +5,9 @@
 #include "../core/buffer.hpp"
 #include "../core/error.hpp"
 #include "../core/view.hpp"
+#include "../config.hpp"
 
-namespace qtx::nn {
+namespace qtx::QTX_ABI::nn {
 
 /// Storage for up to `max_rows` rows of `cols` elements; rows(n) is the (n, cols) view of its start.
 template <class T>

@@ -17,8 +17,9 @@
 #include "../cpu/attention/decode.hpp"
 #include "../cpu/attention/fused.hpp"
 #include "../quant/params.hpp"
+#include "../config.hpp"
 
-namespace qtx::ops {
+namespace qtx::QTX_ABI::ops {
 
 using cpu::attention_params;
 using cpu::attention_quant;

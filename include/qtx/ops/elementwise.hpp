@@ -24,8 +24,9 @@
 #include "../quant/dynamic.hpp"
 #include "../quant/params.hpp"
 #include "../ref/elementwise.hpp"
+#include "../config.hpp"
 
-namespace qtx::ops {
+namespace qtx::QTX_ABI::ops {
 
 namespace detail {
 template <class In, class Out>

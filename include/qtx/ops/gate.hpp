@@ -18,8 +18,9 @@
 #include "../core/error.hpp"
 #include "../core/parallel.hpp"
 #include "../core/view.hpp"
+#include "../config.hpp"
 
-namespace qtx {
+namespace qtx::QTX_ABI {
 
 /// The gate variants of the paper's code (formulas in this file's description).
 enum class gate_kind { linear_per_head, mlp_per_head, all_heads_linear, unconditional };

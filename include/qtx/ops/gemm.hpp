@@ -37,8 +37,9 @@
 #include "../cpu/gemm/vector.hpp"
 #include "../epilogue/pipeline.hpp"
 #include "../quant/params.hpp"
+#include "../config.hpp"
 
-namespace qtx::ops {
+namespace qtx::QTX_ABI::ops {
 
 /// K above which an 8-bit GEMM could overflow int32: |(a − za)(b − zb)| ≤ 255·255 per product.
 inline constexpr index_t int8_gemm_max_k = 2147483647 / (255 * 255);  // 33025

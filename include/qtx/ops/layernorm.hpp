@@ -22,8 +22,9 @@
 #include "../cpu/rows/layernorm.hpp"
 #include "../quant/params.hpp"
 #include "../ref/layernorm.hpp"
+#include "../config.hpp"
 
-namespace qtx::ops {
+namespace qtx::QTX_ABI::ops {
 
 namespace detail {
 template <class Arch, class Out>

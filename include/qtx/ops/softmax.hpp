@@ -23,8 +23,9 @@
 #include "../cpu/rows/softmax.hpp"
 #include "../quant/params.hpp"
 #include "../ref/softmax.hpp"
+#include "../config.hpp"
 
-namespace qtx::ops {
+namespace qtx::QTX_ABI::ops {
 
 /// Throws qtx::error naming `fn` unless p is a valid (clipped) softmax: input_scale > 0, γ ≤ 0, ζ ≥ 1, all finite.
 inline void check_softmax_params(const char* fn, const softmax_params& p) {

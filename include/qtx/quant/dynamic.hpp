@@ -17,8 +17,9 @@
 
 #include "../core/view.hpp"
 #include "params.hpp"
+#include "../config.hpp"
 
-namespace qtx {
+namespace qtx::QTX_ABI {
 
 /// How the uint8 parameters of an activation are chosen.
 enum class activation_scaling {

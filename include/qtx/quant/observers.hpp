@@ -33,8 +33,9 @@
 #include "../core/view.hpp"
 #include "params.hpp"
 #include "quantize.hpp"
+#include "../config.hpp"
 
-namespace qtx {
+namespace qtx::QTX_ABI {
 
 /// A closed interval [lo, hi] of observed values: what an observer estimates, before it becomes quant_params.
 struct value_range {

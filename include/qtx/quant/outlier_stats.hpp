@@ -22,8 +22,9 @@
 #include "../core/error.hpp"
 #include "../core/types.hpp"
 #include "../core/view.hpp"
+#include "../config.hpp"
 
-namespace qtx {
+namespace qtx::QTX_ABI {
 
 /// Added to σ⁴ so that a constant sequence gives kurtosis 0 instead of 0/0 (as in the paper's code).
 inline constexpr double kurtosis_epsilon = 1e-6;

@@ -14,8 +14,9 @@
 
 #include "../core/error.hpp"
 #include "../core/types.hpp"
+#include "../config.hpp"
 
-namespace qtx {
+namespace qtx::QTX_ABI {
 
 /// One scale and zero point for a whole tensor. Trivially copyable: usable on device too.
 struct quant_params {

@@ -16,8 +16,9 @@
 #include "../core/error.hpp"
 #include "../core/types.hpp"
 #include "params.hpp"
+#include "../config.hpp"
 
-namespace qtx {
+namespace qtx::QTX_ABI {
 
 /// The normative quantizer: clamp(round_half_even(x · inv_scale) + zero_point) to T; NaN → zero_point.
 /// Takes the reciprocal so that every backend multiplies (never divides) and they agree bit-for-bit.

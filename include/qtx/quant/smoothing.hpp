@@ -18,8 +18,9 @@
 #include "../core/error.hpp"
 #include "../core/view.hpp"
 #include "params.hpp"
+#include "../config.hpp"
 
-namespace qtx {
+namespace qtx::QTX_ABI {
 
 /// Per-channel (column) ranges of a calibrated tensor.
 struct channel_range {

@@ -12,8 +12,9 @@
 #include <vector>
 
 #include "../core/view.hpp"
+#include "../config.hpp"
 
-namespace qtx::ref {
+namespace qtx::QTX_ABI::ref {
 
 /// The attention variant the oracle computes (the same fields as ops::attention_params).
 struct attention_config {

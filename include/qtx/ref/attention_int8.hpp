@@ -29,8 +29,9 @@
 #include "../quant/params.hpp"
 #include "attention.hpp"
 #include "softmax.hpp"
+#include "../config.hpp"
 
-namespace qtx::ref {
+namespace qtx::QTX_ABI::ref {
 
 /// Quantization parameters of the int8 attention oracle's operands.
 struct attention_int8_quant {

@@ -11,8 +11,9 @@
 #include "../epilogue/stages.hpp"
 #include "../quant/dynamic.hpp"
 #include "../quant/quantize.hpp"
+#include "../config.hpp"
 
-namespace qtx {
+namespace qtx::QTX_ABI {
 
 /// PyTorch's GELU(approximate='none' | 'tanh'): 0.5·x·(1 + erf(x/√2)) or the tanh approximation.
 enum class gelu_approximation { none, tanh };

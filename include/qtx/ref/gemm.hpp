@@ -10,8 +10,9 @@
 
 #include "../core/view.hpp"
 #include "../epilogue/pipeline.hpp"
+#include "../config.hpp"
 
-namespace qtx::ref {
+namespace qtx::QTX_ABI::ref {
 
 /// The GEMM oracle: triple loop, exact int32 (or double) accumulation, then the epilogue per element:
 /// what every ops::gemm backend is tested against. Unchecked.

@@ -18,8 +18,9 @@
 
 #include "../core/view.hpp"
 #include "../quant/quantize.hpp"
+#include "../config.hpp"
 
-namespace qtx {
+namespace qtx::QTX_ABI {
 
 /// PyTorch's nn.LayerNorm default (BERT checkpoints use 1e-12).
 inline constexpr float layer_norm_default_eps = 1e-5f;

@@ -21,8 +21,9 @@
 
 #include "../core/view.hpp"
 #include "../quant/quantize.hpp"
+#include "../config.hpp"
 
-namespace qtx {
+namespace qtx::QTX_ABI {
 
 /// The (clipped) softmax variant: y = clip((ζ − γ)·softmax(input_scale·x + mask) + γ, 0, 1) over the visible columns.
 struct softmax_params {

@@ -7,8 +7,9 @@
 #include "../../core/types.hpp"
 #include "../../epilogue/pipeline.hpp"
 #include "../../quant/params.hpp"
+#include "../../config.hpp"
 
-namespace qtx::cpu {
+namespace qtx::QTX_ABI::cpu {
 
 /// The attention variant of ops::attention (re-exported as qtx::ops::attention_params): heads, score
 /// scale, the paper's clipped softmax and causal masking.

@@ -16,8 +16,9 @@
 #include "../../core/view.hpp"
 #include "../rows/softmax.hpp"
 #include "common.hpp"
+#include "../../config.hpp"
 
-namespace qtx::cpu {
+namespace qtx::QTX_ABI::cpu {
 
 // Up to this many query rows take the decode path; more share packed K and V (fused.hpp).
 inline constexpr index_t decode_max_queries = 4;

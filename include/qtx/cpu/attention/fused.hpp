@@ -27,8 +27,9 @@
 #include "../../quant/params.hpp"
 #include "../rows/softmax.hpp"
 #include "common.hpp"
+#include "../../config.hpp"
 
-namespace qtx::cpu {
+namespace qtx::QTX_ABI::cpu {
 
 // Query rows per task: 64 rows × Tk scores stay in L2 for Tk up to ~4k, and 64 ≥ the GEMM's row tile.
 inline constexpr index_t attention_query_block = 64;

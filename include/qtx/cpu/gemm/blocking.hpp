@@ -27,8 +27,9 @@
 
 #include "../../core/arch.hpp"
 #include "microkernel.hpp"
+#include "../../config.hpp"
 
-namespace qtx::cpu::gemm_detail {
+namespace qtx::QTX_ABI::cpu::gemm_detail {
 
 inline constexpr int default_rows_per_pass = 384;
 inline constexpr int default_panel_slice_bytes = 256 * 1024;

@@ -12,6 +12,7 @@
 // the fixed-point requantization in exact 64-bit arithmetic). GELU uses the row kernels' vector
 // erf / sigmoid (cpu/rows/math.hpp: erf ≤ 2.5e−7 absolute, sigmoid ≤ 3 ulp), so float results
 // differ from std::erf / std::tanh by a few ulp of the output (tests state the tolerance).
+#include "../../config.hpp"
 #include <cstdint>
 #include <type_traits>
 #include <utility>
@@ -23,7 +24,7 @@
 #include "../rows/math.hpp"
 #endif
 
-namespace qtx::cpu::gemm_detail {
+namespace qtx::QTX_ABI::cpu::gemm_detail {
 
 // A vector of results at row m, columns [n, n + V::lanes) of C, of which the first `count` exist.
 template <class V>

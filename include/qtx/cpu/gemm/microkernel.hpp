@@ -27,8 +27,9 @@
 #include <utility>
 
 #include "epilogue.hpp"
+#include "../../config.hpp"
 
-namespace qtx::cpu::gemm_detail {
+namespace qtx::QTX_ABI::cpu::gemm_detail {
 
 // vpdpbusd on the vector width V: AVX-512 VNNI on zmm, AVX-VNNI (VEX) on ymm.
 #if QTX_HAS_AVX512_VNNI

@@ -24,8 +24,9 @@
 #include "../../core/buffer.hpp"
 #include "../../core/view.hpp"
 #include "blocking.hpp"
+#include "../../config.hpp"
 
-namespace qtx::cpu::gemm_detail {
+namespace qtx::QTX_ABI::cpu::gemm_detail {
 
 template <class Config>
 struct packed_panels;

@@ -12,8 +12,9 @@
 #include "../../core/parallel.hpp"
 #include "../../core/view.hpp"
 #include "../../epilogue/pipeline.hpp"
+#include "../../config.hpp"
 
-namespace qtx::cpu {
+namespace qtx::QTX_ABI::cpu {
 
 // Weights packed once for the scalar backend: a dense K×N copy plus the column sums that fold
 // the activation zero point into the accumulator.

@@ -22,12 +22,13 @@
 
 #include "../../core/buffer.hpp"
 #include "../../core/types.hpp"
+#include "../../config.hpp"
 
 #ifndef QTX_GEMM_SCRATCH_RETAINED_BYTES
 #define QTX_GEMM_SCRATCH_RETAINED_BYTES (std::size_t(16) << 20)
 #endif
 
-namespace qtx::cpu {
+namespace qtx::QTX_ABI::cpu {
 
 inline constexpr std::size_t gemm_scratch_retained_bytes = QTX_GEMM_SCRATCH_RETAINED_BYTES;
 

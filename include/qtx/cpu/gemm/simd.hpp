@@ -10,6 +10,7 @@
 // Conversions reproduce the scalar definitions of core/types.hpp exactly: float(int32) is
 // cvtdq2ps (round to nearest even), round_half_even is cvtps2dq (default MXCSR) with the scalar's
 // out-of-range and NaN results patched in, 8-bit stores saturate like saturate_cast.
+#include "../../config.hpp"
 #include <cstdint>
 #include <cstring>
 
@@ -24,7 +25,7 @@
 #include "../avx512.hpp"
 #endif
 
-namespace qtx::cpu::gemm_detail {
+namespace qtx::QTX_ABI::cpu::gemm_detail {
 
 // Bounds of round_half_even (core/types.hpp): above the largest float below 2^31 → INT32_MAX.
 inline constexpr float largest_float_below_2_31 = 2147483520.0f;

@@ -26,8 +26,9 @@
 #include "../../core/view.hpp"
 #include "packing.hpp"
 #include "scratch.hpp"
+#include "../../config.hpp"
 
-namespace qtx::cpu {
+namespace qtx::QTX_ABI::cpu {
 namespace gemm_detail {
 
 // The A element type that goes with a B element type.

@@ -12,8 +12,9 @@
 #include "../../core/error.hpp"
 #include "../../core/parallel.hpp"
 #include "../../core/view.hpp"
+#include "../../config.hpp"
 
-namespace qtx::cpu::rows {
+namespace qtx::QTX_ABI::cpu::rows {
 
 // Below this many elements per thread, waking another thread costs more than it saves.
 inline constexpr index_t min_elements_per_thread = index_t(1) << 14;

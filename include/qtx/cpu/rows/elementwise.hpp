@@ -18,8 +18,9 @@
 #include "../../ref/elementwise.hpp"
 #include "common.hpp"
 #include "math.hpp"
+#include "../../config.hpp"
 
-namespace qtx::cpu::rows {
+namespace qtx::QTX_ABI::cpu::rows {
 
 #if QTX_HAS_AVX2 || QTX_HAS_AVX512_VNNI
 

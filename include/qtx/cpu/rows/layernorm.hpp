@@ -14,8 +14,9 @@
 #include "../../ref/layernorm.hpp"
 #include "common.hpp"
 #include "simd.hpp"
+#include "../../config.hpp"
 
-namespace qtx::cpu::rows {
+namespace qtx::QTX_ABI::cpu::rows {
 
 #if QTX_HAS_AVX2 || QTX_HAS_AVX512_VNNI
 

@@ -12,8 +12,9 @@
 // high part, so n·ln2_hi is exact), exp(r) = a degree-7 polynomial, and 2^n applied with one final
 // rounding (vscalefps on AVX-512, two normal powers of two on AVX2) so subnormal results are right.
 #include "simd.hpp"
+#include "../../config.hpp"
 
-namespace qtx::cpu::rows {
+namespace qtx::QTX_ABI::cpu::rows {
 
 #if QTX_HAS_AVX2 || QTX_HAS_AVX512_VNNI
 

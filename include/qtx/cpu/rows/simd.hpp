@@ -8,6 +8,7 @@
 //   quantize_one(x) = clamp(round_half_even(x · inv_scale) + zp, qmin, qmax), NaN → zp.
 // Clamping x · inv_scale to the integers [qmin − zp, qmax − zp] *before* rounding is equivalent
 // (rounding is monotone and the bounds are integers) and keeps the conversion in range.
+#include "../../config.hpp"
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -24,7 +25,7 @@
 #include "../avx512.hpp"
 #endif
 
-namespace qtx::cpu::rows {
+namespace qtx::QTX_ABI::cpu::rows {
 
 // The scalar backend has no vector architecture: its row operations are the ref/ oracles.
 struct no_simd {};

@@ -3,8 +3,9 @@
 // unicodedata). Do not edit; re-run the script. Sorted tables for binary search; see
 // qtx/io/unicode.hpp for their use and the script's docstring for their scope.
 #include <cstdint>
+#include "../../config.hpp"
 
-namespace qtx::io::detail {
+namespace qtx::QTX_ABI::io::detail {
 
 struct code_range {
   char32_t first, last;
