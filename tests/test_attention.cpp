@@ -199,8 +199,11 @@ TEST_CASE("attention rejects bad shapes, heads, masks and parameters", "[attenti
   };
   CHECK_THROWS_WITH(run({3, 1.0f}), Catch::Contains("not a multiple of n_heads 3"));
   CHECK_THROWS_WITH(run({0, 1.0f}), Catch::Contains("n_heads (0)"));
-  CHECK_THROWS_WITH(run({2, 1.0f, 0.1f, 1.0f}), Catch::Contains("gamma <= 0"));
-  CHECK_THROWS_WITH(run({2, 1.0f, 0.0f, 0.5f}), Catch::Contains("zeta >= 1"));
+  // The clip rule is softmax's (ops/rules.hpp), message and all.
+  CHECK_THROWS_WITH(run({2, 1.0f, 0.1f, 1.0f}), Catch::StartsWith("attention: gamma (0.1) must be finite and <= 0"));
+  CHECK_THROWS_WITH(run({2, 1.0f, 0.0f, 0.5f}), Catch::StartsWith("attention: zeta (0.5) must be finite and >= 1"));
+  CHECK_THROWS_WITH(run({2, 1.0f, -INFINITY, 1.0f}), Catch::StartsWith("attention: gamma (-inf)"));
+  CHECK_THROWS_WITH(run({2, 1.0f, -3e38f, 3e38f}), Catch::StartsWith("attention: zeta - gamma"));
   CHECK_THROWS_WITH(run({2, 1.0f}, qtx::make_view(pr.mask.data(), 1, 3)), Catch::Contains("key_mask is 1x3"));
   CHECK_THROWS_WITH(run({2, 1.0f}, {}, qtx::make_view(pr.gate.data(), 4, 1)), Catch::Contains("gate is 4x1"));
   CHECK_THROWS_AS(qtx::ops::attention(qtx::cpu::native{}, pr.qv(), pr.kv().block(0, 0, 3, 8), pr.vv(), o,

@@ -283,3 +283,24 @@ TEST_CASE("GEMM scratch kept by a thread between calls is bounded", "[concurrenc
     }
   }
 }
+
+TEST_CASE("packed K/V kept by a thread between attention calls is bounded", "[concurrency]") {
+  constexpr std::size_t limit = qtx::cpu::gemm_scratch_retained_bytes;
+  // Five queries take the fused path (more than decode's four); K and V are packed per call.
+  auto run = [](index_t keys, index_t width) {
+    std::vector<float> q(5 * width, 0.5f), kv(keys * width, 0.25f), out(5 * width);
+    qtx::ops::attention(arch{}, qtx::make_view(q.data(), 5, width), qtx::make_view(kv.data(), keys, width),
+                        qtx::make_view(kv.data(), keys, width), qtx::make_view(out.data(), 5, width),
+                        qtx::ops::attention_params{4, 0.125f});
+    return out[0];  // every value of v is 0.25, so is every output
+  };
+  CHECK(run(64, 64) == 0.25f);
+  const std::size_t warm = qtx::cpu::attention_scratch_bytes<arch, float>();
+  CHECK(warm >= 2 * 64 * 64 * sizeof(float));  // a small call keeps its packed K and V
+  CHECK(warm <= limit);
+  // K and V of 4096 x 1024 floats pack to 32 MiB: freed on return.
+  CHECK(run(4096, 1024) == 0.25f);
+  CHECK(qtx::cpu::attention_scratch_bytes<arch, float>() == 0);
+  CHECK(run(64, 64) == 0.25f);
+  CHECK(qtx::cpu::attention_scratch_bytes<arch, float>() == warm);
+}

@@ -11,7 +11,9 @@
 #include <catch2/catch.hpp>
 
 #include "backends.hpp"
+#include "messages.hpp"
 
+#include <qtx/nn/layer_norm.hpp>
 #include <qtx/ops/layernorm.hpp>
 #include <qtx/ref/layernorm.hpp>
 
@@ -230,22 +232,29 @@ TEST_CASE("layer norm rejects bad arguments", "[layernorm]") {
   std::vector<uint8_t> q(12);
   const auto xv = qtx::make_view(x.data(), 3, 4);
   const auto yv = qtx::make_view(y.data(), 3, 4);
-  CHECK_THROWS_AS(qtx::ops::layer_norm(arch, xv, w, b, qtx::make_view(y.data(), 4, 3)), qtx::error);
-  CHECK_THROWS_AS(qtx::ops::layer_norm(arch, xv, std::vector<float>(3), b, yv), qtx::error);
-  CHECK_THROWS_AS(qtx::ops::layer_norm(arch, xv, w, std::vector<float>(5), yv), qtx::error);
-  CHECK_THROWS_AS(qtx::ops::layer_norm(arch, xv, w, b, yv, 0.0f), qtx::error);
-  CHECK_THROWS_AS(qtx::ops::layer_norm(arch, xv, w, b, yv, NAN), qtx::error);
-  CHECK_THROWS_AS(qtx::ops::layer_norm(arch, xv, w, b, qtx::make_view(q.data(), 3, 4), 1e-5f, {-1.0f, 0}), qtx::error);
-  CHECK_THROWS_AS(qtx::ops::layer_norm(arch, xv, w, b, qtx::make_view(q.data(), 3, 4), 1e-5f, {1.0f, -1}), qtx::error);
-  CHECK_THROWS_AS(qtx::ops::layer_norm(arch, xv, w, b, qtx::make_view(x.data() + 2, 2, 4)), qtx::error);
-  CHECK_THROWS_AS(qtx::ops::add_layer_norm(arch, xv, qtx::make_view(r.data(), 2, 4), qtx::matrix_view<float>{}, w, b, yv),
-                  qtx::error);
-  CHECK_THROWS_AS(qtx::ops::add_layer_norm(arch, xv, qtx::make_view(r.data(), 3, 4), qtx::make_view(y.data(), 3, 4), w,
-                                           b, yv),
-                  qtx::error);  // sum_out and y are both outputs
-  CHECK_THROWS_AS(qtx::ops::add_layer_norm(arch, xv, qtx::make_view(r.data(), 3, 4), qtx::make_view(r.data(), 2, 4), w,
-                                           b, yv),
-                  qtx::error);
+  // Each message names the function the user called, the argument and its value.
+  const auto ln_says = [](const char* text) { return test_messages::names("layer_norm", text); };
+  const auto add_says = [](const char* text) { return test_messages::names("add_layer_norm", text); };
+  CHECK_THROWS_WITH(qtx::ops::layer_norm(arch, xv, w, b, qtx::make_view(y.data(), 4, 3)), ln_says("y"));
+  CHECK_THROWS_WITH(qtx::ops::layer_norm(arch, xv, std::vector<float>(3), b, yv), ln_says("weight has 3 elements"));
+  CHECK_THROWS_WITH(qtx::ops::layer_norm(arch, xv, w, std::vector<float>(5), yv), ln_says("bias has 5 elements"));
+  CHECK_THROWS_WITH(qtx::ops::layer_norm(arch, xv, w, b, yv, 0.0f), ln_says("eps (0) must be finite and positive"));
+  CHECK_THROWS_WITH(qtx::ops::layer_norm(arch, xv, w, b, yv, NAN), ln_says("eps (nan)"));
+  CHECK_THROWS_WITH(qtx::ops::layer_norm(arch, xv, w, b, qtx::make_view(q.data(), 3, 4), 1e-5f, {-1.0f, 0}),
+                    ln_says("y_params.scale (-1)"));
+  CHECK_THROWS_WITH(qtx::ops::layer_norm(arch, xv, w, b, qtx::make_view(q.data(), 3, 4), 1e-5f, {1.0f, -1}),
+                    ln_says("y_params.zero_point (-1)"));
+  CHECK_THROWS_WITH(qtx::ops::layer_norm(arch, xv, w, b, qtx::make_view(x.data() + 2, 2, 4)), ln_says("y"));
+  CHECK_THROWS_WITH(
+      qtx::ops::add_layer_norm(arch, xv, qtx::make_view(r.data(), 2, 4), qtx::matrix_view<float>{}, w, b, yv),
+      add_says("residual"));
+  CHECK_THROWS_WITH(qtx::ops::add_layer_norm(arch, xv, qtx::make_view(r.data(), 3, 4), qtx::make_view(y.data(), 3, 4),
+                                             w, b, yv),
+                    add_says("sum_out"));  // sum_out and y are both outputs
+  CHECK_THROWS_WITH(qtx::ops::add_layer_norm(arch, xv, qtx::make_view(r.data(), 3, 4), qtx::make_view(r.data(), 2, 4),
+                                             w, b, yv),
+                    add_says("sum_out"));
+  CHECK_THROWS_WITH(qtx::nn::layer_norm<>(w, b, 0.0f), ln_says("eps (0)"));
   CHECK_NOTHROW(qtx::ops::add_layer_norm(arch, xv, qtx::make_view(r.data(), 3, 4), qtx::make_view(r.data(), 3, 4), w, b, yv));
   CHECK_NOTHROW(qtx::ops::layer_norm(arch, qtx::make_view(x.data(), 0, 4), w, b, qtx::make_view(y.data(), 0, 4)));
 }

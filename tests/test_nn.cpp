@@ -229,6 +229,17 @@ TEST_CASE("multi_head_attention module: float, gated, clipped, cached decoding",
     }
     CHECK(cache.length() == T);
     std::vector<float> one(f.D);
+    // A key mask of the wrong length is refused before the cache takes the new token.
+    nn::kv_cache<float> partial(T, f.D);
+    mha.forward(qtx::make_view(x.data(), 2, f.D), qtx::make_view(y.data(), 2, f.D), {}, {}, &partial);
+    const std::vector<float> mask(3, 0.0f);
+    CHECK_THROWS_WITH(mha.forward(qtx::make_view(x.data(), 1, f.D), qtx::make_view(one.data(), 1, f.D),
+                                  qtx::make_view(mask.data(), 1, 2), {}, &partial),
+                      Catch::StartsWith("multi_head_attention::forward: key_mask is 1x2, expected 1x3"));
+    CHECK(partial.length() == 2);
+    CHECK_NOTHROW(mha.forward(qtx::make_view(x.data(), 1, f.D), qtx::make_view(one.data(), 1, f.D),
+                              qtx::make_view(mask.data(), 1, 3), {}, &partial));
+    CHECK(partial.length() == 3);
     CHECK_THROWS_WITH(mha.forward(qtx::make_view(x.data(), 1, f.D), qtx::make_view(one.data(), 1, f.D), {}, {}, &cache),
                       Catch::Contains("exceed the capacity"));
   }

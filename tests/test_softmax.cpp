@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 
 #include "backends.hpp"
+#include "messages.hpp"
 
 #include <qtx/ops/softmax.hpp>
 #include <qtx/ref/softmax.hpp>
@@ -302,17 +303,23 @@ TEST_CASE("softmax rejects bad arguments", "[softmax]") {
   std::vector<uint8_t> q(12);
   const auto xv = qtx::make_view(x.data(), 3, 4);
   const auto yv = qtx::make_view(y.data(), 3, 4);
-  CHECK_THROWS_AS(qtx::ops::softmax(arch, xv, qtx::make_view(y.data(), 4, 3)), qtx::error);
-  CHECK_THROWS_AS(qtx::ops::softmax(arch, xv, yv, {1.0f, 0.1f, 1.0f}), qtx::error);     // γ > 0
-  CHECK_THROWS_AS(qtx::ops::softmax(arch, xv, yv, {1.0f, -0.1f, 0.9f}), qtx::error);    // ζ < 1
-  CHECK_THROWS_AS(qtx::ops::softmax(arch, xv, yv, {0.0f, 0.0f, 1.0f}), qtx::error);     // scale 0
-  CHECK_THROWS_AS(qtx::ops::softmax(arch, xv, yv, {NAN, 0.0f, 1.0f}), qtx::error);
-  CHECK_THROWS_AS(qtx::ops::softmax(arch, xv, yv, {}, qtx::make_view(m.data(), 2, 4)), qtx::error);  // mask rows
-  CHECK_THROWS_AS(qtx::ops::softmax(arch, xv, yv, {}, qtx::make_view(m.data(), 1, 3)), qtx::error);  // mask cols
-  CHECK_THROWS_AS(qtx::ops::softmax(arch, xv, qtx::make_view(q.data(), 3, 4), {}, {}, {0.0f, 0}), qtx::error);
-  CHECK_THROWS_AS(qtx::ops::softmax(arch, xv, qtx::make_view(q.data(), 3, 4), {}, {}, {1.0f, 256}), qtx::error);
-  CHECK_THROWS_AS(qtx::ops::softmax(arch, xv, qtx::make_view(x.data() + 1, 3, 4)), qtx::error);  // partial overlap
-  CHECK_THROWS_AS(qtx::ops::softmax(arch, xv, matrix_view<float>{nullptr, 3, 4, 4, 1}), qtx::error);
+  // Each message names the function the user called, the argument and its value.
+  const auto says = [](const char* text) { return test_messages::names("softmax", text); };
+  CHECK_THROWS_WITH(qtx::ops::softmax(arch, xv, qtx::make_view(y.data(), 4, 3)), says("y"));
+  CHECK_THROWS_WITH(qtx::ops::softmax(arch, xv, yv, {1.0f, 0.1f, 1.0f}), says("gamma (0.1) must be finite and <= 0"));
+  CHECK_THROWS_WITH(qtx::ops::softmax(arch, xv, yv, {1.0f, -0.1f, 0.9f}), says("zeta (0.9) must be finite and >= 1"));
+  CHECK_THROWS_WITH(qtx::ops::softmax(arch, xv, yv, {1.0f, -INFINITY, 1.0f}), says("gamma (-inf)"));
+  CHECK_THROWS_WITH(qtx::ops::softmax(arch, xv, yv, {1.0f, -3e38f, 3e38f}), says("zeta - gamma"));
+  CHECK_THROWS_WITH(qtx::ops::softmax(arch, xv, yv, {0.0f, 0.0f, 1.0f}), says("input_scale (0) must be finite and positive"));
+  CHECK_THROWS_WITH(qtx::ops::softmax(arch, xv, yv, {NAN, 0.0f, 1.0f}), says("input_scale (nan)"));
+  CHECK_THROWS_WITH(qtx::ops::softmax(arch, xv, yv, {}, qtx::make_view(m.data(), 2, 4)), says("mask has 2 rows"));
+  CHECK_THROWS_WITH(qtx::ops::softmax(arch, xv, yv, {}, qtx::make_view(m.data(), 1, 3)), says("mask has 3 columns"));
+  CHECK_THROWS_WITH(qtx::ops::softmax(arch, xv, qtx::make_view(q.data(), 3, 4), {}, {}, {0.0f, 0}),
+                    says("y_params.scale (0)"));
+  CHECK_THROWS_WITH(qtx::ops::softmax(arch, xv, qtx::make_view(q.data(), 3, 4), {}, {}, {1.0f, 256}),
+                    says("y_params.zero_point (256)"));
+  CHECK_THROWS_WITH(qtx::ops::softmax(arch, xv, qtx::make_view(x.data() + 1, 3, 4)), says("y overlaps x"));  // partial overlap
+  CHECK_THROWS_WITH(qtx::ops::softmax(arch, xv, matrix_view<float>{nullptr, 3, 4, 4, 1}), says("y is 3x4"));
   CHECK_NOTHROW(qtx::ops::softmax(arch, xv, qtx::make_view(x.data(), 3, 4)));  // in place
   CHECK_NOTHROW(qtx::ops::softmax(arch, qtx::make_view(x.data(), 0, 4), qtx::make_view(y.data(), 0, 4)));
 }

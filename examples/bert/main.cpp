@@ -148,7 +148,7 @@ int main(int argc, char** argv) try {
     demo::mode_result m{mode.name, {}, 0, 0};
     std::vector<std::vector<float>> embeddings, test_w8a8;
     double seconds = 0;
-    demo::progress bar2(("held-out W8A8 " + mode.name).c_str(), index_t(heldout_ids.size()));
+    demo::progress bar2("held-out W8A8 " + mode.name, index_t(heldout_ids.size()));
     for (const auto& ids : heldout_ids) {
       const auto t0 = clock_type::now();
       model.forward_w8a8(ids, hidden);

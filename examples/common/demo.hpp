@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace demo {
@@ -50,7 +51,8 @@ inline std::vector<email> read_spam(const std::filesystem::path& path, index_t c
 
 class progress {
  public:
-  progress(const char* what, index_t total) : what_(what), total_(total), start_(clock::now()) { draw(); }
+  // The label is copied: callers build it from temporaries ("held-out W8A8 " + mode name).
+  progress(std::string what, index_t total) : what_(std::move(what)), total_(total), start_(clock::now()) { draw(); }
   ~progress() { std::fprintf(stderr, "\n"); }
   void tick() {
     ++done_;
@@ -63,11 +65,11 @@ class progress {
     constexpr int width = 30;
     const int filled = total_ ? int(width * done_ / total_) : width;
     const double s = std::chrono::duration<double>(clock::now() - start_).count();
-    std::fprintf(stderr, "\r%-24s [%.*s%*s] %ld/%ld %.1fs", what_, filled, "##############################",
+    std::fprintf(stderr, "\r%-24s [%.*s%*s] %ld/%ld %.1fs", what_.c_str(), filled, "##############################",
                  width - filled, "", long(done_), long(total_), s);
     std::fflush(stderr);
   }
-  const char* what_;
+  std::string what_;
   index_t total_, done_ = 0;
   clock::time_point start_;
 };

@@ -12,6 +12,7 @@
 #include "../core/view.hpp"
 #include "../ops/gemm.hpp"
 #include "../quant/params.hpp"
+#include "../ops/rules.hpp"
 #include "../ref/attention.hpp"
 #include "launch_params.hpp"
 #include "../config.hpp"
@@ -37,10 +38,6 @@ using attention_config = ref::attention_config;
 inline constexpr index_t max_kernel_extent = std::numeric_limits<int32_t>::max();
 
 namespace detail {
-inline void check_clip(const char* fn, float gamma, float zeta) {
-  check(std::isfinite(gamma) && gamma <= 0.0f, fn, ": gamma (", gamma, ") must be finite and <= 0");
-  check(std::isfinite(zeta) && zeta >= 1.0f, fn, ": zeta (", zeta, ") must be finite and >= 1");
-}
 template <class TOut>
 void check_output_params(const char* fn, const quant_params& q) {
   if constexpr (std::is_integral_v<TOut>) check_quant_params<TOut>(fn, "output params", q);
@@ -103,7 +100,7 @@ void check_softmax_arguments(const matrix_view<const float>& x, const matrix_vie
   check_same_shape(fn, "x", x, "y", y);
   check(detail::fits_kernel(x), fn, ": x extents (", x.rows, "x", x.cols, ") exceed int32");
   check(std::isfinite(cfg.scale), fn, ": scale (", cfg.scale, ") must be finite");
-  detail::check_clip(fn, cfg.gamma, cfg.zeta);
+  check_clip(fn, cfg.gamma, cfg.zeta);
   const index_t query_rows = cfg.query_rows == 0 ? x.rows : cfg.query_rows;
   check(cfg.query_rows >= 0 && (x.rows == 0 || x.rows % query_rows == 0), fn, ": query_rows (",
         cfg.query_rows, ") must divide x.rows (", x.rows, ")");
@@ -127,7 +124,7 @@ void check_layer_norm_arguments(const matrix_view<const float>& x, const matrix_
   check(detail::fits_kernel(x), fn, ": x extents (", x.rows, "x", x.cols, ") exceed int32");
   if (residual.data != nullptr) check_same_shape(fn, "x", x, "residual", residual);
   check(x.empty() || (gamma != nullptr && beta != nullptr), fn, ": gamma and beta must not be null");
-  check(std::isfinite(eps) && eps > 0.0f, fn, ": eps (", eps, ") must be finite and positive");
+  check_layer_norm_eps(fn, eps);
   detail::check_output_params<TOut>(fn, out_params);
 }
 
@@ -152,7 +149,7 @@ void check_attention_arguments(const batch_view<const T>& q, const batch_view<co
   check(q.rows <= max_kernel_extent && k.rows <= max_kernel_extent && q.batch <= max_grid_y, fn,
         ": extents too large");
   check(std::isfinite(cfg.scale), fn, ": scale (", cfg.scale, ") must be finite");
-  detail::check_clip(fn, cfg.gamma, cfg.zeta);
+  check_clip(fn, cfg.gamma, cfg.zeta);
   check(cfg.causal_offset >= -max_kernel_extent && cfg.causal_offset <= max_kernel_extent, fn,
         ": causal_offset (", cfg.causal_offset, ") is out of range");
   const auto check_operand = [&](const char* name, const auto& x) {

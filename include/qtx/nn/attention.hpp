@@ -116,12 +116,18 @@ void attend_per_sequence(const packed_sequences& sequences, matrix_view<const TQ
   });
 }
 
-// Checked before anything is written (a KV cache among it).
-inline void check_sequences(const char* fn, const packed_sequences& sequences, index_t tokens, bool cache,
-                            matrix_view<const float> key_mask) {
+// Checked before anything is written (a KV cache among it): the sequences, and the key mask's
+// shape, one value per key, the cached ones included (ops::attention would find a wrong one only
+// after the cache has taken the new tokens).
+template <class Cache>
+void check_sequences(const char* fn, const packed_sequences& sequences, index_t tokens, const Cache* cache,
+                     matrix_view<const float> key_mask) {
   sequences.check(fn, tokens);
   check(sequences.single() || (!cache && !key_mask.data), fn,
         ": packed sequences take no KV cache and no key mask (each sequence attends to its own rows only)");
+  const index_t keys = tokens + (cache ? cache->length() : 0);
+  check(!key_mask.data || (key_mask.rows == 1 && key_mask.cols == keys), fn, ": key_mask is ", key_mask.rows, "x",
+        key_mask.cols, ", expected 1x", keys, " (one value per key", cache ? ", the cached ones included)" : ")");
 }
 
 // π (T, n_heads) for hidden states x into `pi`, or an empty view when the module has no gate.

@@ -8,6 +8,7 @@
 #include "../core/error.hpp"
 #include "../core/view.hpp"
 #include "../ops/layernorm.hpp"
+#include "../ops/rules.hpp"
 #include "../config.hpp"
 
 namespace qtx::QTX_ABI::nn {
@@ -24,7 +25,7 @@ class layer_norm {
       : gamma_(gamma.begin(), gamma.end()), beta_(beta.begin(), beta.end()), eps_(eps) {
     check(gamma.size() == beta.size() && !gamma.empty(), "layer_norm: gamma has ", gamma.size(),
           " values and beta ", beta.size(), "; they must match and be non-empty");
-    check(eps > 0.0f, "layer_norm: eps (", eps, ") must be positive");
+    check_layer_norm_eps("layer_norm", eps);
   }
   /// Number of features (columns) it normalises.
   index_t features() const { return index_t(gamma_.size()); }

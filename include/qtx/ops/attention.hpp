@@ -17,6 +17,7 @@
 #include "../cpu/attention/decode.hpp"
 #include "../cpu/attention/fused.hpp"
 #include "../quant/params.hpp"
+#include "rules.hpp"
 #include "../config.hpp"
 
 namespace qtx::QTX_ABI::ops {
@@ -44,8 +45,7 @@ void check_attention(matrix_view<TQ> q, matrix_view<TQ> k, matrix_view<TQ> v, ma
   check(q.row_contiguous() && k.row_contiguous() && v.row_contiguous() && out.row_contiguous(), fn,
         ": q, k, v and out need col_stride 1");
   check(std::isfinite(p.scale), fn, ": scale (", p.scale, ") must be finite");
-  check(p.gamma <= 0.0f && p.zeta >= 1.0f, fn, ": clipped softmax needs gamma <= 0 and zeta >= 1 (got gamma ",
-        p.gamma, ", zeta ", p.zeta, ")");
+  check_clip(fn, p.gamma, p.zeta);
   check(p.causal_offset >= 0, fn, ": causal_offset (", p.causal_offset, ") must be non-negative");
   check(!key_mask.data || (key_mask.rows == 1 && key_mask.cols == k.rows), fn, ": key_mask is ",
         key_mask.rows, "x", key_mask.cols, ", expected 1x", k.rows);

@@ -22,6 +22,7 @@
 #include "../cpu/rows/layernorm.hpp"
 #include "../quant/params.hpp"
 #include "../ref/layernorm.hpp"
+#include "rules.hpp"
 #include "../config.hpp"
 
 namespace qtx::QTX_ABI::ops {
@@ -40,7 +41,7 @@ void checked_layer_norm(const char* fn, Arch arch, matrix_view<const float> x, m
         " columns");
   check(bias.size() == std::size_t(x.cols), fn, ": bias has ", bias.size(), " elements but x has ", x.cols,
         " columns");
-  check(std::isfinite(eps) && eps > 0.0f, fn, ": eps (", eps, ") must be finite and positive");
+  check_layer_norm_eps(fn, eps);
   if constexpr (!std::is_same_v<Out, float>) check_quant_params<Out>(fn, "y_params", y_params);
   const auto weight_view = matrix_view<const float>(weight.data(), 1, index_t(weight.size()), 0);
   const auto bias_view = matrix_view<const float>(bias.data(), 1, index_t(bias.size()), 0);

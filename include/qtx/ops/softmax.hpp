@@ -23,6 +23,7 @@
 #include "../cpu/rows/softmax.hpp"
 #include "../quant/params.hpp"
 #include "../ref/softmax.hpp"
+#include "rules.hpp"
 #include "../config.hpp"
 
 namespace qtx::QTX_ABI::ops {
@@ -31,9 +32,7 @@ namespace qtx::QTX_ABI::ops {
 inline void check_softmax_params(const char* fn, const softmax_params& p) {
   check(std::isfinite(p.input_scale) && p.input_scale > 0.0f, fn, ": input_scale (", p.input_scale,
         ") must be finite and positive");
-  check(std::isfinite(p.gamma) && p.gamma <= 0.0f, fn, ": gamma (", p.gamma, ") must be finite and <= 0");
-  check(std::isfinite(p.zeta) && p.zeta >= 1.0f, fn, ": zeta (", p.zeta, ") must be finite and >= 1");
-  check(std::isfinite(p.zeta - p.gamma), fn, ": zeta - gamma (", p.zeta, " - ", p.gamma, ") overflows");
+  check_clip(fn, p.gamma, p.zeta);
 }
 
 /// y = clipped softmax of each row of x (plain softmax with the default p), in one pass that can also

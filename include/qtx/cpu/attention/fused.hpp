@@ -26,6 +26,7 @@
 #include "../../ops/gemm.hpp"
 #include "../../quant/params.hpp"
 #include "../rows/softmax.hpp"
+#include "../gemm/scratch.hpp"
 #include "common.hpp"
 #include "../../config.hpp"
 
@@ -56,6 +57,17 @@ struct packed_heads {
   static packed_heads& local() {
     static thread_local packed_heads heads;
     return heads;
+  }
+  std::size_t bytes() const {
+    std::size_t held = std::size_t(k8.size() + v8.size());
+    for (const auto& p : keys_t) held += p.bytes();
+    for (const auto& p : values) held += p.bytes();
+    return held;
+  }
+  // Ends a call's use: the packed K/V of a call larger than the GEMM scratch bound are freed, so a
+  // thread keeps at most that much between calls (cpu/gemm/scratch.hpp), as for the GEMM's own.
+  void finish_call() {
+    if (bytes() > gemm_scratch_retained_bytes) *this = packed_heads{};
   }
 
   void pack(matrix_view<const T> k, matrix_view<const T> v, index_t n_heads, const attention_quant& quant) {
@@ -95,6 +107,13 @@ struct score_rows {
 
 }  // namespace detail
 
+/// Bytes of packed K and V (elements T: float or uint8) the calling thread keeps between fused
+/// attention calls on backend Arch: at most gemm_scratch_retained_bytes once a call returns.
+template <class Arch, class T>
+std::size_t attention_scratch_bytes() {
+  return detail::packed_heads<Arch, T>::local().bytes();
+}
+
 template <class Arch, class T, class TO>
 void fused_attention(Arch arch, matrix_view<const T> q, matrix_view<const T> k, matrix_view<const T> v,
                      matrix_view<TO> out, const attention_params& p, matrix_view<const float> key_mask,
@@ -107,6 +126,10 @@ void fused_attention(Arch arch, matrix_view<const T> q, matrix_view<const T> k, 
   const float score_scale = types::score_scale(p, quant);
   auto& heads = detail::packed_heads<Arch, T>::local();
   heads.pack(k, v, H, quant);
+  struct release_when_done {
+    detail::packed_heads<Arch, T>& heads;
+    ~release_when_done() { heads.finish_call(); }
+  } release{heads};
   const index_t blocks = (Tq + attention_query_block - 1) / attention_query_block;
   const int32_t q_zero_point = quantized ? quant.q.zero_point : 0;
 

@@ -53,6 +53,12 @@ struct packed_panels {
   [[no_unique_address]] narrow_layout<Config> narrow;  // AVX2 int8: B in the vpmaddubsw layout instead, when safe
 
   const elem* panel(index_t p) const { return values.data() + p * groups * Config::nr * Config::kg; }
+  /// Bytes held (the narrow layout's too), for the per-thread scratch bounds.
+  std::size_t bytes() const {
+    std::size_t held = std::size_t(values.size()) * sizeof(elem) + std::size_t(column_sums.size()) * sizeof(int32_t);
+    if constexpr (has_narrow_layout<Config>) held += narrow.panels.bytes();
+    return held;
+  }
 };
 
 template <class TB>

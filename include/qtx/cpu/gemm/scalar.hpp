@@ -24,6 +24,10 @@ struct scalar_packed_b {
   int32_t zero_point = 0;
   aligned_buffer<TB> values;           // (K, N) row-major
   aligned_buffer<int32_t> column_sums; // (N) Σ_k B(k, n), integer B only
+  /// Bytes held, for the per-thread scratch bounds.
+  std::size_t bytes() const {
+    return std::size_t(values.size()) * sizeof(TB) + std::size_t(column_sums.size()) * sizeof(int32_t);
+  }
 };
 
 template <class TB>
