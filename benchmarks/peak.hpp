@@ -13,6 +13,7 @@
 // The assembler accepts every instruction whatever the -m flags, so all probes are compiled in
 // every build; a probe runs only when the CPU supports its ISA (CPUID), and reports 0 otherwise.
 #include <benchmark/benchmark.h>
+#include <qtx/core/isa.hpp>
 
 #include <algorithm>
 #include <cpuid.h>
@@ -45,14 +46,10 @@ inline std::string cpu_model() {
   return s;
 }
 
-// AVX-VNNI (VEX vpdpbusd) is CPUID.(EAX=7, ECX=1):EAX[4]; Clang 14's __builtin_cpu_supports has no
-// "avxvnni".
-inline bool cpu_has_avx_vnni() {
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  return __builtin_cpu_supports("avx2") && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 4));
-}
-inline bool cpu_has_avx512_vnni() { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni"); }
-inline bool cpu_has_avx2_fma() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+// The levels qtx's backends need, by the library's own CPUID check (qtx/core/isa.hpp).
+inline bool cpu_has_avx_vnni() { return qtx::cpu_supports(qtx::isa::avx_vnni); }
+inline bool cpu_has_avx512_vnni() { return qtx::cpu_supports(qtx::isa::avx512_vnni); }
+inline bool cpu_has_avx2_fma() { return qtx::cpu_supports(qtx::isa::avx2); }
 inline bool cpu_has_avx512f() { return __builtin_cpu_supports("avx512f"); }
 
 inline constexpr long probe_steps = 1 << 16;

@@ -64,11 +64,7 @@ struct packed_heads {
     for (const auto& p : values) held += p.bytes();
     return held;
   }
-  // Ends a call's use: the packed K/V of a call larger than the GEMM scratch bound are freed, so a
-  // thread keeps at most that much between calls (cpu/gemm/scratch.hpp), as for the GEMM's own.
-  void finish_call() {
-    if (bytes() > gemm_scratch_retained_bytes) *this = packed_heads{};
-  }
+  void release() { *this = packed_heads{}; }
 
   void pack(matrix_view<const T> k, matrix_view<const T> v, index_t n_heads, const attention_quant& quant) {
     if (index_t(keys_t.size()) < n_heads) {
@@ -124,12 +120,10 @@ void fused_attention(Arch arch, matrix_view<const T> q, matrix_view<const T> k, 
   using prob_t = typename types::prob;
   const index_t H = p.n_heads, d = q.cols / H, Tq = q.rows, Tk = k.rows;
   const float score_scale = types::score_scale(p, quant);
-  auto& heads = detail::packed_heads<Arch, T>::local();
+  // Packed K/V larger than the GEMM scratch bound are freed on return, as the GEMM's own scratch.
+  const gemm_detail::scratch_use<detail::packed_heads<Arch, T>> scratch;
+  auto& heads = scratch.ws;
   heads.pack(k, v, H, quant);
-  struct release_when_done {
-    detail::packed_heads<Arch, T>& heads;
-    ~release_when_done() { heads.finish_call(); }
-  } release{heads};
   const index_t blocks = (Tq + attention_query_block - 1) / attention_query_block;
   const int32_t q_zero_point = quantized ? quant.q.zero_point : 0;
 

@@ -68,11 +68,12 @@ struct workspace {
   }
 };
 
-// Ends a GEMM call's use of the thread's scratch: frees it when it outgrew the retained bound.
+// Ends a call's use of a per-thread scratch (Scratch::local(), with bytes() and release(): the
+// GEMM's workspace, fused attention's packed K/V): frees it when it outgrew the retained bound.
 // An object, so that the bound also holds when the call leaves by an exception (bad_alloc).
-template <class Elem>
+template <class Scratch>
 struct scratch_use {
-  workspace<Elem>& ws = workspace<Elem>::local();
+  Scratch& ws = Scratch::local();
   scratch_use() = default;
   scratch_use(const scratch_use&) = delete;
   scratch_use& operator=(const scratch_use&) = delete;

@@ -116,7 +116,7 @@ void run_gemm(matrix_view<const TA> a, const packed_panels<Config>& b, matrix_vi
   const index_t packing_slots = private_packing ? parts : 1;
   const index_t a_size = in_place ? 0 : M * groups * kg;
 
-  const scratch_use<elem> scratch;  // the thread's scratch (scratch.hpp), freed on return if it outgrew the bound
+  const scratch_use<workspace<elem>> scratch;  // the thread's scratch (scratch.hpp), freed on return if it outgrew the bound
   workspace<elem>& ws = scratch.ws;
   ws.a.reserve(packing_slots * a_size);
   if constexpr (Config::integer) ws.row_offsets.reserve(packing_slots * M);
