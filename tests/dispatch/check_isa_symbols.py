@@ -35,7 +35,7 @@ def key_level(symbol):
         return AVX512
     if "abi_avx_vnni" in symbol:
         return AVX_VNNI
-    if "abi_avx2" in symbol or "abi_avx" in symbol:
+    if "abi_avx" in symbol:  # abi_avx2 and abi_avx (AVX without AVX2: counted as the VEX level)
         return AVX2
     if "abi_scalar" in symbol:
         return BASELINE
