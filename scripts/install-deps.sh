@@ -15,6 +15,7 @@ packages=(
   clang libclang-rt-14-dev   # libFuzzer for scripts/fuzz-safetensors.sh
   libomp-14-dev              # LLVM OpenMP + Archer for the tsan preset
   python3-dev pybind11-dev python3-pybind11 python3-pytest   # Python bindings (python/) and their tests
+  python3-torch              # qtx.torch ops and their tests; tools/train
 )
 
 export DEBIAN_FRONTEND=noninteractive
