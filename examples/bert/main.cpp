@@ -1,6 +1,7 @@
 // BERT demo: a real pretrained sentence encoder (all-MiniLM-L6-v2) on real text, FP32 vs W8A8.
 //
 //   bert MODEL_DIR TEXT_DIR [--heldout N] [--calibration N] [--probe N] [--out DIR] [--vocab FILE]
+//        [--reference REF_DIR]
 //   bert MODEL_DIR TEXT_DIR --mlm-eval [--heldout N] [--calibration N] [--out DIR] [--vocab FILE]
 //   bert --help
 //
@@ -15,7 +16,9 @@
 // dynamic per-tensor and per-token GEMM inputs) and reports: per-layer outlier statistics of the
 // FP32 model (the paper's max inf-norm and average kurtosis), per mode the FP32-vs-W8A8 embedding
 // cosine on held-out sentences, a logistic-regression spam probe trained on FP32 embeddings and
-// evaluated on each mode's, and the latency per sentence.
+// evaluated on each mode's, and the latency per sentence. With --reference, the cosines and the
+// probe's training embeddings come from another model's FP32 forward (a retrofitted model against
+// its original), and the FP32 row shows this model's own FP32 against it.
 //
 // Built with run-time dispatch (examples/common/dispatch_main.cpp): this file is compiled once per
 // ISA and the program runs the best variant the CPU supports (QTX_ISA=avx2 caps it).
@@ -39,7 +42,7 @@ namespace {
 using qtx::index_t;
 
 struct options {
-  std::filesystem::path model_dir, text_dir, out_dir = "bert_out", vocab;
+  std::filesystem::path model_dir, text_dir, out_dir = "bert_out", vocab, reference;
   index_t heldout = 1000, calibration = 256, probe = 2000, max_tokens = 128;
   bool mlm_eval = false;
   int weight_bits = 8;
@@ -59,6 +62,10 @@ options parse(int argc, char** argv) {
                  "W8A8 weight bits: 8, or 7 (ONNX Runtime's reduce_range: AVX2 runs it with vpmaddubsw, exactly)")
       ->check(CLI::Range(2, 8))
       ->capture_default_str();
+  app.add_option("--reference", o.reference,
+                 "compare with this model's FP32 embeddings instead of MODEL_DIR's own (e.g. the original of a "
+                 "retrofitted model, tools/train/retrofit_minilm.py); same tokenizer and hidden size")
+      ->check(CLI::ExistingDirectory);
   app.add_flag("--mlm-eval", o.mlm_eval, "masked-LM perplexity FP32 vs W8A8 instead (tools/train/bert_mlm.py models)");
   demo::parse_or_exit(app, argc, argv);
   if (o.vocab.empty()) o.vocab = o.model_dir / "vocab.txt";
@@ -126,18 +133,38 @@ int main(int argc, char** argv) try {
     fp32_seconds += std::chrono::duration<double>(clock_type::now() - t0).count();
     fp32_embeddings.push_back(bert::mean_pool_normalize(hidden.data(), index_t(ids.size()), cfg.hidden));
   }
-  // The spam probe's emails: logistic regression on FP32 embeddings, evaluated on each mode's.
+  // What the modes are compared with: this model's FP32, or the reference model's.
+  std::optional<bert::model<>> reference;
+  if (!opt.reference.empty()) {
+    reference.emplace(opt.reference);
+    qtx::check(reference->cfg().hidden == cfg.hidden, "--reference: hidden size ", reference->cfg().hidden,
+               " differs from the model's ", cfg.hidden);
+  }
+  auto baseline_embedding = [&](const ids_t& ids) {
+    (reference ? *reference : model).forward(ids, hidden);
+    return bert::mean_pool_normalize(hidden.data(), index_t(ids.size()), cfg.hidden);
+  };
+  std::vector<std::vector<float>> baseline_embeddings;
+  if (reference)
+    for (const auto& ids : heldout_ids) baseline_embeddings.push_back(baseline_embedding(ids));
+  const auto& baseline = reference ? baseline_embeddings : fp32_embeddings;
+  // The spam probe's emails: logistic regression on the baseline's FP32 embeddings, evaluated on
+  // this model's FP32 and each mode's.
   std::vector<std::vector<float>> train_x, test_fp32;
   std::vector<ids_t> test_ids;
   std::vector<int> train_y, test_y;
   demo::progress bar3("spam probe embeddings (FP32)", index_t(spam.size()));
   for (const auto& e : spam) {
     auto ids = tok.encode(e.text, opt.max_tokens);
-    model.forward(ids, hidden);
-    auto f = bert::mean_pool_normalize(hidden.data(), index_t(ids.size()), cfg.hidden);
-    (e.train ? train_x : test_fp32).push_back(std::move(f));
-    (e.train ? train_y : test_y).push_back(e.spam);
-    if (!e.train) test_ids.push_back(std::move(ids));
+    if (e.train) {
+      train_x.push_back(baseline_embedding(ids));
+      train_y.push_back(e.spam);
+    } else {
+      model.forward(ids, hidden);
+      test_fp32.push_back(bert::mean_pool_normalize(hidden.data(), index_t(ids.size()), cfg.hidden));
+      test_y.push_back(e.spam);
+      test_ids.push_back(std::move(ids));
+    }
     bar3.tick();
   }
   const demo::logistic_regression probe(train_x, train_y);
@@ -160,7 +187,7 @@ int main(int argc, char** argv) try {
       model.forward_w8a8(ids, hidden);
       test_w8a8.push_back(bert::mean_pool_normalize(hidden.data(), index_t(ids.size()), cfg.hidden));
     }
-    m.cosines = demo::cosines(fp32_embeddings, embeddings);
+    m.cosines = demo::cosines(baseline, embeddings);
     m.ms = 1e3 * seconds / double(heldout_ids.size());
     m.probe = probe.accuracy(test_w8a8, test_y);
     r.modes.push_back(std::move(m));
@@ -193,6 +220,10 @@ int main(int argc, char** argv) try {
   r.attention_residual_stats = attention_residual_stats;
   r.residual_stats = residual_stats;
   r.probe_fp32 = probe.accuracy(test_fp32, test_y);
+  if (reference) {
+    r.reference = opt.reference.string();
+    r.fp32_cosines = demo::cosines(baseline, fp32_embeddings);
+  }
   r.probe_train = index_t(train_x.size());
   r.probe_test = index_t(test_y.size());
   r.ms_fp32 = 1e3 * fp32_seconds / double(heldout_ids.size());

@@ -55,12 +55,17 @@ class BertMLM(nn.Module):
             if isinstance(m, nn.Linear):
                 nn.init.zeros_(m.bias)
 
-    def forward(self, ids, mask, targets_at=None):
+    def encode(self, ids, mask):
+        """The last layer's token states (B, T, hidden)."""
         T = ids.shape[1]
         x = self.word(ids) + self.pos.weight[:T] + self.token_type.weight[0]
         x = self.ln(x)
         for l in self.layers:
             x = l(x, mask)
+        return x
+
+    def forward(self, ids, mask, targets_at=None):
+        x = self.encode(ids, mask)
         h = x[targets_at] if targets_at is not None else x
         h = self.head_ln(F.gelu(self.head_dense(h)))
         return h @ self.word.weight.t() + self.head_bias

@@ -59,6 +59,10 @@ class SelfAttention(nn.Module):
         self.gate = gate if variant == "gated" else None
         self.q, self.k, self.v, self.o = (nn.Linear(hidden, hidden) for _ in range(4))
         logit = math.log(pi_init / (1 - pi_init))
+        # The gate's output factor: 1 when trained from scratch; 1 / π_init when gates are added to a
+        # trained model (the paper's fine-tuning mode), so that the model starts where it was. Export
+        # folds it into the output projection, which is linear in the context.
+        self.gate_scale = 1.0
         if self.gate == "linear":
             self.gate_weight = nn.Parameter(torch.empty(heads, self.d_head).normal_(std=0.02))
             self.gate_bias = nn.Parameter(torch.full((heads,), logit))
@@ -92,7 +96,7 @@ class SelfAttention(nn.Module):
         ctx = p @ v  # B, h, T, dh
         if self.gate:
             pi = torch.sigmoid(self.gate_logits(x))  # B, T, h
-            ctx = ctx * pi.transpose(1, 2)[..., None]
+            ctx = ctx * (self.gate_scale * pi.transpose(1, 2)[..., None])
         ctx = ctx.transpose(1, 2).reshape(B, T, H)
         return self.o(ctx)
 
@@ -101,6 +105,8 @@ class SelfAttention(nn.Module):
             lin = getattr(self, key)
             out[f"{prefix}{names[key]}.weight"] = lin.weight
             out[f"{prefix}{names[key]}.bias"] = lin.bias
+        if self.gate and self.gate_scale != 1.0:
+            out[f"{prefix}{names['o']}.weight"] = self.o.weight * self.gate_scale
         g = f"{prefix}{names['gate']}."
         if self.gate == "linear":
             out[g + "weight"], out[g + "bias"] = self.gate_weight, self.gate_bias
@@ -163,12 +169,12 @@ def write_shared_vocab(path, vocab_lines):
     path.write_text(text, encoding="utf-8")
 
 
-def save_checkpoint(out_dir, tensors, config, vocab_lines=None, extra=None):
+def save_checkpoint(out_dir, tensors, config, vocab_lines=None, extra=None, dtype=torch.float16):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if vocab_lines is not None:
         write_shared_vocab(out_dir.parent / "vocab.txt", vocab_lines)
-    write_safetensors(out_dir / "model.safetensors", tensors)
+    write_safetensors(out_dir / "model.safetensors", tensors, dtype)
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     if extra:
         (out_dir / "train_log.json").write_text(json.dumps(extra, indent=2) + "\n")
