@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include <unistd.h>  // isatty
+
 namespace demo {
 
 using qtx::index_t;
@@ -49,14 +51,27 @@ inline std::vector<email> read_spam(const std::filesystem::path& path, index_t c
   return picked;
 }
 
+// A progress bar on stderr, redrawn in place on a terminal; into a file or pipe (a log), one line
+// when the work is done instead of a redraw per tick.
 class progress {
  public:
   // The label is copied: callers build it from temporaries ("held-out W8A8 " + mode name).
-  progress(std::string what, index_t total) : what_(std::move(what)), total_(total), start_(clock::now()) { draw(); }
-  ~progress() { std::fprintf(stderr, "\n"); }
+  progress(std::string what, index_t total)
+      : what_(std::move(what)), total_(total), start_(clock::now()), live_(isatty(fileno(stderr)) != 0) {
+    if (live_) draw();
+  }
+  ~progress() {
+    if (!live_ && !logged_) draw();
+    if (live_ || !logged_) std::fprintf(stderr, "\n");
+  }
   void tick() {
     ++done_;
-    if (done_ == total_ || done_ % std::max<index_t>(1, total_ / 50) == 0) draw();
+    if (live_ && (done_ == total_ || done_ % std::max<index_t>(1, total_ / 50) == 0)) draw();
+    if (!live_ && done_ == total_) {
+      draw();
+      std::fprintf(stderr, "\n");
+      logged_ = true;
+    }
   }
 
  private:
@@ -65,13 +80,14 @@ class progress {
     constexpr int width = 30;
     const int filled = total_ ? int(width * done_ / total_) : width;
     const double s = std::chrono::duration<double>(clock::now() - start_).count();
-    std::fprintf(stderr, "\r%-24s [%.*s%*s] %ld/%ld %.1fs", what_.c_str(), filled, "##############################",
-                 width - filled, "", long(done_), long(total_), s);
+    std::fprintf(stderr, "%s%-24s [%.*s%*s] %ld/%ld %.1fs", live_ ? "\r" : "", what_.c_str(), filled,
+                 "##############################", width - filled, "", long(done_), long(total_), s);
     std::fflush(stderr);
   }
   std::string what_;
   index_t total_, done_ = 0;
   clock::time_point start_;
+  bool live_, logged_ = false;
 };
 
 template <class Rows>
