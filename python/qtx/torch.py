@@ -38,7 +38,8 @@ _lib.define("w8a8_linear(Tensor x, Tensor weight, Tensor weight_scale, Tensor? b
 _lib.define("w8a8_linear_dynamic(Tensor x, Tensor weight, Tensor weight_scale, Tensor? bias) -> Tensor")
 
 
-def _check(op: str, name: str, t: torch.Tensor, dtype: torch.dtype, dims: Tuple[int, ...]) -> torch.Tensor:
+def _check(op: str, name: str, t: torch.Tensor, dtype: torch.dtype, dims: Tuple[int, ...],
+           contiguous: bool = True) -> torch.Tensor:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"qtx.{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
     if t.device.type != "cpu":
@@ -47,7 +48,7 @@ def _check(op: str, name: str, t: torch.Tensor, dtype: torch.dtype, dims: Tuple[
         raise TypeError(f"qtx.{op}: {name} must be {dtype}, got {t.dtype}")
     if t.dim() not in dims:
         raise ValueError(f"qtx.{op}: {name} must have {' or '.join(map(str, dims))} dimensions, got shape {tuple(t.shape)}")
-    return t.contiguous()
+    return t.contiguous() if contiguous else t
 
 
 def _rows(t: torch.Tensor) -> torch.Tensor:
@@ -98,7 +99,9 @@ _prepared = {}
 
 
 def _prepared_weight(op: str, weight: torch.Tensor):
-    weight = _check(op, "weight", weight, torch.int8, (2,))
+    # The caller's tensor itself (pack_b reads any strides), so that a strided weight is prepared
+    # once too, not copied and repacked on every call.
+    weight = _check(op, "weight", weight, torch.int8, (2,), contiguous=False)
     key = (weight.data_ptr(), weight._version, tuple(weight.shape))
     entry = _prepared.get(key)
     if entry is None or entry[0]() is not weight:

@@ -175,3 +175,19 @@ def test_prepared_weights_follow_in_place_changes():
     w.neg_()  # same tensor, same memory, new version: the cached packing must not be reused
     after = torch.ops.qtx.w8a8_linear_dynamic(x, w, s, None)
     assert torch.allclose(after, -before, atol=1e-5)
+
+
+def test_strided_weights_give_the_contiguous_result():
+    rng = np.random.default_rng(4)
+    x = torch.from_numpy(rng.normal(0, 1, (5, 16)).astype(np.float32))
+    w = torch.from_numpy(rng.integers(-128, 128, (8, 16), dtype=np.int8))
+    wide = torch.zeros(8, 32, dtype=torch.int8)
+    wide[:, ::2] = w
+    strided = wide[:, ::2]
+    assert not strided.is_contiguous()
+    s = torch.full((8,), 0.01)
+    for _ in range(2):  # the second call uses the prepared (cached) strided weight
+        assert torch.equal(torch.ops.qtx.w8a8_linear_dynamic(x, strided, s, None),
+                           torch.ops.qtx.w8a8_linear_dynamic(x, w, s, None))
+        assert torch.equal(torch.ops.qtx.w8a8_linear(x, strided, s, None, 0.05, 128),
+                           torch.ops.qtx.w8a8_linear(x, w, s, None, 0.05, 128))

@@ -88,16 +88,27 @@ class ActivationTap:
         self.ffn_outputs.clear()
 
 
-def held_out_metrics(student, teacher, tap, seqs, pad_id, batch=64):
-    """Embedding cosine to the teacher (mean, min) and per-layer max |residual sum| on real tokens."""
+HELD_OUT_BATCH = 64
+
+
+def held_out_batches(seqs, pad_id):
+    return [pad(seqs[start:start + HELD_OUT_BATCH], pad_id) for start in range(0, len(seqs), HELD_OUT_BATCH)]
+
+
+def teacher_embeddings(teacher, batches):
+    """The teacher's sentence embeddings of the held-out batches (fixed: computed once)."""
+    with torch.no_grad():
+        return [sentence_embedding(teacher.encode(ids, mask), mask) for ids, mask in batches]
+
+
+def held_out_metrics(student, targets, tap, batches):
+    """Embedding cosine to the teacher's (mean, min) and per-layer max |residual sum| on real tokens."""
     student.eval()
     cosines, inf_norms = [], np.zeros(len(student.layers))
     with torch.no_grad():
-        for start in range(0, len(seqs), batch):
-            ids, mask = pad(seqs[start:start + batch], pad_id)
+        for (ids, mask), t in zip(batches, targets):
             tap.clear()
             s = sentence_embedding(student.encode(ids, mask), mask)
-            t = sentence_embedding(teacher.encode(ids, mask), mask)
             cosines.append((s * t).sum(-1))
             real = mask.bool()
             for i in range(len(student.layers)):
@@ -171,10 +182,16 @@ def main():
     opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=a.lr, weight_decay=0.01, betas=(0.9, 0.98))
     rng = np.random.default_rng(a.seed)
     stream, log = batches(train, a.batch, rng), []
-    start = held_out_metrics(student, teacher, tap, held, tok.pad)
-    log.append({"step": 0, **start})
-    print(f"step 0: cosine {start['cosine_mean']:.5f} (min {start['cosine_min']:.5f}), "
-          f"max inf-norm {start['max_inf_norm']:.1f} {start['residual_inf_norm']}", flush=True)
+    held_batches = held_out_batches(held, tok.pad)
+    held_targets = teacher_embeddings(teacher, held_batches)
+
+    def measure(step, **extra):
+        m = held_out_metrics(student, held_targets, tap, held_batches)
+        log.append({"step": step, **extra, **m})
+        print(f"step {step}: cosine {m['cosine_mean']:.5f} (min {m['cosine_min']:.5f}), "
+              f"max inf-norm {m['max_inf_norm']:.1f} {m['residual_inf_norm']}", flush=True)
+
+    measure(0)
 
     def loss_at(step):
         ids, mask = pad(next(stream), tok.pad)
@@ -194,10 +211,7 @@ def main():
         return loss
 
     def save(step, running, seconds):
-        m = held_out_metrics(student, teacher, tap, held, tok.pad)
-        log.append({"step": step, "train_loss": running, "seconds": seconds, **m})
-        print(f"save step {step}: cosine {m['cosine_mean']:.5f} (min {m['cosine_min']:.5f}), "
-              f"max inf-norm {m['max_inf_norm']:.1f} {m['residual_inf_norm']}", flush=True)
+        measure(step, train_loss=running, seconds=seconds)
         out = Path(a.out if step == a.steps else f"{a.out}-step{step}")
         out_cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
         out_cfg.update(common.qtx_config(a.variant, a.gamma, "linear", cfg["hidden_size"] // cfg["num_attention_heads"]))
