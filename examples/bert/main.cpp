@@ -140,10 +140,11 @@ int main(int argc, char** argv) try {
     qtx::check(reference->cfg().hidden == cfg.hidden, "--reference: hidden size ", reference->cfg().hidden,
                " differs from the model's ", cfg.hidden);
   }
-  auto baseline_embedding = [&](const ids_t& ids) {
-    (reference ? *reference : model).forward(ids, hidden);
+  auto embedding = [&](bert::model<>& m, const ids_t& ids) {
+    m.forward(ids, hidden);
     return bert::mean_pool_normalize(hidden.data(), index_t(ids.size()), cfg.hidden);
   };
+  auto baseline_embedding = [&](const ids_t& ids) { return embedding(reference ? *reference : model, ids); };
   std::vector<std::vector<float>> baseline_embeddings;
   if (reference)
     for (const auto& ids : heldout_ids) baseline_embeddings.push_back(baseline_embedding(ids));
@@ -160,8 +161,7 @@ int main(int argc, char** argv) try {
       train_x.push_back(baseline_embedding(ids));
       train_y.push_back(e.spam);
     } else {
-      model.forward(ids, hidden);
-      test_fp32.push_back(bert::mean_pool_normalize(hidden.data(), index_t(ids.size()), cfg.hidden));
+      test_fp32.push_back(embedding(model, ids));
       test_y.push_back(e.spam);
       test_ids.push_back(std::move(ids));
     }

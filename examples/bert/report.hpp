@@ -50,8 +50,6 @@ struct report {
     std::printf("\nOutlier statistics of the FP32 model (layer outputs, per sequence, averaged):\n");
     report_layer_stats(layer_stats, out_dir / "layer_stats.csv");
     write_residual_stats(out_dir / "residual_stats.csv");
-    auto mean = [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / double(v.size()); };
-    auto lowest = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
     const std::string baseline = reference.empty() ? "FP32" : "the FP32 reference " + reference;
     std::printf("\n%s vs W8A8 on %zu held-out sentences (mean %.1f tokens), spam probe on %ld test emails "
                 "(logistic regression trained on %ld embeddings of %s):\n",
@@ -73,16 +71,16 @@ struct report {
   }
 
  private:
+  static double mean(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / double(v.size()); }
+  static double lowest(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
+
   void write_summary(const std::filesystem::path& path) const {
     auto stats = [](const std::vector<qtx::outlier_stats>& per_layer) {
       nlohmann::json j = nlohmann::json::array();
       for (const auto& s : per_layer) j.push_back({{"max_inf_norm", s.max_inf_norm()}, {"avg_kurtosis", s.mean_kurtosis()}});
       return j;
     };
-    auto cosine_summary = [](const std::vector<double>& c) {
-      return nlohmann::json{{"mean", std::accumulate(c.begin(), c.end(), 0.0) / double(c.size())},
-                            {"min", *std::min_element(c.begin(), c.end())}};
-    };
+    auto cosine_summary = [](const std::vector<double>& c) { return nlohmann::json{{"mean", mean(c)}, {"min", lowest(c)}}; };
     nlohmann::json j{{"reference", reference},
                      {"sentences", modes.empty() ? std::size_t(0) : modes[0].cosines.size()},
                      {"mean_tokens", mean_tokens},

@@ -61,21 +61,24 @@ class progress {
     if (live_) draw();
   }
   ~progress() {
-    if (!live_ && !logged_) draw();
-    if (live_ || !logged_) std::fprintf(stderr, "\n");
+    if (live_)
+      std::fprintf(stderr, "\n");
+    else if (!logged_)
+      log_line();  // left before the end (an exception): the log still says how far it got
   }
   void tick() {
     ++done_;
     if (live_ && (done_ == total_ || done_ % std::max<index_t>(1, total_ / 50) == 0)) draw();
-    if (!live_ && done_ == total_) {
-      draw();
-      std::fprintf(stderr, "\n");
-      logged_ = true;
-    }
+    if (!live_ && done_ == total_) log_line();
   }
 
  private:
   using clock = std::chrono::steady_clock;
+  void log_line() {
+    draw();
+    std::fprintf(stderr, "\n");
+    logged_ = true;
+  }
   void draw() const {
     constexpr int width = 30;
     const int filled = total_ ? int(width * done_ / total_) : width;
