@@ -245,6 +245,20 @@ TEST_CASE("multi_head_attention module: float, gated, clipped, cached decoding",
   }
 }
 
+TEST_CASE("attention modules check their options when made, not at the first forward", "[nn][attention]") {
+  attention_fixture f;
+  const auto refused = [&](nn::attention_options o, const std::string& message) {
+    CHECK_THROWS_WITH(nn::multi_head_attention<>(f.weights(), o),
+                      Catch::Equals("multi_head_attention: " + message));
+  };
+  refused({3, 0.0f, 1.0f, false, {}}, "d_model (32) is not a multiple of n_heads (3)");
+  refused({0, 0.0f, 1.0f, false, {}}, "d_model (32) is not a multiple of n_heads (0)");
+  refused({4, 0.1f, 1.0f, false, {}}, "gamma (0.1) must be finite and <= 0");
+  refused({4, 0.0f, 0.5f, false, {}}, "zeta (0.5) must be finite and >= 1");
+  nn::attention_options other_heads{2, 0.0f, 1.0f, false, f.gate()};
+  refused(other_heads, "the gate is for 4 heads of width 8, the attention has 2 heads of width 16");
+}
+
 TEST_CASE("quantized_multi_head_attention tracks the float module", "[nn][attention]") {
   attention_fixture f;
   const index_t T = 23;

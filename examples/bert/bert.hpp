@@ -340,8 +340,8 @@ class model {
   qtx::nn::layer_norm<Arch> embeddings_ln_;
   std::vector<qtx::nn::encoder_layer<Arch>> fp32_;
   std::vector<qtx::nn::quantized_encoder_layer<Arch>> w8a8_;
-  demo::shared_workspace<qtx::nn::encoder_workspace<float>> fp32_ws_;
-  demo::shared_workspace<w8a8_workspace> w8a8_ws_;
+  qtx::nn::shared_workspace<qtx::nn::encoder_workspace<float>> fp32_ws_;
+  qtx::nn::shared_workspace<w8a8_workspace> w8a8_ws_;
   calibration cal_;
   bool quantized_ = false;
   qtx::nn::quantized_layer_options options_;

@@ -1,15 +1,12 @@
 #pragma once
 // Glue between an example model and the qtx::nn encoder layers: the model's own numbering of the
-// quantization points (its observer API and calibration tables), and the activation memory its
-// forward passes reuse.
+// quantization points (its observer API and calibration tables).
 #include <qtx/core/types.hpp>
 #include <qtx/core/view.hpp>
 #include <qtx/nn/calibration.hpp>
 
 #include <array>
 #include <functional>
-#include <memory>
-#include <mutex>
 #include <optional>
 
 namespace demo {
@@ -51,37 +48,5 @@ qtx::nn::layer_calibration layer_calibration_from(const std::array<qtx::quant_pa
     if (map[std::size_t(p)] >= 0) c.set(qtx::nn::layer_point(p), table[std::size_t(map[std::size_t(p)])]);
   return c;
 }
-
-// One workspace the model's forward calls take turns on, made on first use; a call that finds it
-// busy (another thread is in a forward pass) runs in a workspace of its own.
-template <class Workspace>
-class shared_workspace {
- public:
-  template <class Make, class Body>
-  void use(Make&& make, Body&& body) const {
-    run(make, body, [](const Workspace&) { return true; });
-  }
-  // use() for a call of `tokens` tokens: the shared workspace is made again, by make(tokens), when
-  // it holds fewer (a larger batch than any before).
-  template <class Make, class Body>
-  void use(qtx::index_t tokens, Make&& make, Body&& body) const {
-    run([&] { return make(tokens); }, body, [&](const Workspace& ws) { return ws.max_tokens() >= tokens; });
-  }
-
- private:
-  template <class Make, class Body, class Fits>
-  void run(Make&& make, Body&& body, Fits&& fits) const {
-    std::unique_lock lock(*mutex_, std::try_to_lock);
-    if (!lock.owns_lock()) {
-      Workspace own = make();
-      body(own);
-      return;
-    }
-    if (!ws_ || !fits(*ws_)) ws_.emplace(make());
-    body(*ws_);
-  }
-  std::unique_ptr<std::mutex> mutex_ = std::make_unique<std::mutex>();
-  mutable std::optional<Workspace> ws_;
-};
 
 }  // namespace demo

@@ -197,8 +197,8 @@ class model {
   qtx::nn::linear<Arch> lm_head_;
   std::vector<qtx::nn::encoder_layer<Arch>> fp32_;
   std::vector<qtx::nn::quantized_encoder_layer<Arch>> w8a8_;
-  demo::shared_workspace<qtx::nn::encoder_workspace<float>> fp32_ws_;
-  demo::shared_workspace<qtx::nn::encoder_workspace<uint8_t>> w8a8_ws_;
+  qtx::nn::shared_workspace<qtx::nn::encoder_workspace<float>> fp32_ws_;
+  qtx::nn::shared_workspace<qtx::nn::encoder_workspace<uint8_t>> w8a8_ws_;
   calibration cal_;
   bool quantized_ = false;
 };

@@ -264,8 +264,8 @@ class model {
   std::optional<qtx::nn::layer_norm<Arch>> patch_ln_;
   std::vector<qtx::nn::encoder_layer<Arch>> fp32_;
   std::vector<qtx::nn::quantized_encoder_layer<Arch>> w8a8_;
-  demo::shared_workspace<fp32_workspace> fp32_ws_;
-  demo::shared_workspace<w8a8_workspace> w8a8_ws_;
+  qtx::nn::shared_workspace<fp32_workspace> fp32_ws_;
+  qtx::nn::shared_workspace<w8a8_workspace> w8a8_ws_;
   qtx::nn::layer_norm<Arch> final_ln_;
   qtx::nn::linear<Arch> classifier_;
   calibration cal_;

@@ -8,6 +8,7 @@ Kernels run without the GIL; set_num_threads() sets their thread count.
 from ._qtx import *  # noqa: F401,F403
 from ._qtx import __version__  # noqa: F401
 from ._qtx import epilogue  # noqa: F401  (qtx.epilogue: the GEMM stages)
+from . import models  # noqa: F401  (qtx.models: BERT on the encoder layers)
 
 import sys as _sys
 

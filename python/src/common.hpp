@@ -73,5 +73,7 @@ void bind_gemm(py::module_& m);
 void bind_rows(py::module_& m);
 void bind_attention(py::module_& m);
 void bind_stats(py::module_& m);
+void bind_layers(py::module_& m);
+void bind_io(py::module_& m);
 
 }  // namespace qtx::python

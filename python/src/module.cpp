@@ -57,4 +57,8 @@ PYBIND11_MODULE(_qtx, m) {
   qp::bind_gemm(m);
   qp::bind_attention(m);
   qp::bind_stats(m);
+  qp::bind_layers(m);
+#ifdef QTX_PYTHON_IO
+  qp::bind_io(m);
+#endif
 }

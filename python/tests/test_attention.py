@@ -3,26 +3,7 @@ import numpy as np
 import pytest
 
 import qtx
-from conftest import quantize_ref, softmax_ref
-
-
-def sigmoid(z):
-    return 1 / (1 + np.exp(-z))
-
-
-def gate_ref(kind, H, dh, x, w1=None, b1=None, w2=None, b2=None, hidden=0):
-    T = x.shape[0]
-    xh = x.reshape(T, H, dh).astype(np.float64)
-    if kind == "linear_per_head":
-        z = np.einsum("thd,hd->th", xh, w1.reshape(H, dh)) + b1
-    elif kind == "mlp_per_head":
-        a = np.maximum(np.einsum("thd,hjd->thj", xh, w1.reshape(H, hidden, dh)) + b1.reshape(H, hidden), 0)
-        z = np.einsum("thj,hj->th", a, w2.reshape(H, hidden)) + b2
-    elif kind == "all_heads_linear":
-        z = x.astype(np.float64) @ w1.reshape(H, H * dh).T + b1
-    else:
-        z = np.broadcast_to(b1, (T, H))
-    return sigmoid(z)
+from conftest import gate_ref, quantize_ref, softmax_ref
 
 
 @pytest.mark.parametrize("kind", ["linear_per_head", "mlp_per_head", "all_heads_linear", "unconditional"])

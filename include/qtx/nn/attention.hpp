@@ -16,6 +16,7 @@
 #include "../core/buffer.hpp"
 #include "../ops/attention.hpp"
 #include "../ops/gate.hpp"
+#include "../ops/rules.hpp"
 #include "calibration.hpp"
 #include "linear.hpp"
 #include "quantized_input.hpp"
@@ -69,6 +70,19 @@ class kv_cache {
 };
 
 namespace detail {
+// The options' rules, checked when a module is made (not first at its forward pass): heads that
+// divide d_model, the clipped softmax's γ and ζ, and a gate for the same heads.
+inline void check_attention_options(const char* fn, const attention_options& o, index_t d_model) {
+  check(o.n_heads > 0 && d_model % o.n_heads == 0, fn, ": d_model (", d_model, ") is not a multiple of n_heads (",
+        o.n_heads, ")");
+  check_clip(fn, o.gamma, o.zeta);
+  if (!o.gate) return;
+  check_gate_weights(fn, *o.gate);
+  check(o.gate->n_heads == o.n_heads && o.gate->d_model() == d_model, fn, ": the gate is for ", o.gate->n_heads,
+        " heads of width ", o.gate->d_head, ", the attention has ", o.n_heads, " heads of width ",
+        d_model / o.n_heads);
+}
+
 inline ops::attention_params attention_params_for(const attention_options& o, index_t d_model,
                                                   index_t causal_offset) {
   check(o.n_heads > 0 && d_model % o.n_heads == 0, "attention: d_model (", d_model,
@@ -203,7 +217,7 @@ class multi_head_attention {
       : q_(w.wq, w.bq), k_(w.wk, w.bk), v_(w.wv, w.bv), o_(w.wo, w.bo), options_(std::move(options)) {
     check(q_.out_features() == o_.in_features(), "multi_head_attention: W_Q has ", q_.out_features(),
           " outputs but W_O takes ", o_.in_features());
-    if (options_.gate) check_gate_weights("multi_head_attention", *options_.gate);
+    detail::check_attention_options("multi_head_attention", options_, d_model());
   }
   /// Width of the hidden states.
   index_t d_model() const { return q_.out_features(); }
@@ -299,7 +313,7 @@ class quantized_multi_head_attention {
         options_(std::move(options)), cal_(cal) {
     check(q_.out_features() == o_.in_features(), "quantized_multi_head_attention: W_Q has ", q_.out_features(),
           " outputs but W_O takes ", o_.in_features());
-    if (options_.gate) check_gate_weights("quantized_multi_head_attention", *options_.gate);
+    detail::check_attention_options("quantized_multi_head_attention", options_, d_model());
   }
   /// Width of the hidden states.
   index_t d_model() const { return q_.out_features(); }
