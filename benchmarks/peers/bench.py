@@ -1,11 +1,13 @@
 """The peer benchmark: qtx vs ONNX Runtime on all-MiniLM-L6-v2 and on a BERT-base-shaped layer, same
 token ids, 1 thread, one table. Run through benchmarks/peers/run.sh (README.md there).
 
-  bench.py --runner QTX_PEERS_RUNNER --minilm MODEL_DIR --ids IDS_DIR --work DIR [--passes N]
+  bench.py --minilm MODEL_DIR --ids IDS_DIR --work DIR [--passes N]
 
-IDS_DIR holds calibration_ids.txt and heldout_ids.txt (qtx_peers_runner tokenize). Every system runs
-every sentence once per pass; the passes interleave the systems, so the load of a shared machine
-hits all of them alike; the table gives the median pass (and the range).
+IDS_DIR holds calibration_ids.txt and heldout_ids.txt (qtx_peers_runner tokenize). Both systems run
+in this process from Python: ONNX Runtime's session and the qtx package's BERT (qtx.models.Bert, the
+build's python/ folder on PYTHONPATH), so each pays its own Python overhead. Every system runs every
+sentence once per pass; the passes interleave the systems, so the load of a shared machine hits all
+of them alike; the table gives the median pass (and the range).
 """
 import argparse
 import logging
@@ -19,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import qtx
+from qtx.models import Bert, sentence_embeddings
 
 import bert_layer
 import bert_onnx
@@ -76,24 +80,37 @@ def ort_pass(sess, sequences, batch, out):
     out.embeddings = np.array(embeddings)
 
 
-# qtx's W8A8 activation modes measured beside the paper's static one (qtx_peers_runner --mode,
-# examples/common/w8a8.hpp): GEMM inputs quantized per call, the residual stream float.
-QTX_DYNAMIC_MODES = {2: "W8A8 dynamic per tensor", 3: "W8A8 dynamic per token"}
+# qtx's W8A8 modes (qtx.models.Bert.quantize arguments): the paper's static points, 7-bit weights
+# (ORT's reduce_range: the AVX2 backend's exact vpmaddubsw kernel), and GEMM inputs quantized per
+# call with the residual stream float.
+PER_TOKEN = "W8A8 dynamic per token"
+QTX_MODES = {
+    "W8A8": {},
+    "W8A8, 7-bit weights": {"weight_bits": 7},
+    "W8A8 dynamic per tensor": {"activations": "dynamic-tensor", "round_residuals": False},
+    PER_TOKEN: {"activations": "dynamic-token", "round_residuals": False},
+    PER_TOKEN + ", 7-bit weights": {"activations": "dynamic-token", "round_residuals": False, "weight_bits": 7},
+}
 
 
-def qtx_pass(runner, model_dir, calibration_ids, eval_ids, out_dir, batch, weight_bits, fp32, w8a8, mode=0):
-    """One pass of qtx_peers_runner (calibrates, then FP32 and W8A8 over every sequence, `batch`
-    sequences per forward: the same length-sorted batches as ort_pass, packed without padding; W8A8
-    weights on `weight_bits` bits, activation mode `mode`). fp32 may be None (not recorded)."""
-    subprocess.run([str(runner), "run", str(model_dir), str(calibration_ids), str(eval_ids), str(out_dir),
-                    "--repeats", "1", "--batch", str(batch), "--weight-bits", str(weight_bits),
-                    "--mode", str(mode)], check=True)
-    for name, r in (("fp32", fp32), ("w8a8", w8a8)):
-        if r is None:
-            continue
-        r.seconds["wall"].append(float(np.load(out_dir / f"{name}_seconds.npy").sum()))
-        r.seconds["cpu"].append(float(np.load(out_dir / f"{name}_cpu_seconds.npy").sum()))
-        r.embeddings = np.load(out_dir / f"{name}_embeddings.npy").astype(np.float64)
+def qtx_pass(model, sequences, batch, out, w8a8):
+    """One pass of the qtx model over the sequences, `batch` per forward: the same length-sorted
+    batches as ort_pass, packed back to back without padding (no mask, no padding work)."""
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i])) if batch > 1 else range(len(sequences))
+    order = list(order)
+    embeddings = np.empty((len(sequences), model.hidden))
+    wall = cpu = 0.0
+    for i in range(0, len(order), batch):
+        chunk = order[i:i + batch]
+        ids = [sequences[j] for j in chunk]
+        c0, t0 = time.thread_time(), time.perf_counter()
+        hidden = model.forward(ids if batch > 1 else ids[0], w8a8=w8a8)
+        wall += time.perf_counter() - t0
+        cpu += time.thread_time() - c0
+        embeddings[chunk] = sentence_embeddings(hidden, [len(s) for s in ids])
+    out.seconds["wall"].append(wall)
+    out.seconds["cpu"].append(cpu)
+    out.embeddings = embeddings
 
 
 def build_ort(model_dir, work, calibration, log):
@@ -123,8 +140,11 @@ class workload:
 
     def __post_init__(self):
         self.sequences = read_ids(self.eval_ids)
+        calibration = read_ids(self.calibration_ids)
         self.sessions = build_ort(self.model_dir, self.work / ("ort_" + self.name.replace(" ", "_")),
-                                  read_ids(self.calibration_ids), self.log)
+                                  calibration, self.log)
+        self.qtx = Bert.from_pretrained(self.model_dir)
+        self.qtx.calibrate(calibration)  # one sequence per FP32 pass, as the C++ demo
 
 
 def mean_cosine(a, b):
@@ -140,7 +160,6 @@ def cpu_model():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runner", required=True, type=Path)
     ap.add_argument("--minilm", required=True, type=Path)
     ap.add_argument("--ids", required=True, type=Path)
     ap.add_argument("--work", required=True, type=Path)
@@ -151,6 +170,7 @@ def main():
     args = ap.parse_args()
     if args.passes < 1:
         sys.exit(f"bench.py: --passes ({args.passes}) must be >= 1")
+    qtx.set_num_threads(1)  # ORT's sessions use one thread too
 
     def log(message):
         print(f"[peers] {message}", file=sys.stderr, flush=True)
@@ -170,17 +190,12 @@ def main():
         for w in workloads:
             log(f"pass {p + 1}/{args.passes}: {w.name}")
             for batch in (1, BATCH) if w.batched else (1,):
-                qtx_out = args.work / "qtx" / f"{w.name.replace(' ', '_')}_batch{batch}"
-                qtx_pass(args.runner, w.model_dir, w.calibration_ids, w.eval_ids, qtx_out, batch, 8,
-                         row(w, "qtx", "FP32", str(batch)), row(w, "qtx", "W8A8", str(batch)))
-                # 7-bit weights (ORT's reduce_range): the AVX2 backend's exact vpmaddubsw kernel.
-                qtx_pass(args.runner, w.model_dir, w.calibration_ids, w.eval_ids, qtx_out / "w7", batch, 7,
-                         None, row(w, "qtx", "W8A8, 7-bit weights", str(batch)))
-                for mode, name in QTX_DYNAMIC_MODES.items():
-                    qtx_pass(args.runner, w.model_dir, w.calibration_ids, w.eval_ids, qtx_out / f"mode{mode}", batch,
-                             8, None, row(w, "qtx", name, str(batch)), mode)
-                qtx_pass(args.runner, w.model_dir, w.calibration_ids, w.eval_ids, qtx_out / "mode3_w7", batch, 7,
-                         None, row(w, "qtx", QTX_DYNAMIC_MODES[3] + ", 7-bit weights", str(batch)), 3)
+                if p == 0:
+                    qtx_pass(w.qtx, w.sequences[:BATCH], batch, result(), False)  # warm-up
+                qtx_pass(w.qtx, w.sequences, batch, row(w, "qtx", "FP32", str(batch)), False)
+                for name, options in QTX_MODES.items():
+                    w.qtx.quantize(**options)
+                    qtx_pass(w.qtx, w.sequences, batch, row(w, "qtx", name, str(batch)), True)
             for precision, sess in w.sessions.items():
                 if p == 0:
                     ort_pass(sess, w.sequences[:BATCH], 1, result())  # warm-up
@@ -193,7 +208,8 @@ def main():
 def print_table(rows, workloads, clock):
     minilm, layer = workloads["MiniLM"].sequences, workloads["BERT-base layer"].sequences
     passes = len(next(iter(rows.values())).seconds["wall"])
-    print(f"\nPeer benchmark, 1 thread. CPU: {cpu_model()}. onnxruntime {ort.__version__}.")
+    print(f"\nPeer benchmark, 1 thread. CPU: {cpu_model()}. onnxruntime {ort.__version__}; qtx {qtx.__version__} "
+          f"({qtx.backend()} backend), both from Python in one process.")
     print(f"MiniLM: all-MiniLM-L6-v2 on {len(minilm)} held-out SOTU sentences (the BERT demo's token ids, mean "
           f"{np.mean([len(s) for s in minilm]):.1f} tokens). BERT-base layer: 1 layer, hidden 768, 12 heads, FFN "
           f"3072, random weights, {len(layer)} calls of T={len(layer[0])}. Batch 32: length-sorted batches; ORT pads "
@@ -217,7 +233,7 @@ def print_table(rows, workloads, clock):
             print(f"| {model} | {key[1]} | {key[2]} | {key[3]} | {cell['wall']} | {cell['cpu']} | "
                   f"{1e3 / ms[key]:.0f} | {mean_cosine(r.embeddings, ref_ort):.5f} | "
                   f"{mean_cosine(r.embeddings, ref_qtx):.5f} |")
-    for name in (QTX_DYNAMIC_MODES[3], QTX_DYNAMIC_MODES[3] + ", 7-bit weights"):
+    for name in (PER_TOKEN, PER_TOKEN + ", 7-bit weights"):
         for batch in (str(BATCH), "1"):
             ratio = ms[("MiniLM", "ORT", "int8 dynamic", batch)] / ms[("MiniLM", "qtx", name, batch)]
             print(f"qtx {name} vs ORT int8 dynamic, MiniLM batch {batch}: {ratio:.2f}x")

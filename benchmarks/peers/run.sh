@@ -20,10 +20,9 @@ work=build/peers
   /usr/bin/python3 tools/prepare_text.py "${data}" build/text
 }
 cmake --preset release >/dev/null
-cmake --build --preset release --target qtx_peers_runner >/dev/null
-runner=build/release/benchmarks/peers/qtx_peers_runner
-"${runner}" tokenize "${minilm}" build/text "${work}/minilm_ids"
+cmake --build --preset release --target qtx_peers_runner qtx_python_module >/dev/null
+build/release/benchmarks/peers/qtx_peers_runner tokenize "${minilm}" build/text "${work}/minilm_ids"
 
-export OMP_NUM_THREADS=1
-"${venv}/bin/python" benchmarks/peers/bench.py --runner "${runner}" --minilm "${minilm}" \
-  --ids "${work}/minilm_ids" --work "${work}" "$@"
+# qtx runs in-process through its Python package (built for this interpreter's CPython version).
+export OMP_NUM_THREADS=1 PYTHONPATH="${root}/build/release/python${PYTHONPATH:+:${PYTHONPATH}}"
+"${venv}/bin/python" benchmarks/peers/bench.py --minilm "${minilm}" --ids "${work}/minilm_ids" --work "${work}" "$@"

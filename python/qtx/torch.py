@@ -136,10 +136,10 @@ def _w8a8_linear(x, weight, weight_scale, bias, x_scale, x_zero_point):
     if x.numel() == 0:
         return out
     _qtx.quantize(_rows(x), params, _rows(xq))
-    _qtx.gemm(_rows(xq), packed, _rows(out), epilogue=[_qtx.epilogue.dequantize(weight_scale * x_scale)],
-              a_zero_point=x_zero_point)
-    if bias is not None:  # float: the GEMM's bias stage adds int32 before dequantizing
-        out += bias
+    stages = [_qtx.epilogue.dequantize(weight_scale * x_scale)]
+    if bias is not None:  # float, added in the GEMM's pass
+        stages.append(_qtx.epilogue.bias(bias))
+    _qtx.gemm(_rows(xq), packed, _rows(out), epilogue=stages, a_zero_point=x_zero_point)
     return out
 
 
@@ -150,13 +150,13 @@ def _w8a8_linear_dynamic(x, weight, weight_scale, bias):
     if x.numel() == 0:
         return out
     xq, scales, zero_points = _qtx.quantize_dynamic(_rows(x), "token")
-    acc = torch.from_numpy(_qtx.gemm(xq, packed))  # int32, Σ_k xq·w
-    # acc - zp[m]·Σ_k w[k, n] is the exact integer product of the centred input (|·| < 2^31: K bound).
-    acc -= torch.from_numpy(zero_points).to(torch.int32)[:, None] * column_sums[None, :]
-    y = acc.to(torch.float32) * torch.from_numpy(scales)[:, None] * weight_scale[None, :]
+    # One pass: acc - zp[m]·Σ_k w[k, n] (the exact integer product of the centred row), times the
+    # row's and the channel's scales, plus the float bias.
+    stages = [_qtx.epilogue.subtract_row_zero_point(zero_points, column_sums),
+              _qtx.epilogue.dequantize_rows(scales, weight_scale)]
     if bias is not None:
-        y += bias
-    out.view(-1, n).copy_(y)
+        stages.append(_qtx.epilogue.bias(bias))
+    _qtx.gemm(xq, packed, _rows(out), epilogue=stages)
     return out
 
 

@@ -25,6 +25,8 @@ const char* stage_name(kind k) {
     case kind::gelu_tanh: return "gelu(approximate='tanh')";
     case kind::residual_add: return "residual_add";
     case kind::scale: return "scale";
+    case kind::subtract_row_zero_point: return "subtract_row_zero_point";
+    case kind::dequantize_rows: return "dequantize_rows";
   }
   return "?";
 }
@@ -56,8 +58,8 @@ packed_weights pack(py::handle b_obj, int32_t zero_point, const char* fn) {
 }
 
 // 1 value (per tensor) or n values (per output column), as n values.
-std::vector<float> per_column(const stage_spec& s, index_t n, const char* what) {
-  const auto v = as_vector<float>(s.data, "gemm", what);
+std::vector<float> per_column(const py::object& data, index_t n, const char* what) {
+  const auto v = as_vector<float>(data, "gemm", what);
   check(v.size == 1 || v.size == n, "gemm: ", what, " has ", v.size, " elements, expected 1 (per tensor) or ", n,
         " (one per column n of c)");
   return v.size == 1 ? std::vector<float>(std::size_t(n), v.data[0]) : std::vector<float>(v.data, v.data + v.size);
@@ -80,16 +82,29 @@ parsed_epilogue parse(const std::vector<stage_spec>& stages, bool integer, index
     e.residual = as_matrix<const float>(stages[i++].data, "gemm", "residual");
   };
   if (integer) {
+    if (at(kind::subtract_row_zero_point)) {
+      e.row_zero_points = as_vector<int32_t>(stages[i].data, "gemm", "subtract_row_zero_point zero_points");
+      e.column_sums = as_vector<int32_t>(stages[i++].data2, "gemm", "subtract_row_zero_point column_sums");
+    }
     if (at(kind::bias)) e.bias_int = as_vector<int32_t>(stages[i++].data, "gemm", "bias values (int32 for uint8 a)");
-    if (at(kind::dequantize)) {
-      e.dequant_scales = per_column(stages[i++], n, "dequantize scales");
-      activation_at();
-      residual_at();
-      if (at(kind::quantize)) e.quantize = stages[i++].params;
-    } else {
+    if (at(kind::dequantize) || at(kind::dequantize_rows)) {
+      if (at(kind::dequantize_rows))
+        e.row_scales = as_vector<float>(stages[i].data, "gemm", "dequantize_rows row_scales");
+      const py::object& scales = at(kind::dequantize_rows) ? stages[i].data2 : stages[i].data;
+      e.dequant_scales = per_column(scales, n, at(kind::dequantize_rows) ? "dequantize_rows scales" : "dequantize scales");
+      ++i;
+      if (at(kind::bias)) e.bias_float = as_vector<float>(stages[i++].data, "gemm", "bias values (float32 after dequantize)");
+      check(!(e.per_row() && e.bias_int), "gemm: an int32 bias before dequantize and the per-row stages or a float32 "
+                                          "bias do not combine; add the bias after dequantizing");
+      if (!e.per_row()) {
+        activation_at();
+        residual_at();
+        if (at(kind::quantize)) e.quantize = stages[i++].params;
+      }
+    } else if (!e.row_zero_points) {
       if (at(kind::relu)) e.relu_acc = (++i, true);
       if (at(kind::requantize)) {
-        e.requant_multipliers = per_column(stages[i], n, "requantize multipliers");
+        e.requant_multipliers = per_column(stages[i].data, n, "requantize multipliers");
         e.requant_zero_point = stages[i++].zero_point;
       }
     }
@@ -101,7 +116,8 @@ parsed_epilogue parse(const std::vector<stage_spec>& stages, bool integer, index
   }
   check(i == stages.size(), "gemm: epilogue stage ", i, " (", i < stages.size() ? stage_name(stages[i].what) : "",
         ") is not supported at this position; ",
-        integer ? "uint8 a takes [bias] [relu] [requantize], or [bias] dequantize [relu | gelu] [residual_add] [quantize]"
+        integer ? "uint8 a takes [bias] [relu] [requantize], or [bias] dequantize [relu | gelu] [residual_add] [quantize], "
+                  "or [subtract_row_zero_point] (dequantize | dequantize_rows) [bias]"
                 : "float32 a takes [bias] [scale] [relu | gelu] [residual_add]");
   return e;
 }
@@ -161,10 +177,11 @@ py::object gemm(py::handle a_obj, py::handle b_obj, py::handle out, const std::v
   return result;
 }
 
-stage_spec make_stage(kind k, py::object data = py::none()) {
+stage_spec make_stage(kind k, py::object data = py::none(), py::object data2 = py::none()) {
   stage_spec s;
   s.what = k;
   s.data = std::move(data);
+  s.data2 = std::move(data2);
   return s;
 }
 
@@ -217,6 +234,16 @@ void bind_gemm(py::module_& m) {
             s.params = p;
             return s;
           }, "params"_a, "q = round_half_even(v / params.scale) + params.zero_point (NaN -> zero point); ends the chain.");
+  epi.def("subtract_row_zero_point", [](py::handle zero_points, py::handle column_sums) {
+            return make_stage(kind::subtract_row_zero_point, stage_data(zero_points, "int32"),
+                              stage_data(column_sums, "int32"));
+          }, "zero_points"_a, "column_sums"_a,
+          "acc = acc - zero_points[m] * column_sums[n] (int32, wraps): a uint8 a quantized per row (quantize_dynamic) "
+          "with one zero point per row; column_sums[n] = sum_k b[k, n] (int32). Use a_zero_point=0 with it.");
+  epi.def("dequantize_rows", [](py::handle row_scales, py::handle scales) {
+            return make_stage(kind::dequantize_rows, stage_data(row_scales, "float32"), stage_data(scales, "float32"));
+          }, "row_scales"_a, "scales"_a,
+          "v = float(acc) * row_scales[m] * scales[n]: M float32 scales of a's rows, 1 or N of b's columns.");
   epi.def("relu", [] { return make_stage(kind::relu); }, "v = max(v, 0).");
   epi.def("gelu", [](const std::string& approximate) {
             check(approximate == "none" || approximate == "tanh", "epilogue.gelu: approximate must be 'none' or 'tanh', got '",
@@ -241,6 +268,7 @@ Integer accumulation is exact: acc = sum_k (a - a_zp)(b - b_zp) in int32.
 epilogue: a list of qtx.epilogue stages in the order
   uint8 a:   [bias] [relu] [requantize]                                   -> int32, or uint8 / int8
              [bias] dequantize [relu | gelu] [residual_add] [quantize]    -> float32, or uint8 / int8
+             [subtract_row_zero_point] (dequantize | dequantize_rows) [bias(float32)]  -> float32
   float32 a: [bias] [scale] [relu | gelu] [residual_add]                  -> float32
 out: written in place when given (its dtype picks the store), else a new array of dtype (default:
 int32, float32 after dequantize, uint8 after requantize / quantize). Returns out.)doc");

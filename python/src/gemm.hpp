@@ -7,6 +7,8 @@
 // instantiates every pipeline of this grammar and picks one per call:
 //   uint8 A:   [bias(int32)] [relu] [requantize]                          -> int32, or uint8 / int8 with requantize
 //              [bias(int32)] dequantize [relu | gelu] [residual_add] [quantize]  -> float32, or uint8 / int8 with quantize
+//              [subtract_row_zero_point] (dequantize | dequantize_rows) [bias(float32)]  -> float32
+//                (the per-token linear: A quantized per row, a float bias added in the same pass)
 //   float32 A: [bias(float32)] [scale] [relu | gelu] [residual_add]       -> float32
 // Per-tensor scales and multipliers run as per-channel ones holding the same value N times (the
 // same arithmetic, half the instantiations).
@@ -33,9 +35,13 @@ enum class activation { none, relu, gelu_erf, gelu_tanh };
 
 // One stage as Python built it (qtx.epilogue.*); data is checked when a GEMM uses it.
 struct stage_spec {
-  enum class kind { bias, dequantize, requantize, quantize, relu, gelu_erf, gelu_tanh, residual_add, scale };
+  enum class kind {
+    bias, dequantize, requantize, quantize, relu, gelu_erf, gelu_tanh, residual_add, scale,
+    subtract_row_zero_point, dequantize_rows
+  };
   kind what = kind::relu;
-  py::object data;  // bias values, scales or multipliers, residual (kept alive by the stage)
+  py::object data;  // bias values, scales or multipliers, residual, row zero points / scales (kept alive)
+  py::object data2;  // subtract_row_zero_point's column sums, dequantize_rows' column scales
   float value = 0.0f;  // scale alpha
   quant_params params;  // quantize
   int32_t zero_point = 0;  // requantize
@@ -53,6 +59,10 @@ struct parsed_epilogue {
   activation act = activation::none;
   std::optional<matrix_arg<const float>> residual;
   std::optional<quant_params> quantize;
+  // The per-row forms (uint8 A quantized per token) and a float bias after dequantizing.
+  std::optional<vector_arg<int32_t>> row_zero_points, column_sums;
+  std::optional<vector_arg<float>> row_scales;
+  bool per_row() const { return row_zero_points || row_scales || (bias_float && dequantizes()); }
   bool requantizes() const { return !requant_multipliers.empty(); }
   bool dequantizes() const { return !dequant_scales.empty(); }
 };

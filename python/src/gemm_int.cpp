@@ -37,6 +37,32 @@ void run(matrix_view<const uint8_t> a, const packed_int8& b, const any_output& c
       c);
 }
 
+// The per-row grammar: [subtract_row_zero_point] (dequantize | dequantize_rows) [bias(float32)].
+void gemm_per_row(matrix_view<const uint8_t> a, const packed_int8& b, const any_output& c, const parsed_epilogue& e,
+                  int32_t za) {
+  const ep::span<const float> dequant(e.dequant_scales.data(), index_t(e.dequant_scales.size()));
+  const auto finish = [&](auto... s) { run(a, b, c, za, std::false_type{}, s...); };
+  const auto float_bias_step = [&](auto... s) {
+    if (e.bias_float)
+      finish(s..., ep::bias<float>{ep::span<const float>(e.bias_float->data, e.bias_float->size)});
+    else
+      finish(s...);
+  };
+  const auto dequantize_step = [&](auto... s) {
+    if (e.row_scales)
+      float_bias_step(s..., ep::dequantize_rows<ep::per_n>{
+                                ep::span<const float>(e.row_scales->data, e.row_scales->size), dequant});
+    else
+      float_bias_step(s..., ep::dequantize<ep::per_n>{dequant});
+  };
+  if (e.row_zero_points)
+    dequantize_step(ep::subtract_row_zero_point{
+        ep::span<const int32_t>(e.row_zero_points->data, e.row_zero_points->size),
+        ep::span<const int32_t>(e.column_sums->data, e.column_sums->size)});
+  else
+    dequantize_step();
+}
+
 }  // namespace
 
 void gemm_uint8(matrix_view<const uint8_t> a, const packed_int8& b, any_output c, const parsed_epilogue& e,
@@ -79,6 +105,10 @@ void gemm_uint8(matrix_view<const uint8_t> a, const packed_int8& b, any_output c
     else
       integer_step(s...);
   };
+  if (e.per_row()) {
+    gemm_per_row(a, b, c, e, za);
+    return;
+  }
   if (e.bias_int)
     after_bias(ep::bias<int32_t>{ep::span<const int32_t>(e.bias_int->data, e.bias_int->size)});
   else

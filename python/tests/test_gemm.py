@@ -114,6 +114,33 @@ def test_strided_inputs_and_outputs_are_used_in_place(rng):
     np.testing.assert_array_equal(row, acc_ref(big[:1, :40], w.T)[0])
 
 
+@pytest.mark.parametrize("m,k,n", SHAPES)
+@pytest.mark.parametrize("row_zero_points", [False, True])
+@pytest.mark.parametrize("per_row_scales", [False, True])
+@pytest.mark.parametrize("float_bias", [False, True])
+def test_per_row_stages(rng, m, k, n, row_zero_points, per_row_scales, float_bias):
+    """[subtract_row_zero_point] (dequantize | dequantize_rows) [bias]: the per-token linear in one pass."""
+    a = rng.integers(0, 256, (m, k), dtype=np.uint8)
+    b = rng.integers(-128, 128, (k, n), dtype=np.int8)
+    zp = rng.integers(0, 256, m).astype(np.int32)
+    column_sums = b.sum(axis=0, dtype=np.int32)
+    row_scales = rng.uniform(0.01, 0.1, m).astype(np.float32)
+    scales = rng.uniform(0.5, 2.0, n).astype(np.float32) / k
+    bias = rng.normal(size=n).astype(np.float32)
+    stages = [ep.subtract_row_zero_point(zp, column_sums)] if row_zero_points else []
+    stages.append(ep.dequantize_rows(row_scales, scales) if per_row_scales else ep.dequantize(scales))
+    if float_bias:
+        stages.append(ep.bias(bias))
+    out = np.empty((m, n), np.float32)
+    assert qtx.gemm(a, qtx.pack_b(b), out, epilogue=stages) is out
+    acc = acc_ref(a, b) - (zp[:, None].astype(np.int64) * column_sums if row_zero_points else 0)
+    # The epilogue's float arithmetic, spelled out: float(acc) * s_row * s_col (+ bias), in float32.
+    want = acc.astype(np.float32) * (row_scales[:, None] if per_row_scales else np.float32(1)) * scales
+    if float_bias:
+        want = want + bias
+    np.testing.assert_allclose(out, want, rtol=4 * F32_EPS, atol=1e-6)
+
+
 def test_gemm_errors(rng):
     a = rng.integers(0, 256, (4, 8), dtype=np.uint8)
     packed = qtx.pack_b(rng.integers(-128, 128, (8, 5), dtype=np.int8))
@@ -127,6 +154,17 @@ def test_gemm_errors(rng):
         qtx.gemm(a, packed, epilogue=[ep.bias(np.zeros(5, np.float32))])
     with pytest.raises(ValueError, match="not supported at this position"):
         qtx.gemm(a, packed, epilogue=[ep.requantize(0.1), ep.bias(np.zeros(5, np.int32))])
+    zp, sums = np.zeros(4, np.int32), np.zeros(5, np.int32)
+    with pytest.raises(ValueError, match=r"stage 1 \(relu\) is not supported at this position"):
+        qtx.gemm(a, packed, epilogue=[ep.subtract_row_zero_point(zp, sums), ep.relu()])
+    with pytest.raises(ValueError, match=r"stage 2 \(relu\) is not supported"):
+        qtx.gemm(a, packed, epilogue=[ep.dequantize(0.1), ep.bias(np.zeros(5, np.float32)), ep.relu()])
+    with pytest.raises(ValueError, match="an int32 bias before dequantize and the per-row stages"):
+        qtx.gemm(a, packed, epilogue=[ep.bias(np.zeros(5, np.int32)), ep.dequantize_rows(np.ones(4, np.float32), 1.0)])
+    with pytest.raises(ValueError, match="subtract_row_zero_point zero_points has 3 elements"):
+        qtx.gemm(a, packed, epilogue=[ep.subtract_row_zero_point(zp[:3], sums), ep.dequantize(1.0)])
+    with pytest.raises(ValueError, match="dequantize_rows row_scales"):
+        qtx.gemm(a, packed, epilogue=[ep.dequantize_rows(np.full(4, -1, np.float32), 1.0)])
     with pytest.raises(ValueError, match="stores int32"):
         qtx.gemm(a, packed, np.empty((4, 5), np.uint8))
     with pytest.raises(ValueError, match="c is 4x6"):
