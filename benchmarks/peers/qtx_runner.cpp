@@ -1,5 +1,6 @@
-// The qtx side of the peer benchmark (benchmarks/peers/run.sh): the BERT example's model, timed on
-// the same token ids as ONNX Runtime. Until qtx has Python bindings this small program stands in.
+// The BERT example's model in C++ on id files: tokenizes the demo's sentences for the peer benchmark
+// (benchmarks/peers/run.sh, whose qtx side runs in-process through the Python package), and times the
+// model on the same ids as the C++ baseline of python/bench/model_latency.py.
 //
 //   qtx_peers_runner tokenize MODEL_DIR TEXT_DIR OUT_DIR [--heldout N] [--calibration N]
 //     writes OUT_DIR/calibration_ids.txt and heldout_ids.txt: the BERT demo's own sentences
