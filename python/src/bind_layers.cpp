@@ -1,12 +1,13 @@
 // The library's encoder layers (qtx::nn): the float layer, its calibration and the W8A8 layer made
 // from both. A Python layer owns its weight arrays (the float layer keeps views of them, which the
-// W8A8 layer reads when it is made) and a workspace that its forward calls reuse.
+// W8A8 layer reads when it is made); forward calls run in a per-thread workspace (thread_workspace).
 #include "intrinsics_first.hpp"
 
 #include <pybind11/stl.h>
 
 #include <qtx/nn/encoder_layer.hpp>
 
+#include <array>
 #include <map>
 #include <optional>
 #include <set>
@@ -123,13 +124,27 @@ matrix_arg<float> layer_input(py::handle x, index_t d_model, const std::vector<i
 struct py_encoder_layer {
   layer_arrays weights;
   nn::encoder_layer<arch> layer;
-  nn::shared_workspace<nn::encoder_workspace<float>> ws;
 };
 
 struct py_quantized_layer {
   nn::quantized_encoder_layer<arch> layer;
-  nn::shared_workspace<nn::encoder_workspace<uint8_t>> ws;
+  index_t n_heads;
 };
+
+// The workspace of a forward call: one per calling thread and layer shape, shared by every layer
+// of that shape (a model's layers then work in the same memory, which stays in cache from one layer
+// to the next, as in a C++ model's single workspace), grown when a call needs more tokens. The
+// thread's own: Python threads calling layers at once (the GIL is released) never share one.
+template <class Layer>
+auto& thread_workspace(const Layer& layer, index_t tokens, index_t n_heads) {
+  using workspace = decltype(layer.make_workspace(0));
+  thread_local std::map<std::array<index_t, 3>, workspace> workspaces;
+  const std::array<index_t, 3> shape{layer.d_model(), layer.ffn_dim(), n_heads};
+  auto it = workspaces.find(shape);
+  if (it == workspaces.end() || it->second.max_tokens() < tokens)
+    it = workspaces.insert_or_assign(shape, layer.make_workspace(tokens)).first;
+  return it->second;
+}
 
 py_encoder_layer* make_layer(const py::dict& weights, index_t n_heads, const std::string& norm,
                              const std::string& activation_name, float ln_eps, float gamma, float zeta, bool causal,
@@ -146,7 +161,7 @@ py_encoder_layer* make_layer(const py::dict& weights, index_t n_heads, const std
                                              fn, "activation");
   o.ln_eps = ln_eps;
   o.attention = {n_heads, gamma, zeta, causal, std::move(gate)};
-  auto* l = new py_encoder_layer{layer_arrays(weights), {}, {}};
+  auto* l = new py_encoder_layer{layer_arrays(weights), {}};
   try {
     l->layer = nn::encoder_layer<arch>(l->weights.views(), o);
   } catch (...) {
@@ -162,9 +177,8 @@ py::object forward_fp32(const py_encoder_layer& l, py::handle x_obj, const std::
   const std::vector<index_t> len = lengths_of(lengths);
   auto x = layer_input(x_obj, l.layer.d_model(), len, fn);
   run_kernel([&] {
-    l.ws.use(
-        x.view.rows, [&](index_t tokens) { return l.layer.make_workspace(tokens); },
-        [&](auto& ws) { l.layer.forward(x.view, nn::packed_sequences{len}, ws, calibrator); });
+    auto& ws = thread_workspace(l.layer, x.view.rows, l.layer.options().attention.n_heads);
+    l.layer.forward(x.view, nn::packed_sequences{len}, ws, calibrator);
   });
   return x.array;
 }
@@ -177,14 +191,11 @@ py::object forward_w8a8(const py_quantized_layer& l, py::handle x_obj, py::handl
   matrix_arg<uint8_t> x_q;
   if (!x_q_obj.is_none()) x_q = as_matrix<uint8_t>(x_q_obj, fn, "x_q");
   run_kernel([&] {
-    l.ws.use(
-        x.view.rows, [&](index_t tokens) { return l.layer.make_workspace(tokens); },
-        [&](auto& ws) {
-          if (x_q.view.data)
-            l.layer.forward(x.view, x_q.view, nn::packed_sequences{len}, ws);
-          else
-            l.layer.forward(x.view, nn::packed_sequences{len}, ws);
-        });
+    auto& ws = thread_workspace(l.layer, x.view.rows, l.n_heads);
+    if (x_q.view.data)
+      l.layer.forward(x.view, x_q.view, nn::packed_sequences{len}, ws);
+    else
+      l.layer.forward(x.view, nn::packed_sequences{len}, ws);
   });
   return x.array;
 }
@@ -199,7 +210,8 @@ py_quantized_layer* make_quantized(const py_encoder_layer& fp32, const nn::layer
   o.weight_bits = weight_bits;
   o.set_activations(scaling_of(activations, fn, "activations"));
   o.smoothing_alpha = smoothing_alpha;
-  return new py_quantized_layer{nn::quantized_encoder_layer<arch>(fp32.layer, cal, o), {}};
+  return new py_quantized_layer{nn::quantized_encoder_layer<arch>(fp32.layer, cal, o),
+                                fp32.layer.options().attention.n_heads};
 }
 
 }  // namespace

@@ -208,3 +208,29 @@ def test_layer_errors_name_the_python_call(rng):
         cal["qq"]
     with pytest.raises(ValueError, match="estimator must be one of"):
         qtx.LayerCalibrator().use("median")
+
+
+def test_threads_calling_the_same_layers_get_serial_results(rng):
+    """The GIL is released in forward: threads run layers at once, each in its own workspace."""
+    import threading
+
+    d = 16
+    fp32 = qtx.EncoderLayer(random_weights(rng, d, 24), n_heads=2, norm="post_ln")
+    w8a8 = qtx.QuantizedEncoderLayer(fp32, calibrated(rng, fp32, d), activations="dynamic-token",
+                                     round_residuals=False)
+    inputs = [rng.normal(size=(n, d)).astype(np.float32) for n in (3, 17, 9, 30, 1, 12)]
+    want = [(fp32.forward(x.copy()), w8a8.forward(x.copy())) for x in inputs]
+    got = [None] * len(inputs)
+
+    def work(i):
+        for _ in range(20):
+            got[i] = (fp32.forward(inputs[i].copy()), w8a8.forward(inputs[i].copy()))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for (f, q), (gf, gq) in zip(want, got):
+        np.testing.assert_array_equal(gf, f)
+        np.testing.assert_array_equal(gq, q)
