@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import qtx
-from qtx.models import Bert, sentence_embeddings
+from qtx.models import Bert, length_sorted_batches, sentence_embeddings
 
 import bert_layer
 import bert_onnx
@@ -63,11 +63,8 @@ def ort_pass(sess, sequences, batch, out):
     """One pass over the sequences in batches of `batch`. Batches group sentences of similar length
     (sorted by length, as a throughput server buckets them), each padded to its longest with a mask;
     the embeddings come back in the original order."""
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i])) if batch > 1 else range(len(sequences))
-    order = list(order)
     embeddings, wall, cpu = [None] * len(sequences), 0.0, 0.0
-    for i in range(0, len(order), batch):
-        chunk = order[i:i + batch]
+    for chunk in length_sorted_batches(sequences, batch):
         feeds = ort_models.feeds([sequences[j] for j in chunk])
         c0, t0 = time.thread_time(), time.perf_counter()
         hidden = sess.run(None, feeds)[0]
@@ -96,12 +93,9 @@ QTX_MODES = {
 def qtx_pass(model, sequences, batch, out, w8a8):
     """One pass of the qtx model over the sequences, `batch` per forward: the same length-sorted
     batches as ort_pass, packed back to back without padding (no mask, no padding work)."""
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i])) if batch > 1 else range(len(sequences))
-    order = list(order)
     embeddings = np.empty((len(sequences), model.hidden))
     wall = cpu = 0.0
-    for i in range(0, len(order), batch):
-        chunk = order[i:i + batch]
+    for chunk in length_sorted_batches(sequences, batch):
         ids = [sequences[j] for j in chunk]
         c0, t0 = time.thread_time(), time.perf_counter()
         hidden = model.forward(ids if batch > 1 else ids[0], w8a8=w8a8)

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 import qtx
-from qtx.models import Bert, sentence_embeddings
+from qtx.models import Bert, length_sorted_batches, sentence_embeddings
 
 MODES = [  # (name, quantize() arguments): the C++ demo's W8A8 modes
     ("static, paper's points", {}),
@@ -43,11 +43,9 @@ def embed_one_by_one(model, ids, w8a8):
 
 
 def embed_batched(model, ids, w8a8, size=32):
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths together, as the demo
     out = np.empty((len(ids), model.hidden), np.float32)
     start = time.perf_counter()
-    for first in range(0, len(order), size):
-        chosen = order[first:first + size]
+    for chosen in length_sorted_batches(ids, size):
         batch = [ids[i] for i in chosen]
         out[chosen] = sentence_embeddings(model.forward(batch, w8a8=w8a8), [len(s) for s in batch])
     return out, (time.perf_counter() - start) * 1e3 / len(ids)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import qtx
-from qtx.models import Bert, sentence_embeddings
+from qtx.models import Bert, length_sorted_batches, sentence_embeddings
 
 # (name, C++ runner --mode, qtx.models.Bert.quantize arguments): the same mode on both sides.
 MODES = [("W8A8 static (paper)", 0, {}),
@@ -33,10 +33,8 @@ def read_ids(path, limit=None):
 
 def python_pass(model, sequences, batch, w8a8):
     """CPU seconds of every forward call and the embeddings, in the runner's batching (length-sorted, packed)."""
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i])) if batch > 1 else list(range(len(sequences)))
     embeddings, cpu = np.empty((len(sequences), model.hidden), np.float32), 0.0
-    for i in range(0, len(order), batch):
-        chunk = order[i:i + batch]
+    for chunk in length_sorted_batches(sequences, batch):
         ids = [sequences[j] for j in chunk]
         c0 = time.thread_time()
         hidden = model.forward(ids if batch > 1 else ids[0], w8a8=w8a8)

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _qtx
 
-__all__ = ["Bert", "sentence_embeddings"]
+__all__ = ["Bert", "sentence_embeddings", "length_sorted_batches"]
 
 _ACTIVATIONS = {"gelu": "gelu_erf", "gelu_python": "gelu_erf", "gelu_new": "gelu_tanh",
                 "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
@@ -49,6 +49,17 @@ def sentence_embeddings(hidden: np.ndarray, lengths: Sequence[int]) -> np.ndarra
     means = np.add.reduceat(hidden.astype(np.float64), starts, axis=0) / np.asarray(lengths, np.float64)[:, None]
     norms = np.linalg.norm(means, axis=1, keepdims=True)
     return (means / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def length_sorted_batches(sequences: Sequence, size: int) -> list[list[int]]:
+    """The indices of `sequences` in batches of `size`: sorted by length when size > 1 (similar lengths
+    together, as a serving system buckets them; each batch in ascending length), in order otherwise."""
+    if size < 1:
+        raise ValueError(f"length_sorted_batches: size ({size}) must be >= 1")
+    order = list(range(len(sequences)))
+    if size > 1:
+        order.sort(key=lambda i: len(sequences[i]))
+    return [order[i:i + size] for i in range(0, len(order), size)]
 
 
 class Bert:

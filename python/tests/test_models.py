@@ -170,3 +170,12 @@ def test_minilm_on_text_matches_float64_reference_and_w8a8_holds():
     model.quantize(activations="dynamic-token", round_residuals=False)
     w8a8 = sentence_embeddings(model.forward(ids, w8a8=True), lengths)
     assert np.sum(fp32 * w8a8, axis=1).min() > 0.99
+
+
+def test_length_sorted_batches():
+    from qtx.models import length_sorted_batches
+    seqs = [[1] * n for n in (5, 2, 9, 2, 7)]
+    assert length_sorted_batches(seqs, 2) == [[1, 3], [0, 4], [2]]  # stable: equal lengths keep their order
+    assert length_sorted_batches(seqs, 1) == [[0], [1], [2], [3], [4]]
+    with pytest.raises(ValueError, match=r"size \(0\) must be >= 1"):
+        length_sorted_batches(seqs, 0)
