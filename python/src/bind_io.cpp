@@ -21,16 +21,26 @@ using namespace pybind11::literals;
 // numpy's dtype for a safetensors integer type (floating types are read as float32).
 const char* numpy_dtype(io::dtype t) {
   switch (t) {
-    case io::dtype::boolean: return "bool";
-    case io::dtype::u8: return "uint8";
-    case io::dtype::i8: return "int8";
-    case io::dtype::u16: return "uint16";
-    case io::dtype::i16: return "int16";
-    case io::dtype::u32: return "uint32";
-    case io::dtype::i32: return "int32";
-    case io::dtype::u64: return "uint64";
-    case io::dtype::i64: return "int64";
-    default: return nullptr;
+    case io::dtype::boolean:
+      return "bool";
+    case io::dtype::u8:
+      return "uint8";
+    case io::dtype::i8:
+      return "int8";
+    case io::dtype::u16:
+      return "uint16";
+    case io::dtype::i16:
+      return "int16";
+    case io::dtype::u32:
+      return "uint32";
+    case io::dtype::i32:
+      return "int32";
+    case io::dtype::u64:
+      return "uint64";
+    case io::dtype::i64:
+      return "int64";
+    default:
+      return nullptr;
   }
 }
 
@@ -75,10 +85,14 @@ lowercase: the 'uncased' normalisation (lowercase and strip accents).)doc")
       .def_property_readonly("cls_id", &tokenizer::cls_id, "Id of [CLS].")
       .def_property_readonly("sep_id", &tokenizer::sep_id, "Id of [SEP].")
       .def_property_readonly("pad_id", &tokenizer::pad_id, "Id of [PAD].")
-      .def("tokenize", [](const tokenizer& t, const std::string& text) { return t.tokenize(text); }, "text"_a,
-           "The word pieces of text (no special tokens).")
-      .def("encode", [](const tokenizer& t, const std::string& text, index_t max_len) { return t.encode(text, max_len); },
-           "text"_a, "max_len"_a = 512, "[CLS] pieces [SEP] as token ids, the pieces truncated to at most max_len ids in all.");
+      .def(
+          "tokenize", [](const tokenizer& t, const std::string& text) { return t.tokenize(text); }, "text"_a,
+          "The word pieces of text (no special tokens).")
+      .def(
+          "encode",
+          [](const tokenizer& t, const std::string& text, index_t max_len) { return t.encode(text, max_len); },
+          "text"_a, "max_len"_a = 512,
+          "[CLS] pieces [SEP] as token ids, the pieces truncated to at most max_len ids in all.");
 }
 
 }  // namespace qtx::python

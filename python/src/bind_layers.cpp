@@ -9,6 +9,7 @@
 
 #include <array>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -23,9 +24,9 @@ using namespace pybind11::literals;
 
 // The names a weights mapping may hold; the biases are optional.
 const std::set<std::string>& weight_names() {
-  static const std::set<std::string> names = {"wq", "bq", "wk", "bk", "wv", "bv", "wo", "bo",
-                                              "attention_ln_gamma", "attention_ln_beta", "ffn_ln_gamma",
-                                              "ffn_ln_beta", "fc1", "b1", "fc2", "b2"};
+  static const std::set<std::string> names = {
+      "wq",           "bq",          "wk",  "bk", "wv",  "bv", "wo", "bo", "attention_ln_gamma", "attention_ln_beta",
+      "ffn_ln_gamma", "ffn_ln_beta", "fc1", "b1", "fc2", "b2"};
   return names;
 }
 const std::set<std::string>& optional_weights() {
@@ -47,8 +48,7 @@ struct layer_arrays {
             "fc1, b1, fc2, b2)");
       py::array a = to_array(value, fn, name.c_str(), false);
       check_dtype<float>(a, fn, name.c_str());
-      check(a.flags() & py::array::c_style, fn, ": weight '", name,
-            "' must be C-contiguous (numpy.ascontiguousarray)");
+      check(a.flags() & py::array::c_style, fn, ": weight '", name, "' must be C-contiguous (numpy.ascontiguousarray)");
       arrays.emplace(name, std::move(a));
     }
     for (const auto& name : weight_names())
@@ -91,7 +91,8 @@ nn::layer_point point_of(const std::string& name, const char* fn) {
   for (int p = 0; p < nn::layer_points; ++p)
     if (name == nn::layer_point_name(nn::layer_point(p))) return nn::layer_point(p);
   std::string names;
-  for (int p = 0; p < nn::layer_points; ++p) names += std::string(p ? ", " : "") + nn::layer_point_name(nn::layer_point(p));
+  for (int p = 0; p < nn::layer_points; ++p)
+    names += std::string(p ? ", " : "") + nn::layer_point_name(nn::layer_point(p));
   throw py::value_error(std::string(fn) + ": unknown point '" + name + "' (" + names + ")");
 }
 
@@ -146,13 +147,13 @@ auto& thread_workspace(const Layer& layer, index_t tokens, index_t n_heads) {
   return it->second;
 }
 
-py_encoder_layer* make_layer(const py::dict& weights, index_t n_heads, const std::string& norm,
-                             const std::string& activation_name, float ln_eps, float gamma, float zeta, bool causal,
-                             std::optional<gate_weights> gate) {
+std::unique_ptr<py_encoder_layer> make_layer(const py::dict& weights, index_t n_heads, const std::string& norm,
+                                             const std::string& activation_name, float ln_eps, float gamma, float zeta,
+                                             bool causal, std::optional<gate_weights> gate) {
   constexpr const char* fn = "EncoderLayer";
   nn::encoder_layer_options o;
-  o.norm = enum_of<nn::norm_placement>(norm, {{"post_ln", nn::norm_placement::post_ln}, {"pre_ln", nn::norm_placement::pre_ln}},
-                                       fn, "norm");
+  o.norm = enum_of<nn::norm_placement>(
+      norm, {{"post_ln", nn::norm_placement::post_ln}, {"pre_ln", nn::norm_placement::pre_ln}}, fn, "norm");
   o.ffn_activation = enum_of<nn::activation>(activation_name,
                                              {{"gelu_erf", nn::activation::gelu_erf},
                                               {"gelu_tanh", nn::activation::gelu_tanh},
@@ -161,13 +162,8 @@ py_encoder_layer* make_layer(const py::dict& weights, index_t n_heads, const std
                                              fn, "activation");
   o.ln_eps = ln_eps;
   o.attention = {n_heads, gamma, zeta, causal, std::move(gate)};
-  auto* l = new py_encoder_layer{layer_arrays(weights), {}};
-  try {
-    l->layer = nn::encoder_layer<arch>(l->weights.views(), o);
-  } catch (...) {
-    delete l;
-    throw;
-  }
+  auto l = std::make_unique<py_encoder_layer>(py_encoder_layer{layer_arrays(weights), {}});
+  l->layer = nn::encoder_layer<arch>(l->weights.views(), o);
   return l;
 }
 
@@ -200,9 +196,10 @@ py::object forward_w8a8(const py_quantized_layer& l, py::handle x_obj, py::handl
   return x.array;
 }
 
-py_quantized_layer* make_quantized(const py_encoder_layer& fp32, const nn::layer_calibration& cal, bool per_channel,
-                                   bool round_residuals, int weight_bits, const std::string& activations,
-                                   std::optional<float> smoothing_alpha) {
+std::unique_ptr<py_quantized_layer> make_quantized(const py_encoder_layer& fp32, const nn::layer_calibration& cal,
+                                                   bool per_channel, bool round_residuals, int weight_bits,
+                                                   const std::string& activations,
+                                                   std::optional<float> smoothing_alpha) {
   constexpr const char* fn = "QuantizedEncoderLayer";
   nn::quantized_layer_options o;
   o.per_channel = per_channel;
@@ -210,58 +207,66 @@ py_quantized_layer* make_quantized(const py_encoder_layer& fp32, const nn::layer
   o.weight_bits = weight_bits;
   o.set_activations(scaling_of(activations, fn, "activations"));
   o.smoothing_alpha = smoothing_alpha;
-  return new py_quantized_layer{nn::quantized_encoder_layer<arch>(fp32.layer, cal, o),
-                                fp32.layer.options().attention.n_heads};
+  return std::make_unique<py_quantized_layer>(py_quantized_layer{nn::quantized_encoder_layer<arch>(fp32.layer, cal, o),
+                                                                 fp32.layer.options().attention.n_heads});
 }
 
 }  // namespace
 
 void bind_layers(py::module_& m) {
-  py::class_<nn::layer_calibration>(m, "LayerCalibration",
-                                    "uint8 parameters of an encoder layer's quantization points (LayerCalibrator.result()).")
+  py::class_<nn::layer_calibration>(
+      m, "LayerCalibration", "uint8 parameters of an encoder layer's quantization points (LayerCalibrator.result()).")
       .def(py::init<>(), "An empty calibration (set each point's parameters with cal[point] = QuantParams(...)).")
-      .def("__getitem__",
-           [](const nn::layer_calibration& c, const std::string& point) {
-             return c.points[std::size_t(point_of(point, "LayerCalibration"))];
-           },
-           "point"_a, "The QuantParams of the point (a name of LayerCalibration.point_names()), or None.")
-      .def("__setitem__",
-           [](nn::layer_calibration& c, const std::string& point, const quant_params& p) {
-             c.set(point_of(point, "LayerCalibration"), p);
-           },
-           "point"_a, "params"_a, "Sets the point's parameters.")
-      .def_static("point_names", [] {
-          std::vector<std::string> names;
-          for (int p = 0; p < nn::layer_points; ++p) names.emplace_back(nn::layer_point_name(nn::layer_point(p)));
-          return names;
-        }, "The layer's quantization points in forward order.");
+      .def(
+          "__getitem__",
+          [](const nn::layer_calibration& c, const std::string& point) {
+            return c.points[std::size_t(point_of(point, "LayerCalibration"))];
+          },
+          "point"_a, "The QuantParams of the point (a name of LayerCalibration.point_names()), or None.")
+      .def(
+          "__setitem__",
+          [](nn::layer_calibration& c, const std::string& point, const quant_params& p) {
+            c.set(point_of(point, "LayerCalibration"), p);
+          },
+          "point"_a, "params"_a, "Sets the point's parameters.")
+      .def_static(
+          "point_names",
+          [] {
+            std::vector<std::string> names;
+            for (int p = 0; p < nn::layer_points; ++p) names.emplace_back(nn::layer_point_name(nn::layer_point(p)));
+            return names;
+          },
+          "The layer's quantization points in forward order.");
 
-  py::class_<nn::layer_calibrator>(m, "LayerCalibrator",
-                                   R"doc(Records the range of every quantization point of an EncoderLayer's forward passes.
+  py::class_<nn::layer_calibrator>(
+      m, "LayerCalibrator",
+      R"doc(Records the range of every quantization point of an EncoderLayer's forward passes.
 
 Pass it as EncoderLayer.forward(x, calibrator=cal) for each calibration batch, then
 QuantizedEncoderLayer(layer, cal.result()). Each point uses the paper's running min-max unless
 use() chose another estimator before the first batch. Not for concurrent use by several threads.)doc")
       .def(py::init<>())
-      .def("use",
-           [](nn::layer_calibrator& c, const std::string& estimator, std::optional<std::string> point) {
-             const auto e = enum_of<nn::range_estimator>(estimator,
-                                                         {{"running_minmax", nn::range_estimator::running_minmax},
-                                                          {"minmax", nn::range_estimator::minmax},
-                                                          {"percentile", nn::range_estimator::percentile},
-                                                          {"mse", nn::range_estimator::mse}},
-                                                         "LayerCalibrator.use", "estimator");
-             if (point)
-               c.use(point_of(*point, "LayerCalibrator.use"), e);
-             else
-               c.use(e);
-           },
-           "estimator"_a, "point"_a = py::none(),
-           "Range estimator ('running_minmax', 'minmax', 'percentile', 'mse') for one point, or every point.")
+      .def(
+          "use",
+          [](nn::layer_calibrator& c, const std::string& estimator, std::optional<std::string> point) {
+            const auto e = enum_of<nn::range_estimator>(estimator,
+                                                        {{"running_minmax", nn::range_estimator::running_minmax},
+                                                         {"minmax", nn::range_estimator::minmax},
+                                                         {"percentile", nn::range_estimator::percentile},
+                                                         {"mse", nn::range_estimator::mse}},
+                                                        "LayerCalibrator.use", "estimator");
+            if (point)
+              c.use(point_of(*point, "LayerCalibrator.use"), e);
+            else
+              c.use(e);
+          },
+          "estimator"_a, "point"_a = py::none(),
+          "Range estimator ('running_minmax', 'minmax', 'percentile', 'mse') for one point, or every point.")
       .def("result", &nn::layer_calibrator::result, "The parameters of every point observed so far.");
 
-  py::class_<py_encoder_layer>(m, "EncoderLayer",
-                               R"doc(A float transformer encoder layer: attention (optionally clipped softmax and gated) + FFN, post-LN (BERT) or pre-LN (OPT, ViT).
+  py::class_<py_encoder_layer>(
+      m, "EncoderLayer",
+      R"doc(A float transformer encoder layer: attention (optionally clipped softmax and gated) + FFN, post-LN (BERT) or pre-LN (OPT, ViT).
 
 weights: a mapping of float32 C-contiguous arrays: wq, wk, wv, wo (d_model, d_model), bq, bk, bv,
 bo (d_model), attention_ln_gamma/beta, ffn_ln_gamma/beta (d_model), fc1 (ffn_dim, d_model), b1
@@ -272,10 +277,11 @@ gamma, zeta: the clipped softmax; gate: GateWeights (gated attention) or None.)d
       .def(py::init(&make_layer), "weights"_a, py::kw_only(), "n_heads"_a, "norm"_a = "post_ln",
            "activation"_a = "gelu_erf", "ln_eps"_a = 1e-12f, "gamma"_a = 0.0f, "zeta"_a = 1.0f, "causal"_a = false,
            "gate"_a = py::none())
-      .def_property_readonly("d_model", [](const py_encoder_layer& l) { return l.layer.d_model(); },
-                             "Width of the hidden states.")
-      .def_property_readonly("ffn_dim", [](const py_encoder_layer& l) { return l.layer.ffn_dim(); },
-                             "Width of the FFN's hidden activation.")
+      .def_property_readonly(
+          "d_model", [](const py_encoder_layer& l) { return l.layer.d_model(); }, "Width of the hidden states.")
+      .def_property_readonly(
+          "ffn_dim", [](const py_encoder_layer& l) { return l.layer.ffn_dim(); },
+          "Width of the FFN's hidden activation.")
       .def("forward", &forward_fp32, "x"_a, py::kw_only(), "lengths"_a = py::none(), "calibrator"_a = py::none(),
            R"doc(x (T, d_model) float32, C-contiguous <- the layer's output, in place. Returns x.
 
@@ -294,15 +300,18 @@ or 'dynamic-token' (per call). smoothing_alpha: SmoothQuant-style migration stre
       .def(py::init(&make_quantized), "layer"_a, "calibration"_a, py::kw_only(), "per_channel"_a = true,
            "round_residuals"_a = true, "weight_bits"_a = 8, "activations"_a = "static",
            "smoothing_alpha"_a = py::none(), py::keep_alive<1, 2>())
-      .def_property_readonly("d_model", [](const py_quantized_layer& l) { return l.layer.d_model(); },
-                             "Width of the hidden states.")
-      .def_property_readonly("input_params", [](const py_quantized_layer& l) { return l.layer.input_params(); },
-                             "Post-LN: the uint8 parameters of x_q, the layer's input.")
-      .def_property_readonly("output_params", [](const py_quantized_layer& l) { return l.layer.output_params(); },
-                             "Post-LN: the uint8 parameters of x_q after forward (LN2's output).")
-      .def_property("round_residuals", [](const py_quantized_layer& l) { return l.layer.residual_rounding(); },
-                    [](py_quantized_layer& l, bool on) { l.layer.set_residual_rounding(on); },
-                    "Whether the residual sums are rounded to their uint8 grid.")
+      .def_property_readonly(
+          "d_model", [](const py_quantized_layer& l) { return l.layer.d_model(); }, "Width of the hidden states.")
+      .def_property_readonly(
+          "input_params", [](const py_quantized_layer& l) { return l.layer.input_params(); },
+          "Post-LN: the uint8 parameters of x_q, the layer's input.")
+      .def_property_readonly(
+          "output_params", [](const py_quantized_layer& l) { return l.layer.output_params(); },
+          "Post-LN: the uint8 parameters of x_q after forward (LN2's output).")
+      .def_property(
+          "round_residuals", [](const py_quantized_layer& l) { return l.layer.residual_rounding(); },
+          [](py_quantized_layer& l, bool on) { l.layer.set_residual_rounding(on); },
+          "Whether the residual sums are rounded to their uint8 grid.")
       .def("forward", &forward_w8a8, "x"_a, "x_q"_a = py::none(), py::kw_only(), "lengths"_a = py::none(),
            R"doc(x (T, d_model) float32, C-contiguous <- the layer's output, in place. Returns x.
 
