@@ -152,6 +152,13 @@ TEST_CASE("safetensors: write → read round trip, every dtype and metadata", "[
     REQUIRE((brain[0] == 1.0f && brain[1] == 3.140625f));
     REQUIRE(file.to_float("scalar")[0] == 2.5f);
     REQUIRE(file.to_float("w.f32")[4] == 0.0f);
+    // Into the caller's memory: the same values; a destination of another size is refused.
+    std::vector<float> into(4);
+    file.to_float("half", into);
+    REQUIRE(into == std::vector<float>(half.begin(), half.end()));
+    std::vector<float> short_of_one(3);
+    REQUIRE_THROWS_WITH(file.to_float("half", short_of_one),
+                        Catch::Contains("to_float: tensor 'half' has 4 elements, the destination 3"));
   }
   fs::remove(path);
 }

@@ -8,6 +8,7 @@
 #include <qtx/io/wordpiece.hpp>
 
 #include <cstring>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -51,9 +52,8 @@ py::dict load_safetensors(const std::string& path) {
     std::vector<py::ssize_t> shape(info.shape.begin(), info.shape.end());
     py::array a;
     if (io::is_floating(info.type)) {
-      const aligned_buffer<float> values = file.to_float(name);
       a = py::array_t<float>(shape);
-      std::memcpy(a.mutable_data(), values.data(), std::size_t(values.size()) * sizeof(float));
+      file.to_float(name, std::span<float>(static_cast<float*>(a.mutable_data()), std::size_t(info.numel())));
     } else {
       a = py::array(py::dtype(numpy_dtype(info.type)), shape);
       std::memcpy(a.mutable_data(), info.bytes.data(), info.bytes.size());

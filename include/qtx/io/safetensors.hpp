@@ -127,13 +127,20 @@ class safetensors_file {
 
   /// Any floating tensor (F16, BF16, F32, F64) converted to float, in a fresh buffer.
   aligned_buffer<float> to_float(std::string_view name) const {
+    aligned_buffer<float> out(at(name).numel());
+    to_float(name, std::span<float>(out.data(), std::size_t(out.size())));
+    return out;
+  }
+
+  /// to_float() into the caller's memory (a NumPy array, say) of exactly numel() elements.
+  void to_float(std::string_view name, std::span<float> out) const {
     const tensor_info& t = at(name);
     check(is_floating(t.type), "safetensors: ", source_, ": to_float: tensor '", name, "' is ",
           io::name(t.type), ", not a floating type");
-    aligned_buffer<float> out(t.numel());
+    check(index_t(out.size()) == t.numel(), "safetensors: ", source_, ": to_float: tensor '", name, "' has ",
+          t.numel(), " elements, the destination ", out.size());
     const std::byte* src = t.bytes.data();
-    for (index_t i = 0; i < out.size(); ++i) out[i] = load_as_float(t.type, src, i);
-    return out;
+    for (index_t i = 0; i < t.numel(); ++i) out[std::size_t(i)] = load_as_float(t.type, src, i);
   }
 
  private:
