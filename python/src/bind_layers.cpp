@@ -7,11 +7,12 @@
 
 #include <qtx/nn/encoder_layer.hpp>
 
+#include <algorithm>
 #include <array>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -22,17 +23,16 @@ namespace {
 
 using namespace pybind11::literals;
 
-// The names a weights mapping may hold; the biases are optional.
-const std::set<std::string>& weight_names() {
-  static const std::set<std::string> names = {
-      "wq",           "bq",          "wk",  "bk", "wv",  "bv", "wo", "bo", "attention_ln_gamma", "attention_ln_beta",
-      "ffn_ln_gamma", "ffn_ln_beta", "fc1", "b1", "fc2", "b2"};
-  return names;
-}
-const std::set<std::string>& optional_weights() {
-  static const std::set<std::string> names = {"bq", "bk", "bv", "bo", "b1", "b2"};
-  return names;
-}
+// The names a weights mapping may hold, in the order messages list them; the biases are optional.
+struct weight_name {
+  const char* name;
+  bool optional;
+};
+constexpr weight_name weight_names[] = {
+    {"wq", false},  {"bq", true},  {"wk", false},  {"bk", true},  {"wv", false},
+    {"bv", true},   {"wo", false}, {"bo", true},   {"attention_ln_gamma", false},
+    {"attention_ln_beta", false},  {"ffn_ln_gamma", false},       {"ffn_ln_beta", false},
+    {"fc1", false}, {"b1", true},  {"fc2", false}, {"b2", true}};
 
 // The weight arrays of one layer, checked (float32, C-contiguous, 2-D matrices and 1-D vectors) and
 // kept alive for as long as the layer's views point into them.
@@ -43,16 +43,19 @@ struct layer_arrays {
     constexpr const char* fn = "EncoderLayer";
     for (const auto& [key, value] : weights) {
       const std::string name = py::str(key);
-      check(weight_names().count(name) == 1, fn, ": unknown weight '", name,
-            "' (wq, bq, wk, bk, wv, bv, wo, bo, attention_ln_gamma, attention_ln_beta, ffn_ln_gamma, ffn_ln_beta, "
-            "fc1, b1, fc2, b2)");
+      if (std::none_of(std::begin(weight_names), std::end(weight_names),
+                       [&](const weight_name& w) { return name == w.name; })) {
+        std::string known;
+        for (const auto& w : weight_names) known += std::string(known.empty() ? "" : ", ") + w.name;
+        check(false, fn, ": unknown weight '", name, "' (", known, ")");
+      }
       py::array a = to_array(value, fn, name.c_str(), false);
       check_dtype<float>(a, fn, name.c_str());
       check(a.flags() & py::array::c_style, fn, ": weight '", name, "' must be C-contiguous (numpy.ascontiguousarray)");
       arrays.emplace(name, std::move(a));
     }
-    for (const auto& name : weight_names())
-      check(arrays.count(name) == 1 || optional_weights().count(name) == 1, fn, ": weight '", name, "' is missing");
+    for (const auto& w : weight_names)
+      check(w.optional || arrays.count(w.name) == 1, fn, ": weight '", w.name, "' is missing");
   }
 
   matrix_view<const float> matrix(const std::string& name) const {
@@ -96,12 +99,14 @@ nn::layer_point point_of(const std::string& name, const char* fn) {
   throw py::value_error(std::string(fn) + ": unknown point '" + name + "' (" + names + ")");
 }
 
+// The names are the library's (to_string): "static", "dynamic-tensor", "dynamic-token".
 activation_scaling scaling_of(const std::string& s, const char* fn, const char* name) {
-  return enum_of<activation_scaling>(s,
-                                     {{"static", activation_scaling::static_tensor},
-                                      {"dynamic-tensor", activation_scaling::dynamic_tensor},
-                                      {"dynamic-token", activation_scaling::dynamic_token}},
-                                     fn, name);
+  using a = activation_scaling;
+  return enum_of<a>(s,
+                    {{to_string(a::static_tensor), a::static_tensor},
+                     {to_string(a::dynamic_tensor), a::dynamic_tensor},
+                     {to_string(a::dynamic_token), a::dynamic_token}},
+                    fn, name);
 }
 
 // The lengths of the sequences packed along x's rows (None: x is one sequence).
@@ -129,7 +134,6 @@ struct py_encoder_layer {
 
 struct py_quantized_layer {
   nn::quantized_encoder_layer<arch> layer;
-  index_t n_heads;
 };
 
 // The workspace of a forward call: one per calling thread and layer shape, shared by every layer
@@ -137,10 +141,10 @@ struct py_quantized_layer {
 // to the next, as in a C++ model's single workspace), grown when a call needs more tokens. The
 // thread's own: Python threads calling layers at once (the GIL is released) never share one.
 template <class Layer>
-auto& thread_workspace(const Layer& layer, index_t tokens, index_t n_heads) {
+auto& thread_workspace(const Layer& layer, index_t tokens) {
   using workspace = decltype(layer.make_workspace(0));
   thread_local std::map<std::array<index_t, 3>, workspace> workspaces;
-  const std::array<index_t, 3> shape{layer.d_model(), layer.ffn_dim(), n_heads};
+  const std::array<index_t, 3> shape{layer.d_model(), layer.ffn_dim(), layer.n_heads()};
   auto it = workspaces.find(shape);
   if (it == workspaces.end() || it->second.max_tokens() < tokens)
     it = workspaces.insert_or_assign(shape, layer.make_workspace(tokens)).first;
@@ -173,7 +177,7 @@ py::object forward_fp32(const py_encoder_layer& l, py::handle x_obj, const std::
   const std::vector<index_t> len = lengths_of(lengths);
   auto x = layer_input(x_obj, l.layer.d_model(), len, fn);
   run_kernel([&] {
-    auto& ws = thread_workspace(l.layer, x.view.rows, l.layer.options().attention.n_heads);
+    auto& ws = thread_workspace(l.layer, x.view.rows);
     l.layer.forward(x.view, nn::packed_sequences{len}, ws, calibrator);
   });
   return x.array;
@@ -187,7 +191,7 @@ py::object forward_w8a8(const py_quantized_layer& l, py::handle x_obj, py::handl
   matrix_arg<uint8_t> x_q;
   if (!x_q_obj.is_none()) x_q = as_matrix<uint8_t>(x_q_obj, fn, "x_q");
   run_kernel([&] {
-    auto& ws = thread_workspace(l.layer, x.view.rows, l.n_heads);
+    auto& ws = thread_workspace(l.layer, x.view.rows);
     if (x_q.view.data)
       l.layer.forward(x.view, x_q.view, nn::packed_sequences{len}, ws);
     else
@@ -207,8 +211,7 @@ std::unique_ptr<py_quantized_layer> make_quantized(const py_encoder_layer& fp32,
   o.weight_bits = weight_bits;
   o.set_activations(scaling_of(activations, fn, "activations"));
   o.smoothing_alpha = smoothing_alpha;
-  return std::make_unique<py_quantized_layer>(py_quantized_layer{nn::quantized_encoder_layer<arch>(fp32.layer, cal, o),
-                                                                 fp32.layer.options().attention.n_heads});
+  return std::make_unique<py_quantized_layer>(py_quantized_layer{nn::quantized_encoder_layer<arch>(fp32.layer, cal, o)});
 }
 
 }  // namespace

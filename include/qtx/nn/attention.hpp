@@ -83,10 +83,9 @@ inline void check_attention_options(const char* fn, const attention_options& o, 
         d_model / o.n_heads);
 }
 
+// The options were checked when the module was made (check_attention_options).
 inline ops::attention_params attention_params_for(const attention_options& o, index_t d_model,
                                                   index_t causal_offset) {
-  check(o.n_heads > 0 && d_model % o.n_heads == 0, "attention: d_model (", d_model,
-        ") is not a multiple of n_heads (", o.n_heads, ")");
   return {o.n_heads, 1.0f / std::sqrt(float(d_model / o.n_heads)), o.gamma, o.zeta, o.causal, causal_offset};
 }
 

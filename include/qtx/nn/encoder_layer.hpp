@@ -110,6 +110,8 @@ class encoder_layer {
   index_t d_model() const { return attention_.d_model(); }
   /// Width of the FFN's hidden activation.
   index_t ffn_dim() const { return ffn_.ffn_dim(); }
+  /// Number of attention heads.
+  index_t n_heads() const { return options_.attention.n_heads; }
   /// Norm placement, attention variant, activation, ε.
   const encoder_layer_options& options() const { return options_; }
   /// The float weights the layer was made from (views).
@@ -278,6 +280,8 @@ class quantized_encoder_layer {
   index_t d_model() const { return attention_.d_model(); }
   /// Width of the FFN's hidden activation.
   index_t ffn_dim() const { return ffn_.ffn_dim(); }
+  /// Number of attention heads.
+  index_t n_heads() const { return n_heads_; }
   /// Post-LN or pre-LN.
   norm_placement norm() const { return norm_; }
   /// The options the layer was made with (residual rounding as set_residual_rounding left it).
