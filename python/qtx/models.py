@@ -186,6 +186,14 @@ class Bert:
         x += self.token_type  # added last, in the C++ example's order: the same float sums
         return x, (None if len(batch) == 1 else [s.size for s in batch])
 
+    def _fp32(self, ids, calibrators=None) -> np.ndarray:
+        """The FP32 forward; calibrators (one per layer) record every layer's quantization points."""
+        x, lengths = self.embed(ids)
+        _qtx.layer_norm(x, self.ln_gamma, self.ln_beta, x, eps=self.ln_eps)
+        for layer, cal in zip(self.layers, calibrators or [None] * len(self.layers)):
+            layer.forward(x, lengths=lengths, calibrator=cal)
+        return x
+
     def forward(self, ids, *, w8a8: bool = False) -> np.ndarray:
         """Hidden states of the last layer, (T, hidden) float32.
 
@@ -195,12 +203,9 @@ class Bert:
         """
         if w8a8 and self.w8a8_layers is None:
             raise ValueError("Bert.forward: w8a8=True before quantize()")
-        x, lengths = self.embed(ids)
         if not w8a8:
-            _qtx.layer_norm(x, self.ln_gamma, self.ln_beta, x, eps=self.ln_eps)
-            for layer in self.layers:
-                layer.forward(x, lengths=lengths)
-            return x
+            return self._fp32(ids)
+        x, lengths = self.embed(ids)
         first = self.w8a8_layers[0]
         if first.round_residuals and self._static_input:
             # The paper's W8A8: the LN output on its uint8 grid is the residual stream, passed from layer to layer.
@@ -228,10 +233,7 @@ class Bert:
                 c.use(estimator)
         seen = 0
         for ids in sequences:
-            x, lengths = self.embed(ids)
-            _qtx.layer_norm(x, self.ln_gamma, self.ln_beta, x, eps=self.ln_eps)
-            for layer, cal in zip(self.layers, self.calibrators):
-                layer.forward(x, lengths=lengths, calibrator=cal)
+            self._fp32(ids, self.calibrators)
             seen += 1
         if seen == 0:
             raise ValueError("Bert.calibrate: no calibration sequences")

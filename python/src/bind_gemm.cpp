@@ -88,11 +88,13 @@ parsed_epilogue parse(const std::vector<stage_spec>& stages, bool integer, index
     }
     if (at(kind::bias)) e.bias_int = as_vector<int32_t>(stages[i++].data, "gemm", "bias values (int32 for uint8 a)");
     if (at(kind::dequantize) || at(kind::dequantize_rows)) {
-      if (at(kind::dequantize_rows))
-        e.row_scales = as_vector<float>(stages[i].data, "gemm", "dequantize_rows row_scales");
-      const py::object& scales = at(kind::dequantize_rows) ? stages[i].data2 : stages[i].data;
-      e.dequant_scales = per_column(scales, n, at(kind::dequantize_rows) ? "dequantize_rows scales" : "dequantize scales");
-      ++i;
+      const stage_spec& s = stages[i++];
+      if (s.what == kind::dequantize_rows) {
+        e.row_scales = as_vector<float>(s.data, "gemm", "dequantize_rows row_scales");
+        e.dequant_scales = per_column(s.data2, n, "dequantize_rows scales");
+      } else {
+        e.dequant_scales = per_column(s.data, n, "dequantize scales");
+      }
       if (at(kind::bias)) e.bias_float = as_vector<float>(stages[i++].data, "gemm", "bias values (float32 after dequantize)");
       check(!(e.per_row() && e.bias_int), "gemm: an int32 bias before dequantize and the per-row stages or a float32 "
                                           "bias do not combine; add the bias after dequantizing");

@@ -67,6 +67,7 @@ void gemm_per_row(matrix_view<const uint8_t> a, const packed_int8& b, const any_
 
 void gemm_uint8(matrix_view<const uint8_t> a, const packed_int8& b, any_output c, const parsed_epilogue& e,
                 int32_t za) {
+  if (e.per_row()) return gemm_per_row(a, b, c, e, za);
   const ep::span<const float> requant(e.requant_multipliers.data(), index_t(e.requant_multipliers.size()));
   const ep::span<const float> dequant(e.dequant_scales.data(), index_t(e.dequant_scales.size()));
   // Each step appends its optional stage and hands the chain to the next step.
@@ -105,10 +106,6 @@ void gemm_uint8(matrix_view<const uint8_t> a, const packed_int8& b, any_output c
     else
       integer_step(s...);
   };
-  if (e.per_row()) {
-    gemm_per_row(a, b, c, e, za);
-    return;
-  }
   if (e.bias_int)
     after_bias(ep::bias<int32_t>{ep::span<const int32_t>(e.bias_int->data, e.bias_int->size)});
   else
