@@ -23,6 +23,7 @@
 // the GOPS counters (the least disturbed repetition); "min" is reported for the time.
 // qtx first: it includes <immintrin.h> under a pragma that silences GCC 12's false
 // -Wmaybe-uninitialized in the intrinsics headers (for Eigen's kernels too).
+#include <qtx/nn/linear.hpp>
 #include <qtx/ops/gemm.hpp>
 
 #include <benchmark/benchmark.h>
@@ -32,6 +33,7 @@
 #include "peak.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -136,6 +138,27 @@ void qtx_int8(benchmark::State& state, int weight_bits) {
   state.SetLabel(std::string(fused ? "u8s8 bias+requant->u8 (za=128)" : "u8s8->s32") +
                  (weight_bits == 7 ? ", 7-bit B" : ""));
 }
+// The attention output projection W_O as the W8A8 layers run it (nn::qlinear, float output, bias):
+// its input, the context, on one uint8 grid (groups 1) or one grid per head (groups = heads: one GEMM
+// per head, the heads summed in float; quantized_layer_options::per_head_context). Args: M, K, N,
+// threads, groups.
+void BM_qlinear_context(benchmark::State& state) {
+  const shape s = shape_of(state);
+  const index_t groups = state.range(4);
+  set_threads(s.threads);
+  const auto a = random_values<uint8_t>(s.m * s.k, 3);
+  const auto w = random_values<float>(s.n * s.k, 4), bias = random_values<float>(s.n, 5);
+  const std::vector<qtx::quant_params> grids(static_cast<std::size_t>(groups), qtx::quant_params{0.02f, 128});
+  const qtx::nn::qlinear<arch> layer(qtx::make_view(w.data(), s.n, s.k), grids, bias);
+  std::vector<float> y(s.m * s.n);
+  for (auto _ : state) {
+    layer.forward(qtx::make_view(a.data(), s.m, s.k), qtx::make_view(y.data(), s.m, s.n));
+    benchmark::ClobberMemory();
+  }
+  report(state, s, peak_int8_gops());
+  state.SetLabel(groups == 1 ? "one context grid" : std::to_string(groups) + " grids (per head)");
+}
+
 void BM_qtx_int8(benchmark::State& state) { qtx_int8(state, 8); }
 void BM_qtx_int8_w7(benchmark::State& state) { qtx_int8(state, 7); }
 
@@ -229,6 +252,13 @@ void all_shapes_unfused(benchmark::internal::Benchmark* b) {
     for (const auto& s : shapes) b->Args({s[0], s[1], s[2], threads, 0});
 }
 
+// W_O of MiniLM (a 24-token sentence, 12 heads of 32) and of BERT-base (T = 128, 12 heads of 64).
+void context_shapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"M", "K", "N", "threads", "groups"});
+  for (const auto& s : {std::array<index_t, 3>{24, 384, 384}, std::array<index_t, 3>{128, 768, 768}})
+    for (index_t groups : {1, 12}) b->Args({s[0], s[1], s[2], 1, groups});
+}
+
 double best(const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); }
 double least(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
 
@@ -238,6 +268,7 @@ double least(const std::vector<double>& v) { return *std::min_element(v.begin(),
 
 QTX_GEMM_BENCH(BM_qtx_int8, all_shapes_fused);
 QTX_GEMM_BENCH(BM_qtx_int8_w7, all_shapes_unfused);
+QTX_GEMM_BENCH(BM_qlinear_context, context_shapes);
 #ifdef QTX_BENCH_WITH_DNNL
 QTX_GEMM_BENCH(BM_dnnl_int8, all_shapes);
 #endif

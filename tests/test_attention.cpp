@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <random>
+#include <span>
 #include <tuple>
 #include <vector>
 
@@ -209,4 +210,20 @@ TEST_CASE("attention rejects bad shapes, heads, masks and parameters", "[attenti
   CHECK_THROWS_AS(qtx::ops::attention(qtx::cpu::native{}, pr.qv(), pr.kv().block(0, 0, 3, 8), pr.vv(), o,
                                       qtx::ops::attention_params{2, 1.0f}),
                   qtx::error);
+  // W8A8 with the output quantized per head: one valid parameter set per head, uint8 output only.
+  const std::vector<uint8_t> levels(4 * 8, 128);
+  const auto l = qtx::make_view(levels.data(), 4, 8);
+  std::vector<uint8_t> out8(4 * 8);
+  const std::vector<qtx::quant_params> one = {{0.1f, 128}}, two_bad = {{0.1f, 128}, {0.0f, 128}};
+  auto run8 = [&](std::span<const qtx::quant_params> per_head, bool uint8_out = true) {
+    qtx::ops::attention_quant quant{{0.1f, 128}, {0.1f, 128}, {0.1f, 128}, {0.1f, 128}, per_head};
+    if (uint8_out)
+      qtx::ops::attention(qtx::cpu::native{}, l, l, l, qtx::make_view(out8.data(), 4, 8), {2, 1.0f}, quant);
+    else
+      qtx::ops::attention(qtx::cpu::native{}, l, l, l, o, {2, 1.0f}, quant);
+  };
+  CHECK_THROWS_WITH(run8(one),
+                    Catch::StartsWith("attention: quant.out_per_head has 1 entries, expected one per head (2)"));
+  CHECK_THROWS_WITH(run8(two_bad), Catch::StartsWith("attention: quant.out_per_head.scale (0)"));
+  CHECK_THROWS_WITH(run8(one, false), Catch::Contains("a float output is not quantized"));
 }

@@ -53,6 +53,7 @@ struct problem {
   std::vector<uint8_t> q, k, v;
   std::vector<float> mask, gate;
   qtx::ref::attention_int8_quant quant;
+  std::vector<qtx::quant_params> out_per_head;
   problem(index_t tq, index_t tk, index_t h, index_t dh, unsigned seed)
       : Tq(tq), Tk(tk), H(h), d(dh), q(random_levels(std::size_t(tq * h * dh), seed, 0, 255)),
         // Keys near their zero point spread the scores over a useful softmax range.
@@ -67,6 +68,9 @@ struct problem {
     quant.k = {0.04f, 130};
     quant.v = {0.02f, int32_t(120 + seed % 17)};
     quant.out = {0.012f, 125};
+    // Per-head outputs (the gated layers' context): each head on its own scale and zero point.
+    for (index_t head = 0; head < h; ++head)
+      out_per_head.push_back({0.004f * float(head + 1), int32_t(125 - 9 * head)});
   }
   index_t D() const { return H * d; }
   auto qv() const { return qtx::make_view(q.data(), Tq, D()); }
@@ -79,23 +83,29 @@ struct tie_stats {
 };
 
 template <class Arch, class Out>
-void check_case(const problem& pr, const qtx::ref::attention_config& cfg, bool masked, bool gated, tie_stats& stats) {
+void check_case(const problem& pr, const qtx::ref::attention_config& cfg, bool masked, bool gated, tie_stats& stats,
+                bool per_head_output = false) {
   const index_t Tq = pr.Tq, D = pr.D();
   const auto mask = masked ? qtx::make_view(pr.mask.data(), 1, pr.Tk) : qtx::matrix_view<const float>{};
   const auto gate = gated ? qtx::make_view(pr.gate.data(), Tq, pr.H) : qtx::matrix_view<const float>{};
   std::vector<Out> got(std::size_t(Tq * D)), exact(got.size()), normative(got.size());
   const qtx::ops::attention_params p{cfg.n_heads, cfg.scale, cfg.gamma, cfg.zeta, cfg.causal, cfg.causal_offset};
-  const qtx::ops::attention_quant quant{pr.quant.q, pr.quant.k, pr.quant.v, pr.quant.out};
+  qtx::ops::attention_quant quant{pr.quant.q, pr.quant.k, pr.quant.v, pr.quant.out};
+  auto ref_quant = pr.quant;
+  if (per_head_output) {
+    quant.out_per_head = pr.out_per_head;
+    ref_quant.out_per_head = pr.out_per_head;
+  }
   qtx::ops::attention(Arch{}, pr.qv(), pr.kv(), pr.vv(), qtx::make_view(got.data(), Tq, D), p, quant, mask, gate);
 
   std::vector<uint8_t> p_backend, p_reference;
-  qtx::ref::attention_int8(pr.qv(), pr.kv(), pr.vv(), qtx::make_view(exact.data(), Tq, D), cfg, pr.quant, mask, gate,
+  qtx::ref::attention_int8(pr.qv(), pr.kv(), pr.vv(), qtx::make_view(exact.data(), Tq, D), cfg, ref_quant, mask, gate,
                            backend_probabilities<Arch>{}, &p_backend);
-  qtx::ref::attention_int8(pr.qv(), pr.kv(), pr.vv(), qtx::make_view(normative.data(), Tq, D), cfg, pr.quant, mask,
+  qtx::ref::attention_int8(pr.qv(), pr.kv(), pr.vv(), qtx::make_view(normative.data(), Tq, D), cfg, ref_quant, mask,
                            gate, qtx::ref::reference_probabilities{}, &p_reference);
   INFO(Arch::name() << " Tq " << Tq << " Tk " << pr.Tk << " H " << pr.H << " d " << pr.d << " gamma " << cfg.gamma
                     << " zeta " << cfg.zeta << " causal " << cfg.causal << " offset " << cfg.causal_offset << " mask "
-                    << masked << " gate " << gated);
+                    << masked << " gate " << gated << " per-head output " << per_head_output);
   REQUIRE(got == exact);
 
   // Rows (head, query) whose probability levels differ from the normative ones.
@@ -139,7 +149,7 @@ TEMPLATE_LIST_TEST_CASE("W8A8 attention is bit-exact against the integer oracle"
             // Causal: queries are the last Tq positions of Tk (the KV-cache layout), or offset 0.
             const index_t offset = causal && (variant & 1) ? std::max<index_t>(0, Tk - Tq) : 0;
             const qtx::ref::attention_config cfg{H, 1.0f / std::sqrt(float(d)), gamma, zeta, causal, offset};
-            check_case<TestType, uint8_t>(pr, cfg, masked, gated, stats);
+            check_case<TestType, uint8_t>(pr, cfg, masked, gated, stats, (Tq + variant) % 2 == 1);
             check_case<TestType, float>(pr, cfg, masked, gated, stats);
             ++cases;
           }

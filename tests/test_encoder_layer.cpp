@@ -529,3 +529,73 @@ TEST_CASE("smoothing (SmoothQuant) of the LN-output GEMM inputs: outlier channel
   for (double r : ratios) mean += r / double(ratios.size());
   CHECK(mean < 0.7);
 }
+
+// A gated layer whose gates switch three of four heads nearly off (π ≈ 0.05): on one context grid
+// for all heads those three keep a few uint8 levels; per head, each keeps its own. Pre-LN, float
+// residual stream, so the attention's context is the main W8A8 error being compared.
+TEST_CASE("per-head context scales: each head on its own grid; a gated layer's quiet heads cost less",
+          "[nn][encoder_layer][w8a8][per_head]") {
+  const index_t H = 4, D = 32, F = 64, T = 16, dh = D / H;
+  auto ref = layer_for({false, 0, 0.0f, reference::act::gelu_erf, false}, D, F, H, 77);
+  for (auto& w : ref.gate->w1) w *= 0.1f;
+  ref.gate->b1 = {4.0f, -3.0f, -3.0f, -3.0f};
+  const auto layer = make_layer(ref);
+  auto ws = layer.make_workspace(T);
+  std::mt19937 rng(78);
+  nn::layer_calibrator calibrator;
+  for (int b = 0; b < 8; ++b) {
+    auto x = normal_values(T * D, 1.0f, rng);
+    layer.forward(qtx::make_view(x.data(), T, D), ws, &calibrator);
+  }
+  const auto cal = calibrator.result();
+
+  // group_params by hand: each head's channel min/max, clipped to what the tensor's grid represents.
+  const auto heads = cal.group_params(nn::layer_point::context, H, "test");
+  const auto tensor = cal.at(nn::layer_point::context, "test");
+  const auto& ch = cal.channels_at(nn::layer_point::context, "test");
+  REQUIRE(heads.size() == std::size_t(H));
+  for (index_t h = 0; h < H; ++h) {
+    float lo = 0, hi = 0;
+    for (index_t j = h * dh; j < (h + 1) * dh; ++j) lo = std::min(lo, ch.lo[j]), hi = std::max(hi, ch.hi[j]);
+    lo = std::max(lo, tensor.scale * float(-tensor.zero_point));
+    hi = std::min(hi, tensor.scale * float(255 - tensor.zero_point));
+    const auto want = qtx::asymmetric_params<uint8_t>(lo, hi);
+    CHECK(heads[h].scale == want.scale);
+    CHECK(heads[h].zero_point == want.zero_point);
+    CHECK(heads[h].scale <= tensor.scale * 1.0001f);
+  }
+  CHECK(heads[1].scale < 0.2f * heads[0].scale);  // the quiet heads get much finer grids
+
+  double error[2] = {};
+  for (int per_head = 0; per_head < 2; ++per_head) {
+    nn::quantized_layer_options o;
+    o.round_residuals = false;
+    o.per_head_context = per_head == 1;
+    const nn::quantized_encoder_layer<> q(layer, cal, o);
+    auto qws = q.make_workspace(T);
+    double sum = 0;
+    for (int b = 0; b < 4; ++b) {
+      const auto input = normal_values(T * D, 1.0f, rng);
+      auto expected = input, got = input;
+      layer.forward(qtx::make_view(expected.data(), T, D), ws);
+      q.forward(qtx::make_view(got.data(), T, D), qws);
+      // The layer's change to its input: the residual stream itself would hide the error.
+      std::vector<float> d_got(input.size()), d_want(input.size());
+      for (std::size_t i = 0; i < input.size(); ++i) d_got[i] = got[i] - input[i], d_want[i] = expected[i] - input[i];
+      sum += relative_rms(d_got, d_want);
+    }
+    error[per_head] = sum / 4;
+  }
+  CAPTURE(error[0], error[1]);
+  CHECK(error[1] < 0.05);
+  CHECK(error[1] < error[0]);
+
+  nn::quantized_layer_options dynamic_context;
+  dynamic_context.round_residuals = false;
+  dynamic_context.context = qtx::activation_scaling::dynamic_token;
+  dynamic_context.per_head_context = true;
+  CHECK_THROWS_WITH((nn::quantized_encoder_layer<>(layer, cal, dynamic_context)),
+                    Catch::StartsWith("quantized_encoder_layer: per_head_context needs a static context"));
+  CHECK_THROWS_WITH(cal.group_params(nn::layer_point::context, 3, "test"),
+                    Catch::StartsWith("test: 3 groups do not divide the 32 channels of point 'context'"));
+}

@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -113,6 +114,89 @@ TEST_CASE("qlinear with 7-bit weights (reduce_range): every backend equals the s
   for (int bad : {1, 9})
     CHECK_THROWS_WITH((nn::qlinear<>(qtx::make_view(w.data(), N, K), b, qx, true, bad)),
                       Catch::Contains("qlinear: weight_bits (" + std::to_string(bad) + ") must be 2..8"));
+}
+
+TEST_CASE("qlinear with grouped input parameters: each group on its own grid, summed in float", "[nn][linear]") {
+  // Four groups of 8 features (e.g. four heads of the attention context), one head 30× smaller
+  // than the others: on a per-tensor grid it would keep a few levels, on its own grid all of them.
+  const index_t M = GENERATE(1, 5, 33), G = 4, width = 8, K = G * width, N = GENERATE(3, 40);
+  auto x = random_vector(M * K, 1.0f, 41);
+  for (index_t m = 0; m < M; ++m)
+    for (index_t k = 2 * width; k < 3 * width; ++k) x[m * K + k] /= 30.0f;
+  const auto w = random_vector(N * K, 0.1f, 42), b = random_vector(N, 0.5f, 43), r = random_vector(M * N, 1.0f, 44);
+  std::vector<qtx::quant_params> groups;
+  std::vector<uint8_t> x_q(x.size());
+  for (index_t g = 0; g < G; ++g) {
+    float lo = 0, hi = 0;
+    for (index_t m = 0; m < M; ++m)
+      for (index_t k = g * width; k < (g + 1) * width; ++k)
+        lo = std::min(lo, x[m * K + k]), hi = std::max(hi, x[m * K + k]);
+    groups.push_back(qtx::asymmetric_params<uint8_t>(lo, hi));
+    for (index_t m = 0; m < M; ++m)
+      for (index_t k = g * width; k < (g + 1) * width; ++k)
+        x_q[m * K + k] = qtx::quantize_one<uint8_t>(x[m * K + k], groups[g].inv_scale(), groups[g].zero_point);
+  }
+  // The definition in double: per-channel symmetric int8 weights, exact integer sums per group.
+  std::vector<double> s_w(N);
+  std::vector<int> w_q(N * K);
+  for (index_t n = 0; n < N; ++n) {
+    float absmax = 0;
+    for (index_t k = 0; k < K; ++k) absmax = std::max(absmax, std::abs(w[n * K + k]));
+    const float scale = absmax / 127.0f;
+    s_w[n] = scale;
+    for (index_t k = 0; k < K; ++k) w_q[n * K + k] = int(std::nearbyint(w[n * K + k] * (1.0f / scale)));
+  }
+  nn::qlinear<> layer(qtx::make_view(w.data(), N, K), groups, b);
+  for (auto act : {nn::activation::none, nn::activation::relu}) {
+    for (bool with_residual : {false, true}) {
+      std::vector<float> y(M * N);
+      layer.forward(qtx::make_view(x_q.data(), M, K), qtx::make_view(y.data(), M, N), act,
+                    with_residual ? qtx::make_view(r.data(), M, N) : qtx::matrix_view<const float>{});
+      for (index_t m = 0; m < M; ++m)
+        for (index_t n = 0; n < N; ++n) {
+          double v = b[n];
+          for (index_t g = 0; g < G; ++g) {
+            long sum = 0;
+            for (index_t k = g * width; k < (g + 1) * width; ++k)
+              sum += long(int(x_q[m * K + k]) - groups[g].zero_point) * w_q[n * K + k];
+            v += double(groups[g].scale) * s_w[n] * double(sum);
+          }
+          if (act == nn::activation::relu) v = std::max(v, 0.0);
+          if (with_residual) v += r[m * N + n];
+          REQUIRE(y[m * N + n] == Approx(v).epsilon(1e-5).margin(1e-5));
+        }
+    }
+  }
+  // Against the float layer, the small group's own grid beats one grid for all (the point of it).
+  const auto ref = linear_oracle(x, w, b, M, K, N, nn::activation::none, nullptr);
+  float lo = 0, hi = 0;
+  for (float v : x) lo = std::min(lo, v), hi = std::max(hi, v);
+  const auto per_tensor = qtx::asymmetric_params<uint8_t>(lo, hi);
+  std::vector<uint8_t> x_t(x.size());
+  qtx::quantize<uint8_t>(x, x_t, per_tensor);
+  const std::vector<qtx::quant_params> one_group = {per_tensor};
+  nn::qlinear<> grouped_once(qtx::make_view(w.data(), N, K), one_group, b);
+  nn::qlinear<> plain(qtx::make_view(w.data(), N, K), b, per_tensor);
+  std::vector<float> y_g(M * N), y_t(M * N), y_1(M * N), y_p(M * N);
+  layer.forward(qtx::make_view(x_q.data(), M, K), qtx::make_view(y_g.data(), M, N));
+  plain.forward(qtx::make_view(x_t.data(), M, K), qtx::make_view(y_p.data(), M, N));
+  grouped_once.forward(qtx::make_view(x_t.data(), M, K), qtx::make_view(y_1.data(), M, N));
+  CHECK(y_1 == y_p);  // one group is the ungrouped layer, bit for bit
+  double err_grouped = 0, err_tensor = 0;
+  for (std::size_t i = 0; i < y_g.size(); ++i)
+    err_grouped += std::pow(y_g[i] - ref[i], 2), err_tensor += std::pow(y_p[i] - ref[i], 2);
+  CHECK(err_grouped < err_tensor);
+  // What a grouped layer refuses.
+  const std::vector<qtx::quant_params> three(3, per_tensor), bad = {per_tensor, per_tensor, {0.0f, 0}, per_tensor};
+  CHECK_THROWS_WITH((nn::qlinear<>(qtx::make_view(w.data(), N, K), three, b)),
+                    Catch::StartsWith("qlinear: 3 input groups do not divide in_features (32)"));
+  CHECK_THROWS_WITH((nn::qlinear<>(qtx::make_view(w.data(), N, K), std::span<const qtx::quant_params>{}, b)),
+                    Catch::StartsWith("qlinear: 0 input groups"));
+  CHECK_THROWS_WITH((nn::qlinear<>(qtx::make_view(w.data(), N, K), bad, b)),
+                    Catch::StartsWith("qlinear: input_groups.scale (0)"));
+  std::vector<uint8_t> y8(M * N);
+  CHECK_THROWS_WITH(layer.forward(qtx::make_view(x_q.data(), M, K), qtx::make_view(y8.data(), M, N), per_tensor),
+                    Catch::Contains("grouped input parameters writes float outputs only"));
 }
 
 TEST_CASE("linear layers reject mismatched shapes", "[nn][linear]") {

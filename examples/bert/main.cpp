@@ -44,8 +44,9 @@ using qtx::index_t;
 struct options {
   std::filesystem::path model_dir, text_dir, out_dir = "bert_out", vocab, reference;
   index_t heldout = 1000, calibration = 256, probe = 2000, max_tokens = 128;
-  bool mlm_eval = false;
+  bool mlm_eval = false, per_head_context = false, calibrate_masked = false;
   int weight_bits = 8;
+  int mlm_mode = 0;
 };
 
 options parse(int argc, char** argv) {
@@ -66,6 +67,16 @@ options parse(int argc, char** argv) {
                  "compare with this model's FP32 embeddings instead of MODEL_DIR's own (e.g. the original of a "
                  "retrofitted model, tools/train/retrofit_minilm.py); same tokenizer and hidden size")
       ->check(CLI::ExistingDirectory);
+  app.add_flag("--per-head-context", o.per_head_context,
+               "W8A8 with a static context: quantize it per head, each head on its own grid (gated models)");
+  app.add_option("--mlm-mode", o.mlm_mode,
+                 "--mlm-eval's W8A8 mode, an index into the demo's mode table: 0 static (paper), 1 float residual "
+                 "stream, 2 dynamic per tensor, 3 per token, 4 static + smoothing, 5 per token + smoothing")
+      ->check(CLI::Range(0, 5))
+      ->capture_default_str();
+  app.add_flag("--calibrate-masked", o.calibrate_masked,
+               "--mlm-eval: calibrate on sentences masked as the evaluated ones are (the [MASK] token's activations "
+               "in the calibration ranges)");
   app.add_flag("--mlm-eval", o.mlm_eval, "masked-LM perplexity FP32 vs W8A8 instead (tools/train/bert_mlm.py models)");
   demo::parse_or_exit(app, argc, argv);
   if (o.vocab.empty()) o.vocab = o.model_dir / "vocab.txt";
@@ -89,7 +100,10 @@ int main(int argc, char** argv) try {
     std::printf("qtx BERT MLM evaluation: %ld layers, hidden %ld, %ld heads, gamma %g, gate %s, backend %s\n",
                 long(cfg.layers), long(cfg.hidden), long(cfg.heads), cfg.gamma, cfg.gate.c_str(),
                 qtx::cpu::native::name());
-    const auto r = bert::mlm_eval(model, tok, opt.text_dir, opt.heldout, opt.calibration, opt.max_tokens);
+    auto w8a8 = demo::w8a8_modes(opt.weight_bits).at(std::size_t(opt.mlm_mode)).options;
+    w8a8.per_head_context = opt.per_head_context && !qtx::is_dynamic(w8a8.context);
+    const auto r = bert::mlm_eval(model, tok, opt.text_dir, opt.heldout, opt.calibration, opt.max_tokens, w8a8,
+                                  opt.calibrate_masked);
     bert::write_mlm_report(r, opt.out_dir);
     return 0;
   }
@@ -170,7 +184,11 @@ int main(int argc, char** argv) try {
   const demo::logistic_regression probe(train_x, train_y);
 
   demo::report r;
-  for (const auto& mode : demo::w8a8_modes(opt.weight_bits)) {
+  for (auto mode : demo::w8a8_modes(opt.weight_bits)) {
+    if (opt.per_head_context && !qtx::is_dynamic(mode.options.context)) {
+      mode.options.per_head_context = true;
+      mode.name += ", per-head context";
+    }
     model.quantize(cal, mode.options);
     demo::mode_result m{mode.name, {}, 0, 0};
     std::vector<std::vector<float>> embeddings, test_w8a8;

@@ -40,9 +40,19 @@ inline double token_nll(const float* row, index_t vocab, index_t target) {
   return std::log(z) + mx - row[target];
 }
 
+// The deterministic masking of sentence s: position t (1 ≤ t ≤ T−2) becomes [MASK] when
+// (t + s) % mask_period == 0. Returns the masked positions.
+inline std::vector<index_t> mask_tokens(std::vector<qtx::io::token_id>& ids, index_t s, qtx::io::token_id mask_id) {
+  std::vector<index_t> positions;
+  for (index_t t = 1; t + 1 < index_t(ids.size()); ++t)
+    if ((t + s) % mask_period == 0) ids[std::size_t(t)] = mask_id, positions.push_back(t);
+  return positions;
+}
+
 template <class Model>
 mlm_result mlm_eval(Model& model, const qtx::io::wordpiece_tokenizer& tok, const std::filesystem::path& text_dir,
-                    index_t heldout, index_t calibration_sentences, index_t max_tokens) {
+                    index_t heldout, index_t calibration_sentences, index_t max_tokens,
+                    const qtx::nn::quantized_layer_options& w8a8 = {}, bool calibrate_masked = false) {
   qtx::check(model.has_mlm_head(), "bert --mlm-eval: the checkpoint has no cls.predictions.* (MLM head) tensors");
   const auto& cfg = model.cfg();
   const index_t L = cfg.layers;
@@ -61,12 +71,14 @@ mlm_result mlm_eval(Model& model, const qtx::io::wordpiece_tokenizer& tok, const
   const auto calib = demo::read_lines(text_dir / "sotu_calibration.txt", calibration_sentences, 7);
   {
     demo::progress bar("calibrating (FP32)", index_t(calib.size()));
-    for (const auto& s : calib) {
-      model.forward(tok.encode(s, max_tokens), hidden, &record);
+    for (std::size_t s = 0; s < calib.size(); ++s) {
+      auto ids = tok.encode(calib[s], max_tokens);
+      if (calibrate_masked) mask_tokens(ids, index_t(s), mask_id);
+      model.forward(ids, hidden, &record);
       bar.tick();
     }
   }
-  model.quantize(recorder.result());
+  model.quantize(recorder.result(), w8a8);
 
   const auto all = demo::read_lines(text_dir / "sotu_heldout.txt", std::numeric_limits<index_t>::max(), 1);
   const index_t stride = std::max<index_t>(1, index_t(all.size()) / std::max<index_t>(heldout, 1));
@@ -76,9 +88,7 @@ mlm_result mlm_eval(Model& model, const qtx::io::wordpiece_tokenizer& tok, const
     const auto ids = tok.encode(all[s * stride], max_tokens);
     const index_t T = index_t(ids.size());
     auto masked = ids;
-    std::vector<index_t> positions;
-    for (index_t t = 1; t + 1 < T; ++t)
-      if ((t + s) % mask_period == 0) masked[t] = mask_id, positions.push_back(t);
+    const std::vector<index_t> positions = mask_tokens(masked, s, mask_id);
     auto score = [&](double& nll) {
       model.mlm_logits(qtx::make_view(hidden.data(), T, cfg.hidden), logits);
       for (const index_t t : positions) nll += token_nll(logits.data() + t * cfg.vocab, cfg.vocab, ids[t]);

@@ -41,6 +41,7 @@ int main(int argc, char** argv) try {
   std::filesystem::path model_dir, text_dir, out_dir = "opt_out", vocab;
   index_t sentences = 200, calibration = 64;
   std::string prompt = "the congress of the united states";
+  bool per_head_context = false;
   CLI::App app{"qtx OPT demo: causal-LM perplexity FP32 vs W8A8, outlier statistics, greedy generation.", "opt"};
   demo::add_directory(app, "MODEL_DIR", model_dir, "model.safetensors, config.json (and vocab.txt)");
   demo::add_directory(app, "TEXT_DIR", text_dir, "sotu_calibration.txt, sotu_heldout.txt");
@@ -48,6 +49,8 @@ int main(int argc, char** argv) try {
   demo::add_count(app, "--calibration", calibration, "calibration sentences (running min-max)");
   app.add_option("--prompt", prompt, "start of the greedy generation")->capture_default_str();
   app.add_option("--out", out_dir, "output folder")->capture_default_str();
+  app.add_flag("--per-head-context", per_head_context,
+               "W8A8: quantize the attention context per head, each head on its own grid (gated models)");
   app.add_option("--vocab", vocab, "WordPiece vocabulary [default: MODEL_DIR/vocab.txt]")->check(CLI::ExistingFile);
   demo::parse_or_exit(app, argc, argv);
   if (vocab.empty()) vocab = model_dir / "vocab.txt";
@@ -64,11 +67,13 @@ int main(int argc, char** argv) try {
   // 1. FP32 on training sentences: running min-max ranges and outlier statistics per layer.
   qtx::running_minmax_observer embeddings;
   std::vector<std::array<qtx::running_minmax_observer, opt::points>> observers(cfg.layers);
+  std::vector<qtx::channel_minmax_observer> context_channels(cfg.layers);
   std::vector<qtx::outlier_stats> stats(cfg.layers);
   demo::outlier_locations locations(cfg.layers);
   const opt::model<>::observer record = [&](index_t layer, int point, qtx::matrix_view<const float> t) {
     if (layer < 0) return embeddings.observe(t);
     observers[layer][point].observe(t);
+    if (point == opt::context) context_channels[layer].observe(t);
     if (point == opt::ffn_residual) stats[layer].add_sequence(t), locations.add_sequence(layer, t);
   };
   qtx::aligned_buffer<float> logits;
@@ -87,7 +92,10 @@ int main(int argc, char** argv) try {
     cal.layers.emplace_back();
     for (int p = 0; p < opt::points; ++p) cal.layers.back()[p] = layer[p].params<uint8_t>();
   }
-  model.quantize(cal);
+  for (const auto& c : context_channels) cal.contexts.push_back(c.range());
+  qtx::nn::quantized_layer_options w8a8;
+  w8a8.per_head_context = per_head_context;
+  model.quantize(cal, w8a8);
   double nll_fp32 = 0, nll_w8a8 = 0, count = 0;
   {
     demo::progress bar("held-out perplexity", sentences);

@@ -60,6 +60,7 @@ inline const demo::point_map layer_points = {-1,      attention_ln, q,      k,  
 struct calibration {
   qtx::quant_params embeddings;
   std::vector<std::array<qtx::quant_params, points>> layers;
+  std::vector<qtx::channel_range> contexts = {};  // per layer, the context's channel ranges (per-head grids)
 };
 
 template <class Arch = qtx::cpu::native>
@@ -115,13 +116,15 @@ class model {
                  });
   }
 
-  void quantize(const calibration& cal, bool per_channel = true) {
+  void quantize(const calibration& cal, const qtx::nn::quantized_layer_options& options = {}) {
     qtx::check(index_t(cal.layers.size()) == cfg_.layers, "opt: quantize: calibration has ", cal.layers.size(),
                " layers, the model ", cfg_.layers);
     std::vector<qtx::nn::quantized_encoder_layer<Arch>> layers;
-    for (index_t i = 0; i < cfg_.layers; ++i)
-      layers.emplace_back(fp32_[i], demo::layer_calibration_from(cal.layers[i], layer_points),
-                          qtx::nn::quantized_layer_options{per_channel, true});
+    for (index_t i = 0; i < cfg_.layers; ++i) {
+      auto c = demo::layer_calibration_from(cal.layers[i], layer_points);
+      if (!cal.contexts.empty()) c.channels[std::size_t(qtx::nn::layer_point::context)] = cal.contexts[std::size_t(i)];
+      layers.emplace_back(fp32_[i], c, options);
+    }
     w8a8_ = std::move(layers);
     cal_ = cal;
     quantized_ = true;

@@ -203,7 +203,7 @@ py::object forward_w8a8(const py_quantized_layer& l, py::handle x_obj, py::handl
 std::unique_ptr<py_quantized_layer> make_quantized(const py_encoder_layer& fp32, const nn::layer_calibration& cal,
                                                    bool per_channel, bool round_residuals, int weight_bits,
                                                    const std::string& activations,
-                                                   std::optional<float> smoothing_alpha) {
+                                                   std::optional<float> smoothing_alpha, bool per_head_context) {
   constexpr const char* fn = "QuantizedEncoderLayer";
   nn::quantized_layer_options o;
   o.per_channel = per_channel;
@@ -211,12 +211,58 @@ std::unique_ptr<py_quantized_layer> make_quantized(const py_encoder_layer& fp32,
   o.weight_bits = weight_bits;
   o.set_activations(scaling_of(activations, fn, "activations"));
   o.smoothing_alpha = smoothing_alpha;
+  o.per_head_context = per_head_context;
   return std::make_unique<py_quantized_layer>(py_quantized_layer{nn::quantized_encoder_layer<arch>(fp32.layer, cal, o)});
+}
+
+struct py_qlinear {
+  nn::qlinear<arch> layer;
+};
+
+std::unique_ptr<py_qlinear> make_qlinear(py::handle weight, py::handle bias, const quant_params& input,
+                                         bool per_channel, int weight_bits) {
+  constexpr const char* fn = "QLinear";
+  const auto w = as_matrix<const float>(weight, fn, "weight");
+  check(w.array.ndim() == 2, fn, ": weight must be 2-D (out_features, in_features), got ", w.array.ndim(), "-D");
+  std::vector<float> b;
+  if (!bias.is_none()) {
+    const auto v = as_vector<float>(bias, fn, "bias");
+    b.assign(v.data, v.data + v.size);
+  }
+  return std::make_unique<py_qlinear>(py_qlinear{nn::qlinear<arch>(w.view, b, input, per_channel, weight_bits)});
+}
+
+py::array qlinear_forward(const py_qlinear& l, py::handle x_q) {
+  constexpr const char* fn = "QLinear.forward";
+  const auto x = as_matrix<const uint8_t>(x_q, fn, "x_q");
+  check(x.array.ndim() == 2, fn, ": x_q must be 2-D (rows, in_features), got ", x.array.ndim(), "-D");
+  check(x.view.cols == l.layer.in_features(), fn, ": x_q has ", x.view.cols, " columns, the layer's in_features is ",
+        l.layer.in_features());
+  auto y = output_matrix<float>(py::none(), x.view.rows, l.layer.out_features(), false, fn);
+  run_kernel([&] { l.layer.forward(x.view, y.view); });
+  return y.array;
 }
 
 }  // namespace
 
 void bind_layers(py::module_& m) {
+  py::class_<py_qlinear>(m, "QLinear",
+                         R"doc(A W8A8 linear layer: y = dequant(x_q · W_qᵀ + b_q), float output.
+
+weight (out_features, in_features) float32 is quantized to int8 at construction (symmetric, per output
+channel unless per_channel=False, on weight_bits bits); bias (out_features) float32 or None is folded
+into int32 accumulator units; input: the uint8 parameters x_q is quantized with.)doc")
+      .def(py::init(&make_qlinear), "weight"_a, "bias"_a, "input"_a, py::kw_only(), "per_channel"_a = true,
+           "weight_bits"_a = 8)
+      .def_property_readonly(
+          "in_features", [](const py_qlinear& l) { return l.layer.in_features(); }, "Columns of x_q.")
+      .def_property_readonly(
+          "out_features", [](const py_qlinear& l) { return l.layer.out_features(); }, "Columns of the output.")
+      .def_property_readonly(
+          "input_params", [](const py_qlinear& l) { return l.layer.input_params(); }, "The input's uint8 parameters.")
+      .def("forward", &qlinear_forward, "x_q"_a,
+           "y (rows, out_features) float32 = dequant(x_q · W_qᵀ + b_q); x_q uint8 (rows, in_features).");
+
   py::class_<nn::layer_calibration>(
       m, "LayerCalibration", "uint8 parameters of an encoder layer's quantization points (LayerCalibrator.result()).")
       .def(py::init<>(), "An empty calibration (set each point's parameters with cal[point] = QuantParams(...)).")
@@ -299,10 +345,11 @@ channel. round_residuals: residual sums on their uint8 grid (the paper's W8A8); 
 residual stream float. weight_bits: 2..8 (7 runs the AVX2 backend's faster exact kernel).
 activations: how the GEMM inputs are quantized: 'static' (calibrated ranges), 'dynamic-tensor'
 or 'dynamic-token' (per call). smoothing_alpha: SmoothQuant-style migration strength in [0, 1]
-(needs round_residuals=False).)doc")
+(needs round_residuals=False). per_head_context: a static context (W_O's input) quantized per head,
+each head on its own calibrated grid (for gated models whose gates scale heads down).)doc")
       .def(py::init(&make_quantized), "layer"_a, "calibration"_a, py::kw_only(), "per_channel"_a = true,
            "round_residuals"_a = true, "weight_bits"_a = 8, "activations"_a = "static",
-           "smoothing_alpha"_a = py::none(), py::keep_alive<1, 2>())
+           "smoothing_alpha"_a = py::none(), "per_head_context"_a = false, py::keep_alive<1, 2>())
       .def_property_readonly(
           "d_model", [](const py_quantized_layer& l) { return l.layer.d_model(); }, "Width of the hidden states.")
       .def_property_readonly(

@@ -70,3 +70,24 @@ def gate_ref(kind, H, dh, x, w1=None, b1=None, w2=None, b2=None, hidden=0):
     else:
         z = np.broadcast_to(b1, (T, H))
     return sigmoid(z)
+
+
+def random_tensor(rng):
+    """f(*shape): random float32 weights with rows scaled by 1/sqrt(fan-in) (activations stay O(1))."""
+    return lambda *s: (rng.normal(size=s) / np.sqrt(s[-1])).astype(np.float32)
+
+
+def random_layer_tensors(rng, prefix, linears, norms, gate=None, heads=1):
+    """One encoder layer's tensors of a checkpoint: each (name, out, in) of `linears` gets .weight and
+    .bias, each name of `norms` a LayerNorm's .weight (~1) and .bias; gate = the gate's name for a
+    linear_per_head gate over `heads` heads of width linears[0]'s in / heads."""
+    f = random_tensor(rng)
+    w = {}
+    for name, rows, cols in linears:
+        w[prefix + name + ".weight"], w[prefix + name + ".bias"] = f(rows, cols), f(rows) * 0.1
+    for name in norms:
+        w[prefix + name + ".weight"], w[prefix + name + ".bias"] = 1 + f(linears[0][1]) * 0.1, f(linears[0][1]) * 0.1
+    if gate:
+        d = linears[0][2]
+        w[prefix + gate + ".weight"], w[prefix + gate + ".bias"] = f(heads, d // heads), f(heads)
+    return w

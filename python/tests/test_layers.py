@@ -98,7 +98,8 @@ def calibrated(rng, layer, d, batches=4, T=9):
 @pytest.mark.parametrize("options", [{}, {"round_residuals": False}, {"activations": "dynamic-token",
                                                                         "round_residuals": False},
                                      {"weight_bits": 7, "per_channel": False},
-                                     {"round_residuals": False, "smoothing_alpha": 0.5}])
+                                     {"round_residuals": False, "smoothing_alpha": 0.5},
+                                     {"per_head_context": True}])
 def test_w8a8_layer_tracks_fp32(rng, norm, options):
     d, f, heads = 32, 48, 2
     layer = qtx.EncoderLayer(random_weights(rng, d, f), n_heads=heads, norm=norm, ln_eps=1e-5)
@@ -199,6 +200,9 @@ def test_layer_errors_name_the_python_call(rng):
         qtx.QuantizedEncoderLayer(layer, cal, weight_bits=9)
     with pytest.raises(ValueError, match="smoothing needs round_residuals = false"):
         qtx.QuantizedEncoderLayer(layer, cal, smoothing_alpha=0.5)
+    with pytest.raises(ValueError, match="per_head_context needs a static context"):
+        qtx.QuantizedEncoderLayer(layer, cal, activations="dynamic-token", round_residuals=False,
+                                  per_head_context=True)
     q = qtx.QuantizedEncoderLayer(layer, cal, activations="dynamic-token", round_residuals=False)
     with pytest.raises(ValueError, match="QuantizedEncoderLayer.forward: x has 5 columns"):
         q.forward(np.zeros((3, 5), np.float32))

@@ -8,7 +8,7 @@ import pytest
 
 import qtx
 from qtx.models import Bert, sentence_embeddings
-from conftest import layer_norm_ref
+from conftest import layer_norm_ref, random_layer_tensors, random_tensor
 from test_layers import layer_ref
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -25,22 +25,18 @@ def tiny_config(**extra):
 
 def tiny_weights(rng, c, gate=None):
     H, I, heads = c["hidden_size"], c["intermediate_size"], c["num_attention_heads"]
-    f = lambda *s: (rng.normal(size=s) / math.sqrt(s[-1])).astype(np.float32)  # noqa: E731
+    f = random_tensor(rng)
     w = {"embeddings.word_embeddings.weight": f(c["vocab_size"], H),
          "embeddings.position_embeddings.weight": f(c["max_position_embeddings"], H),
          "embeddings.token_type_embeddings.weight": f(2, H),
          "embeddings.LayerNorm.weight": 1 + f(H) * 0.1, "embeddings.LayerNorm.bias": f(H) * 0.1}
     for i in range(c["num_hidden_layers"]):
-        p = f"encoder.layer.{i}."
-        for name, rows, cols in (("attention.self.query", H, H), ("attention.self.key", H, H),
-                                 ("attention.self.value", H, H), ("attention.output.dense", H, H),
-                                 ("intermediate.dense", I, H), ("output.dense", H, I)):
-            w[p + name + ".weight"], w[p + name + ".bias"] = f(rows, cols), f(rows) * 0.1
-        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
-            w[p + name + ".weight"], w[p + name + ".bias"] = 1 + f(H) * 0.1, f(H) * 0.1
-        if gate == "linear_per_head":
-            w[p + "attention.self.gate.weight"] = f(heads, H // heads)
-            w[p + "attention.self.gate.bias"] = f(heads)
+        w.update(random_layer_tensors(
+            rng, f"encoder.layer.{i}.",
+            (("attention.self.query", H, H), ("attention.self.key", H, H), ("attention.self.value", H, H),
+             ("attention.output.dense", H, H), ("intermediate.dense", I, H), ("output.dense", H, I)),
+            ("attention.output.LayerNorm", "output.LayerNorm"),
+            "attention.self.gate" if gate == "linear_per_head" else None, heads))
     return w
 
 
@@ -81,6 +77,31 @@ def test_fp32_from_safetensors_matches_float64_reference(rng, tmp_path, variant)
     model = Bert.from_pretrained(tmp_path)
     for ids in ([2], [1, 7, 3, 49, 0], list(range(12))):
         np.testing.assert_allclose(model.forward(ids), bert_ref(w, c, ids), rtol=1e-4, atol=2e-4)
+
+
+def test_mlm_head_matches_float64_reference(rng):
+    c = tiny_config()
+    w = {"bert." + k: v for k, v in tiny_weights(rng, c).items()}
+    H, V = c["hidden_size"], c["vocab_size"]
+    head = {"cls.predictions.transform.dense.weight": rng.normal(size=(H, H)).astype(np.float32) / 4,
+            "cls.predictions.transform.dense.bias": rng.normal(size=H).astype(np.float32) * 0.1,
+            "cls.predictions.transform.LayerNorm.weight": 1 + rng.normal(size=H).astype(np.float32) * 0.1,
+            "cls.predictions.transform.LayerNorm.bias": rng.normal(size=H).astype(np.float32) * 0.1,
+            "cls.predictions.bias": rng.normal(size=V).astype(np.float32) * 0.1}
+    model = Bert(c, {**w, **head})
+    ids = [1, 7, 3, 49, 0]
+    hidden = model.forward(ids)
+    g = lambda n: head[n].astype(np.float64)  # noqa: E731
+    t = hidden.astype(np.float64) @ g("cls.predictions.transform.dense.weight").T + g("cls.predictions.transform.dense.bias")
+    t = 0.5 * t * (1 + np.vectorize(math.erf)(t / math.sqrt(2)))
+    t = layer_norm_ref(t, g("cls.predictions.transform.LayerNorm.weight"), g("cls.predictions.transform.LayerNorm.bias"),
+                       c["layer_norm_eps"])
+    want = t @ w["bert.embeddings.word_embeddings.weight"].astype(np.float64).T + g("cls.predictions.bias")
+    np.testing.assert_allclose(model.mlm_logits(hidden), want, rtol=1e-4, atol=2e-4)
+    with pytest.raises(ValueError, match=r"hidden states of shape \(5, 8\), expected \(T, 16\)"):
+        model.mlm_logits(np.zeros((5, 8), np.float32))
+    with pytest.raises(ValueError, match="the checkpoint has no MLM head"):
+        Bert(c, w).mlm_logits(hidden)
 
 
 def test_state_dict_with_prefix_and_torch_tensors(rng):

@@ -1,5 +1,4 @@
 """PyTorch CPU tensors in and out without copies (skipped, with the reason, when torch is missing)."""
-import numpy as np
 import pytest
 
 import qtx

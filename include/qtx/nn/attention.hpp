@@ -12,6 +12,7 @@
 #include <optional>
 #include <span>
 #include <type_traits>
+#include <vector>
 
 #include "../core/buffer.hpp"
 #include "../ops/attention.hpp"
@@ -292,6 +293,10 @@ struct attention_calibration {
   /// The context's scaling: static (P·V requantized to uint8 in its epilogue) or dynamic (P·V in
   /// float, then quantized per call for W_O).
   activation_scaling context_scaling = activation_scaling::static_tensor;
+  /// A static context quantized per head: one parameter set per head (context is then unused; the
+  /// attention writes each head on its grid, W_O sums the heads in float, qlinear's grouped input).
+  /// Empty: one grid for the whole context.
+  std::vector<quant_params> context_per_head = {};
 };
 
 /// W8A8 attention: int8 projections, int8 Q·Kᵀ and P·V, uint8 Q/K/V/context with calibrated params.
@@ -308,11 +313,13 @@ class quantized_multi_head_attention {
       : q_(w.wq, w.bq, static_params({cal.input_scaling, cal.input}), per_channel, weight_bits),
         k_(w.wk, w.bk, static_params({cal.input_scaling, cal.input}), per_channel, weight_bits),
         v_(w.wv, w.bv, static_params({cal.input_scaling, cal.input}), per_channel, weight_bits),
-        o_(w.wo, w.bo, static_params({cal.context_scaling, cal.context}), per_channel, weight_bits),
-        options_(std::move(options)), cal_(cal) {
-    check(q_.out_features() == o_.in_features(), "quantized_multi_head_attention: W_Q has ", q_.out_features(),
-          " outputs but W_O takes ", o_.in_features());
-    detail::check_attention_options("quantized_multi_head_attention", options_, d_model());
+        o_(output_projection(w, cal, options.n_heads, per_channel, weight_bits)),
+        options_(std::move(options)),
+        cal_(cal) {
+    const char* fn = "quantized_multi_head_attention";
+    check(q_.out_features() == o_.in_features(), fn, ": W_Q has ", q_.out_features(), " outputs but W_O takes ",
+          o_.in_features());
+    detail::check_attention_options(fn, options_, d_model());
   }
   /// Width of the hidden states.
   index_t d_model() const { return q_.out_features(); }
@@ -365,7 +372,7 @@ class quantized_multi_head_attention {
     const auto& values = committed.second;
     const auto pi_view = detail::gate_probabilities(options_.gate, x, ws.gate(T, fn));
     const auto params = detail::attention_params_for(options_, D, past);
-    const ops::attention_quant quant{cal_.q, cal_.k, cal_.v, cal_.context};
+    const ops::attention_quant quant{cal_.q, cal_.k, cal_.v, cal_.context, cal_.context_per_head};
     auto attend = [&](auto ctx_view) {
       detail::attend_per_sequence(sequences, matrix_view<const uint8_t>(qv), keys, values, ctx_view, pi_view,
                                   [&](auto q, auto k, auto v, auto out, auto pi) {
@@ -392,6 +399,19 @@ class quantized_multi_head_attention {
   }
 
  private:
+  // W_O takes the context on one grid, per head (its input groups), or quantized per call.
+  static qlinear<Arch> output_projection(const attention_weights& w, const attention_calibration& cal,
+                                         index_t n_heads, bool per_channel, int weight_bits) {
+    if (cal.context_per_head.empty())
+      return {w.wo, w.bo, static_params({cal.context_scaling, cal.context}), per_channel, weight_bits};
+    const char* fn = "quantized_multi_head_attention";
+    check(!is_dynamic(cal.context_scaling), fn, ": a context quantized per call has no per-head parameters "
+                                                "(context_per_head must be empty)");
+    check(index_t(cal.context_per_head.size()) == n_heads, fn, ": context_per_head has ", cal.context_per_head.size(),
+          " parameter sets for ", n_heads, " heads");
+    return {w.wo, cal.context_per_head, w.bo, per_channel, weight_bits};
+  }
+
   qlinear<Arch> q_, k_, v_, o_;
   attention_options options_;
   attention_calibration cal_;

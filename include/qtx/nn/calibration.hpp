@@ -6,9 +6,11 @@
 //   encoder_layer fp32(...);  layer_calibrator cal;
 //   for (batch : calibration_set) fp32.forward(x, ws, &cal);
 //   quantized_encoder_layer w8a8(fp32, cal.result());
+#include <algorithm>
 #include <array>
 #include <optional>
 #include <variant>
+#include <vector>
 
 #include "../core/error.hpp"
 #include "../core/view.hpp"
@@ -79,6 +81,28 @@ struct layer_calibration {
     check(v.has_value(), fn, ": calibration has no per-channel ranges for point '", layer_point_name(p),
           "' (layer_calibrator records them)");
     return *v;
+  }
+  /// Parameters of `p` per group of `groups` equal runs of its channels (per head, for the attention
+  /// context): each group's own [min, max] from the per-channel ranges, clipped to the range the
+  /// point's parameters represent, so a group never gets a coarser grid than the whole tensor's and a
+  /// quiet group (a head its gate scales down) a finer one.
+  /// @throws qtx::error naming fn when `p` lacks either range or `groups` does not divide its channels.
+  std::vector<quant_params> group_params(layer_point p, index_t groups, const char* fn) const {
+    const quant_params tensor = at(p, fn);
+    const channel_range& ch = channels_at(p, fn);
+    check(groups > 0 && ch.channels() % groups == 0, fn, ": ", groups, " groups do not divide the ", ch.channels(),
+          " channels of point '", layer_point_name(p), "'");
+    const float tensor_lo = tensor.scale * float(0 - tensor.zero_point);
+    const float tensor_hi = tensor.scale * float(255 - tensor.zero_point);
+    const index_t width = ch.channels() / groups;
+    std::vector<quant_params> params;
+    for (index_t g = 0; g < groups; ++g) {
+      float lo = 0.0f, hi = 0.0f;
+      for (index_t j = g * width; j < (g + 1) * width; ++j)
+        lo = std::min(lo, ch.lo[std::size_t(j)]), hi = std::max(hi, ch.hi[std::size_t(j)]);
+      params.push_back(asymmetric_params<uint8_t>(std::max(lo, tensor_lo), std::min(hi, tensor_hi)));
+    }
+    return params;
   }
 };
 

@@ -203,6 +203,10 @@ struct quantized_layer_options {
   /// multiplied, from the calibration's per-channel ranges. Needs round_residuals = false (the
   /// smoothed tensor is a GEMM input only, never the residual stream). None: no smoothing.
   std::optional<float> smoothing_alpha = std::nullopt;
+  /// Quantize the attention context (W_O's input, static) per head, each head on its own calibrated
+  /// grid (layer_calibration::group_params), instead of one grid for all heads: a head whose gate
+  /// scales it down keeps its uint8 levels. W_O then runs once per head (qlinear's grouped input).
+  bool per_head_context = false;
   /// Sets the scaling of all four GEMM inputs.
   quantized_layer_options& set_activations(activation_scaling s) {
     attention_input = context = ffn_input = ffn_hidden = s;
@@ -265,10 +269,13 @@ class quantized_encoder_layer {
       for (float f : s_a) attention_in_factors_.push_back(1.0f / f);
       for (float f : s_f) ffn_in_factors_.push_back(1.0f / f);
     }
-    attention_ = {aw, fp32.options().attention,
-                  attention_calibration{attention_in_.params, at(layer_point::q), at(layer_point::k),
-                                        at(layer_point::v), context.params, attention_in_.scaling, context.scaling},
-                  options.per_channel, options.weight_bits};
+    attention_calibration attention_cal{attention_in_.params, at(layer_point::q), at(layer_point::k),
+                                        at(layer_point::v), context.params, attention_in_.scaling, context.scaling};
+    if (options.per_head_context) {
+      check(!context.dynamic(), fn, ": per_head_context needs a static context (options.context is dynamic)");
+      attention_cal.context_per_head = cal.group_params(layer_point::context, fp32.options().attention.n_heads, fn);
+    }
+    attention_ = {aw, fp32.options().attention, attention_cal, options.per_channel, options.weight_bits};
     ffn_ = {fw, fp32.options().ffn_activation, ffn_in_, point(layer_point::ffn_hidden, options.ffn_hidden),
             options.per_channel, options.weight_bits};
     n_heads_ = fp32.options().attention.n_heads;

@@ -100,7 +100,8 @@ class linear {
 
 /// W8A8 linear layer: int8 weights quantized at construction; uint8 input with calibrated
 /// parameters (bias folded into int32 accumulator units) or quantized per call (quantized_rows);
-/// output float or requantized uint8.
+/// output float or requantized uint8. A static input may also come in equal groups of features with
+/// parameters of their own (attention heads: per-head context scales), see the grouped constructor.
 template <class Arch = cpu::native>
 class qlinear {
  public:
@@ -113,42 +114,45 @@ class qlinear {
           bool per_channel = true, int weight_bits = 8)
       : in_(weight.cols), out_(weight.rows), has_static_input_(input.has_value()), input_(input.value_or(quant_params{})) {
     if (input) check_quant_params<uint8_t>("qlinear", "input", *input);
-    check(weight_bits >= 2 && weight_bits <= 8, "qlinear: weight_bits (", weight_bits, ") must be 2..8");
-    const float levels = float((1 << (weight_bits - 1)) - 1);
-    check(bias.empty() || index_t(bias.size()) == out_, "qlinear: bias has ", bias.size(),
-          " values, expected ", out_);
-    // Per-channel: one absmax per output row of W (= output column n of the GEMM).
-    std::vector<float> w_scale(static_cast<std::size_t>(out_));
-    float tensor_absmax = 0.0f;
-    for (index_t n = 0; n < out_; ++n) {
-      float absmax = 0.0f;
-      for (index_t k = 0; k < in_; ++k) absmax = std::max(absmax, std::abs(weight(n, k)));
-      w_scale[n] = absmax;
-      tensor_absmax = std::max(tensor_absmax, absmax);
-    }
-    // symmetric_params<int8_t> with `levels` in place of 127 (the same float operations at 8 bits).
-    for (auto& s : w_scale) {
-      const float absmax = per_channel ? s : tensor_absmax;
-      s = absmax == 0.0f ? 1.0f : std::max(absmax / levels, std::numeric_limits<float>::min());
-    }
-    std::vector<int8_t> w_q(static_cast<std::size_t>(in_ * out_));  // (in, out) = Wᵀ
-    for (index_t n = 0; n < out_; ++n)
-      for (index_t k = 0; k < in_; ++k)
-        w_q[k * out_ + n] = quantize_one<int8_t>(weight(n, k), 1.0f / w_scale[n], 0);
+    const std::vector<int8_t> w_q = quantize_weights(weight, bias, per_channel, weight_bits);
     packed_ = ops::pack_b<Arch>(make_view(w_q.data(), in_, out_));
-    acc_scale_.resize(w_scale.size());
-    bias_q_.resize(w_scale.size());
+    acc_scale_.resize(weight_scale_.size());
+    bias_q_.resize(weight_scale_.size());
     for (index_t n = 0; n < out_; ++n) {
-      acc_scale_[n] = input_.scale * w_scale[n];
+      acc_scale_[n] = input_.scale * weight_scale_[n];
       bias_q_[n] = bias.empty() ? 0 : round_half_even(bias[n] / acc_scale_[n]);
     }
     // The dynamic path's data: the zero point correction needs Σ_k W_q(k, n); the bias stays float.
     column_sums_.assign(static_cast<std::size_t>(out_), 0);
     for (index_t k = 0; k < in_; ++k)
       for (index_t n = 0; n < out_; ++n) column_sums_[n] += w_q[k * out_ + n];
-    weight_scale_ = std::move(w_scale);
-    bias_.assign(bias.begin(), bias.end());
-    if (bias_.empty()) bias_.assign(static_cast<std::size_t>(out_), 0.0f);
+  }
+
+  /// Grouped static input: x's features in input_groups.size() equal groups of consecutive columns,
+  /// group g quantized with input_groups[g] (e.g. the attention context, one group per head). The
+  /// weights are quantized as by the other constructor (per output channel over all groups); the
+  /// GEMM runs once per group and sums the dequantized groups in float:
+  ///   y = act(Σ_g s_g·s_w[n]·Σ_{k∈g} (x_q(m,k) − z_g)·W_q(k,n) + b) [+ residual]   (float output only).
+  /// One group is exactly the ungrouped layer.
+  /// @throws qtx::error for no groups, a group count that does not divide in_features, or invalid
+  ///         parameters.
+  qlinear(matrix_view<const float> weight, std::span<const quant_params> input_groups, std::span<const float> bias,
+          bool per_channel = true, int weight_bits = 8)
+      : qlinear(weight, bias, input_groups.empty() ? quant_params{} : input_groups[0], per_channel, weight_bits) {
+    const index_t groups = index_t(input_groups.size());
+    check(groups > 0 && in_ % groups == 0, "qlinear: ", groups, " input groups do not divide in_features (", in_,
+          ")");
+    if (groups == 1) return;
+    const index_t width = in_ / groups;
+    const std::vector<int8_t> w_q = quantize_weights(weight, bias, per_channel, weight_bits);
+    for (index_t g = 0; g < groups; ++g) {
+      const quant_params& p = input_groups[std::size_t(g)];
+      check_quant_params<uint8_t>("qlinear", "input_groups", p);
+      input_group group{p, ops::pack_b<Arch>(make_view(w_q.data() + g * width * out_, width, out_)), {}};
+      for (float s_w : weight_scale_) group.acc_scale.push_back(p.scale * s_w);
+      groups_.push_back(std::move(group));
+    }
+    packed_ = {};  // the groups hold W_q
   }
 
   /// Columns of x.
@@ -165,6 +169,7 @@ class qlinear {
   void forward(matrix_view<const uint8_t> x, matrix_view<float> y, activation act = activation::none,
                matrix_view<const float> residual = {}) const {
     check_static(x, y, residual);
+    if (!groups_.empty()) return run_groups(x, y, act, residual);
     run(x, y, act, residual, [](auto& body, auto... s) { body(s...); });
   }
 
@@ -173,6 +178,7 @@ class qlinear {
   void forward(matrix_view<const uint8_t> x, matrix_view<uint8_t> y, quant_params output,
                activation act = activation::none, matrix_view<const float> residual = {}) const {
     check_static(x, y, residual);
+    check(groups_.empty(), "qlinear::forward: a layer with grouped input parameters writes float outputs only");
     run(x, y, act, residual, quantize_tail(output));
   }
 
@@ -181,7 +187,7 @@ class qlinear {
   /// @throws qtx::error for views of the wrong shape or scales / zero points not one per row.
   void forward(const quantized_rows& x, matrix_view<float> y, activation act = activation::none,
                matrix_view<const float> residual = {}) const {
-    detail::check_linear_args("qlinear::forward", in_, out_, x.values.rows, x.values.cols, y.rows, y.cols, residual);
+    check_rows(x, y, residual);
     run_rows(x, y, act, residual, [](auto& body, auto... s) { body(s...); });
   }
 
@@ -189,7 +195,7 @@ class qlinear {
   /// @throws qtx::error as the float form, or for invalid output parameters.
   void forward(const quantized_rows& x, matrix_view<uint8_t> y, quant_params output,
                activation act = activation::none, matrix_view<const float> residual = {}) const {
-    detail::check_linear_args("qlinear::forward", in_, out_, x.values.rows, x.values.cols, y.rows, y.cols, residual);
+    check_rows(x, y, residual);
     run_rows(x, y, act, residual, quantize_tail(output));
   }
 
@@ -199,6 +205,12 @@ class qlinear {
     detail::check_linear_args("qlinear::forward", in_, out_, x.rows, x.cols, y.rows, y.cols, residual);
     check(has_static_input_, "qlinear::forward: the layer was made without calibrated input parameters; "
                              "pass its input as quantized_rows (ops::quantize_dynamic)");
+  }
+  template <class TC>
+  void check_rows(const quantized_rows& x, matrix_view<TC> y, matrix_view<const float> residual) const {
+    detail::check_linear_args("qlinear::forward", in_, out_, x.values.rows, x.values.cols, y.rows, y.cols, residual);
+    check(groups_.empty(), "qlinear::forward: a layer with grouped input parameters takes uint8 levels on its groups' "
+                           "grids, not quantized_rows");
   }
   static auto quantize_tail(quant_params output) {
     check_quant_params<uint8_t>("qlinear::forward", "output", output);
@@ -230,9 +242,75 @@ class qlinear {
                           epilogue::bias<float>{bias_});
   }
 
+  // Quantizes W to int8 (in, out) = W_qᵀ, sets weight_scale_ and the float bias_, checks both.
+  std::vector<int8_t> quantize_weights(matrix_view<const float> weight, std::span<const float> bias, bool per_channel,
+                                       int weight_bits) {
+    check(weight_bits >= 2 && weight_bits <= 8, "qlinear: weight_bits (", weight_bits, ") must be 2..8");
+    check(bias.empty() || index_t(bias.size()) == out_, "qlinear: bias has ", bias.size(), " values, expected ", out_);
+    const float levels = float((1 << (weight_bits - 1)) - 1);
+    // Per-channel: one absmax per output row of W (= output column n of the GEMM).
+    std::vector<float> w_scale(static_cast<std::size_t>(out_));
+    float tensor_absmax = 0.0f;
+    for (index_t n = 0; n < out_; ++n) {
+      float absmax = 0.0f;
+      for (index_t k = 0; k < in_; ++k) absmax = std::max(absmax, std::abs(weight(n, k)));
+      w_scale[n] = absmax;
+      tensor_absmax = std::max(tensor_absmax, absmax);
+    }
+    // symmetric_params<int8_t> with `levels` in place of 127 (the same float operations at 8 bits).
+    for (auto& s : w_scale) {
+      const float absmax = per_channel ? s : tensor_absmax;
+      s = absmax == 0.0f ? 1.0f : std::max(absmax / levels, std::numeric_limits<float>::min());
+    }
+    std::vector<int8_t> w_q(static_cast<std::size_t>(in_ * out_));
+    for (index_t n = 0; n < out_; ++n)
+      for (index_t k = 0; k < in_; ++k)
+        w_q[k * out_ + n] = quantize_one<int8_t>(weight(n, k), 1.0f / w_scale[n], 0);
+    weight_scale_ = std::move(w_scale);
+    bias_.assign(bias.begin(), bias.end());
+    if (bias_.empty()) bias_.assign(static_cast<std::size_t>(out_), 0.0f);
+    return w_q;
+  }
+
+  // Grouped input: group 0 writes s_0·s_w·acc_0 + b; each later group adds its own to y (y is its
+  // own residual: the epilogue reads each element before it writes it); the last one adds the
+  // activation and the residual.
+  void run_groups(matrix_view<const uint8_t> x, matrix_view<float> y, activation act,
+                  matrix_view<const float> residual) const {
+    namespace ep = epilogue;
+    const index_t groups = index_t(groups_.size()), width = in_ / groups;
+    const auto no_tail = [](auto& body, auto... s) { body(s...); };
+    for (index_t g = 0; g < groups; ++g) {
+      const input_group& group = groups_[std::size_t(g)];
+      auto body = [&](auto... stages) {
+        ops::detail::gemm_packed("qlinear::forward", Arch{}, x.block(0, g * width, x.rows, width), group.packed, y,
+                                 ep::make_pipeline(stages...), group.params.zero_point);
+      };
+      const ep::dequantize<ep::per_n> dequantize{group.acc_scale};
+      const ep::residual_add partial_sum{matrix_view<const float>(y)};
+      const bool last = g == groups - 1;
+      if (g == 0 && last)
+        detail::with_epilogue(act, residual, no_tail, body, dequantize, ep::bias<float>{bias_});
+      else if (g == 0)
+        body(dequantize, ep::bias<float>{bias_});
+      else if (last)
+        detail::with_epilogue(act, residual, no_tail, body, dequantize, partial_sum);
+      else
+        body(dequantize, partial_sum);
+    }
+  }
+
+  // One group of a grouped input: its parameters, its rows of W_q packed, s_g·s_w[n].
+  struct input_group {
+    quant_params params;
+    ops::packed_b<Arch, int8_t> packed;
+    std::vector<float> acc_scale;
+  };
+
   index_t in_ = 0, out_ = 0;
   bool has_static_input_ = false;
   quant_params input_;
+  std::vector<input_group> groups_;  // empty unless the input has two or more groups
   ops::packed_b<Arch, int8_t> packed_;
   std::vector<float> acc_scale_;
   std::vector<int32_t> bias_q_;

@@ -85,7 +85,17 @@ void attention(Arch arch, matrix_view<const uint8_t> q, matrix_view<const uint8_
   check_quant_params<uint8_t>("attention", "quant.q", quant.q);
   check_quant_params<uint8_t>("attention", "quant.k", quant.k);
   check_quant_params<uint8_t>("attention", "quant.v", quant.v);
-  if constexpr (std::is_same_v<TO, uint8_t>) check_quant_params<uint8_t>("attention", "quant.out", quant.out);
+  if constexpr (std::is_same_v<TO, uint8_t>) {
+    if (quant.out_per_head.empty()) check_quant_params<uint8_t>("attention", "quant.out", quant.out);
+    check(quant.out_per_head.empty() || index_t(quant.out_per_head.size()) == p.n_heads,
+          "attention: quant.out_per_head has ", quant.out_per_head.size(), " entries, expected one per head (",
+          p.n_heads, ") or none");
+    for (const quant_params& head : quant.out_per_head)
+      check_quant_params<uint8_t>("attention", "quant.out_per_head", head);
+  } else {
+    check(quant.out_per_head.empty(), "attention: quant.out_per_head has ", quant.out_per_head.size(),
+          " entries, but a float output is not quantized (leave it empty)");
+  }
   check(q.cols / p.n_heads <= int8_gemm_max_k && k.rows <= int8_gemm_max_k, "attention: d_head (",
         q.cols / p.n_heads, ") or Tk (", k.rows, ") exceeds the int32-safe bound ", int8_gemm_max_k);
   if (out.empty()) return;

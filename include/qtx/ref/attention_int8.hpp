@@ -12,7 +12,8 @@
 ///             the float 1/(1/255) is 254.99998 (1.0 → 255, 0.5 → 127)
 ///   A(i, c) = Σ_j P(i, j)·(v(j, h·d+c) − z_v)                                   exact int32
 ///   o(i, c) = float(A)·s_pv, then ·π(i, h) when gated          s_pv = (1/255)·s_v (one float product)
-///   out     = o (float output), or clamp(round_half_even(o·(1/s_out)) + z_out, 0, 255) (uint8 output)
+///   out     = o (float output), or clamp(round_half_even(o·(1/s_out)) + z_out, 0, 255) (uint8 output;
+///             s_out, z_out of head h when the output is quantized per head)
 ///
 /// The softmax is the one float step inside (besides the epilogue's float multiplies): its levels are
 /// ref::softmax's by definition. The vector backends evaluate the same formula with a vector exp
@@ -39,6 +40,8 @@ struct attention_int8_quant {
   ///@{
   quant_params q, k, v, out;  ///< uint8 inputs (scale, zero point) and the uint8 output's
   ///@}
+  /// A uint8 output quantized per head: head h's parameters (out is then unused); empty: out for all.
+  std::vector<quant_params> out_per_head = {};
 };
 
 /// The probability levels of one block of score rows: ref::softmax quantized to uint8 (scale 1/255).
@@ -95,7 +98,8 @@ void attention_int8(matrix_view<const uint8_t> q, matrix_view<const uint8_t> k, 
         if constexpr (std::is_same_v<Out, float>)
           out(i, h * d + c) = o;
         else
-          out(i, h * d + c) = detail::quantize_output(o, quant.out);
+          out(i, h * d + c) = detail::quantize_output(
+              o, quant.out_per_head.empty() ? quant.out : quant.out_per_head[std::size_t(h)]);
       }
   }
 }

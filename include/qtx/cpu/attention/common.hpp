@@ -2,6 +2,7 @@
 // What the two CPU attention paths (fused.hpp: blocks of queries over packed K and V; decode.hpp: a
 // few queries reading a KV cache in place) share: the parameters, the W8A8 quantization, and the
 // epilogue that turns P·V accumulators into the head's output.
+#include <span>
 #include <type_traits>
 
 #include "../../core/types.hpp"
@@ -32,6 +33,12 @@ struct attention_quant {
   ///@{
   quant_params q, k, v, out;
   ///@}
+  /// A uint8 output quantized per head: one parameter set per head (out is then unused), so a head
+  /// whose gate scales it down keeps its own uint8 levels; empty: every head uses out.
+  std::span<const quant_params> out_per_head = {};
+
+  /// The output parameters of head h.
+  const quant_params& out_of(index_t h) const { return out_per_head.empty() ? out : out_per_head[std::size_t(h)]; }
 };
 
 /// Probabilities in [0, 1] as uint8: scale 1/255, zero point 0 (1.0 → 255 exactly).
@@ -49,11 +56,12 @@ struct attention_types {
   }
 };
 
-// Calls f(pipeline) with the epilogue of P·V for inputs T and output TO: W8A8 dequantizes the int32
-// sums (scale 1/255 · s_v); then the gate multiplies row m by gate_column[m] (when not empty); a uint8
-// output is quantized last. The pipeline lives only during the call (it points at local scales).
+// Calls f(pipeline) with the epilogue of P·V of head h for inputs T and output TO: W8A8 dequantizes
+// the int32 sums (scale 1/255 · s_v); then the gate multiplies row m by gate_column[m] (when not
+// empty); a uint8 output is quantized last, with the head's parameters. The pipeline lives only
+// during the call (it points at local scales).
 template <class T, class TO, class F>
-void with_context_epilogue(const attention_quant& quant, epilogue::span<const float> gate_column, F&& f) {
+void with_context_epilogue(const attention_quant& quant, index_t h, epilogue::span<const float> gate_column, F&& f) {
   namespace ep = epilogue;
   auto with_gate = [&](auto... stages) {
     if (!gate_column.empty())
@@ -65,7 +73,8 @@ void with_context_epilogue(const attention_quant& quant, epilogue::span<const fl
     const float pv_scale[] = {probability_params.scale * quant.v.scale};
     const ep::dequantize<ep::per_tensor> dq{pv_scale};
     if constexpr (std::is_same_v<TO, uint8_t>) {
-      const ep::quantize to_out{quant.out.inv_scale(), quant.out.zero_point};
+      const quant_params& out = quant.out_of(h);
+      const ep::quantize to_out{out.inv_scale(), out.zero_point};
       if (!gate_column.empty())
         f(ep::make_pipeline(dq, ep::row_scale{gate_column}, to_out));
       else

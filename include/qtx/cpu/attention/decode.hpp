@@ -223,7 +223,7 @@ void decode_attention(Arch arch, matrix_view<const T> q, matrix_view<const T> k,
                       make_view(probs.data(), 1, Tk), sp, key_mask, probability_params);
 
       detail::weighted_sum(arch, probs.data(), visible, v, h * d, zv, d, context.data());
-      with_context_epilogue<T, TO>(quant, {gate_column, gate.data ? Tq : 0}, [&](const auto& pipeline) {
+      with_context_epilogue<T, TO>(quant, h, {gate_column, gate.data ? Tq : 0}, [&](const auto& pipeline) {
         TO* row = out.row(i) + h * d;
         for (index_t c = 0; c < d; ++c) row[c] = epilogue::evaluate<TO>(pipeline, context[c], i, c);
       });

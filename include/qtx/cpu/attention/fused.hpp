@@ -152,7 +152,7 @@ void fused_attention(Arch arch, matrix_view<const T> q, matrix_view<const T> k, 
     float gate_column[attention_query_block];
     if (gate.data)
       for (index_t i = 0; i < rows; ++i) gate_column[i] = gate(q0 + i, h);
-    with_context_epilogue<T, TO>(quant, {gate_column, gate.data ? rows : 0}, [&](const auto& pipeline) {
+    with_context_epilogue<T, TO>(quant, h, {gate_column, gate.data ? rows : 0}, [&](const auto& pipeline) {
       ops::gemm(arch, matrix_view<const prob_t>(prob_view), heads.values[h], out.block(q0, h * d, rows, d), pipeline,
                 0);
     });
