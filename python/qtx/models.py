@@ -202,7 +202,8 @@ class _Transformer:
     def quantize(self, *, activations: str = "static", round_residuals: bool = True, weight_bits: int = 8,
                  per_channel: bool = True, smoothing_alpha: float | None = None,
                  per_head_context: bool = False) -> None:
-        """Makes the W8A8 layers from the calibration (arguments as qtx.QuantizedEncoderLayer)."""
+        """Makes the W8A8 layers from the calibration (arguments as qtx.QuantizedEncoderLayer), and what
+        the model quantizes outside them (OPT: the embedded tokens' grid; ViT: also the patch GEMM)."""
         if self.calibrators is None:
             raise ValueError(f"{self._name}.quantize: calibrate() first")
         results = [c.result() for c in self.calibrators]
@@ -216,6 +217,10 @@ class _Transformer:
                                        smoothing_alpha=smoothing_alpha, per_head_context=per_head_context)
             for layer, cal in zip(self.layers, results)]
         self._static_input = activations == "static"
+        self._quantize_embeddings(per_channel)
+
+    def _quantize_embeddings(self, per_channel: bool) -> None:
+        """The W8A8 parts outside the layers, from the calibration (none in BERT)."""
 
     def _check_w8a8(self, w8a8: bool) -> None:
         if w8a8 and self.w8a8_layers is None:
@@ -388,9 +393,7 @@ class Opt(_Transformer):
         self._fp32_layers(x, lengths, calibrators, layer_outputs)
         return x
 
-    def quantize(self, **options) -> None:
-        """Makes the W8A8 layers and the embeddings' grid from the calibration (arguments as Bert.quantize)."""
-        super().quantize(**options)
+    def _quantize_embeddings(self, per_channel: bool) -> None:
         self.embedding_params = self.embedding_observer.params()
 
     def forward(self, ids, *, w8a8: bool = False) -> np.ndarray:
@@ -532,14 +535,11 @@ class ViT(_Transformer):
         n = x.shape[0] // self.tokens
         return None if n == 1 else [self.tokens] * n
 
-    def quantize(self, **options) -> None:
-        """Makes the W8A8 layers, the uint8 patch GEMM and the embeddings' grid from the calibration
-        (arguments as Bert.quantize; per_channel also applies to the patch GEMM)."""
-        super().quantize(**options)
+    def _quantize_embeddings(self, per_channel: bool) -> None:
+        # The uint8 patch GEMM (per_channel as the layers') and the embedded tokens' grid.
         self.pixel_params = self.pixel_observer.params()
         self.embedding_params = self.embedding_observer.params()
-        self._patch_q = _qtx.QLinear(self.patch_weight, self.patch_bias, self.pixel_params,
-                                     per_channel=options.get("per_channel", True))
+        self._patch_q = _qtx.QLinear(self.patch_weight, self.patch_bias, self.pixel_params, per_channel=per_channel)
 
     def forward(self, images, *, w8a8: bool = False) -> np.ndarray:
         """Class logits (images, classes) float32 of one image or a batch (one packed pass)."""

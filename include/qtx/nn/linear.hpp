@@ -114,18 +114,7 @@ class qlinear {
           bool per_channel = true, int weight_bits = 8)
       : in_(weight.cols), out_(weight.rows), has_static_input_(input.has_value()), input_(input.value_or(quant_params{})) {
     if (input) check_quant_params<uint8_t>("qlinear", "input", *input);
-    const std::vector<int8_t> w_q = quantize_weights(weight, bias, per_channel, weight_bits);
-    packed_ = ops::pack_b<Arch>(make_view(w_q.data(), in_, out_));
-    acc_scale_.resize(weight_scale_.size());
-    bias_q_.resize(weight_scale_.size());
-    for (index_t n = 0; n < out_; ++n) {
-      acc_scale_[n] = input_.scale * weight_scale_[n];
-      bias_q_[n] = bias.empty() ? 0 : round_half_even(bias[n] / acc_scale_[n]);
-    }
-    // The dynamic path's data: the zero point correction needs Σ_k W_q(k, n); the bias stays float.
-    column_sums_.assign(static_cast<std::size_t>(out_), 0);
-    for (index_t k = 0; k < in_; ++k)
-      for (index_t n = 0; n < out_; ++n) column_sums_[n] += w_q[k * out_ + n];
+    pack_whole(quantize_weights(weight, bias, per_channel, weight_bits), bias);
   }
 
   /// Grouped static input: x's features in input_groups.size() equal groups of consecutive columns,
@@ -138,21 +127,24 @@ class qlinear {
   ///         parameters.
   qlinear(matrix_view<const float> weight, std::span<const quant_params> input_groups, std::span<const float> bias,
           bool per_channel = true, int weight_bits = 8)
-      : qlinear(weight, bias, input_groups.empty() ? quant_params{} : input_groups[0], per_channel, weight_bits) {
+      : in_(weight.cols), out_(weight.rows), has_static_input_(true) {
     const index_t groups = index_t(input_groups.size());
     check(groups > 0 && in_ % groups == 0, "qlinear: ", groups, " input groups do not divide in_features (", in_,
           ")");
-    if (groups == 1) return;
-    const index_t width = in_ / groups;
+    for (const quant_params& p : input_groups) check_quant_params<uint8_t>("qlinear", "input_groups", p);
+    input_ = input_groups[0];
     const std::vector<int8_t> w_q = quantize_weights(weight, bias, per_channel, weight_bits);
+    if (groups == 1) {
+      pack_whole(w_q, bias);
+      return;
+    }
+    const index_t width = in_ / groups;
     for (index_t g = 0; g < groups; ++g) {
       const quant_params& p = input_groups[std::size_t(g)];
-      check_quant_params<uint8_t>("qlinear", "input_groups", p);
       input_group group{p, ops::pack_b<Arch>(make_view(w_q.data() + g * width * out_, width, out_)), {}};
       for (float s_w : weight_scale_) group.acc_scale.push_back(p.scale * s_w);
       groups_.push_back(std::move(group));
     }
-    packed_ = {};  // the groups hold W_q
   }
 
   /// Columns of x.
@@ -161,7 +153,7 @@ class qlinear {
   index_t out_features() const { return out_; }
   /// Whether the layer was made with calibrated input parameters (the uint8-matrix forward()).
   bool has_static_input() const { return has_static_input_; }
-  /// The calibrated input parameters: what the caller must quantize x with.
+  /// The calibrated input parameters: what the caller must quantize x with (grouped input: group 0's).
   const quant_params& input_params() const { return input_; }
 
   /// y (M, out) float = act(dequant(x_q · W_qᵀ + b_q)) [+ residual]
@@ -240,6 +232,21 @@ class qlinear {
                           epilogue::subtract_row_zero_point{x.zero_points, column_sums_},
                           epilogue::dequantize_rows<epilogue::per_n>{x.scales, weight_scale_},
                           epilogue::bias<float>{bias_});
+  }
+
+  // One packed W_q for the whole input: the static path's bias in accumulator units and scales, the
+  // dynamic path's column sums (the zero point correction needs Σ_k W_q(k, n); its bias stays float).
+  void pack_whole(const std::vector<int8_t>& w_q, std::span<const float> bias) {
+    packed_ = ops::pack_b<Arch>(make_view(w_q.data(), in_, out_));
+    acc_scale_.resize(weight_scale_.size());
+    bias_q_.resize(weight_scale_.size());
+    for (index_t n = 0; n < out_; ++n) {
+      acc_scale_[n] = input_.scale * weight_scale_[n];
+      bias_q_[n] = bias.empty() ? 0 : round_half_even(bias[n] / acc_scale_[n]);
+    }
+    column_sums_.assign(static_cast<std::size_t>(out_), 0);
+    for (index_t k = 0; k < in_; ++k)
+      for (index_t n = 0; n < out_; ++n) column_sums_[n] += w_q[k * out_ + n];
   }
 
   // Quantizes W to int8 (in, out) = W_qᵀ, sets weight_scale_ and the float bias_, checks both.
