@@ -72,6 +72,11 @@ def _checked_tensor(weights: Mapping, key: str, ndim: int, model: str) -> np.nda
     return t
 
 
+def _round_to_grid(x: np.ndarray, params) -> None:
+    """x <- dequantize(quantize(x)) in place: the values a uint8 tensor with these parameters holds."""
+    _qtx.dequantize(_qtx.quantize(x, params), params, x)
+
+
 class _Transformer:
     """What the models share: the config keys of the paper's variants (qtx_softmax_gamma / zeta,
     qtx_gate), checked tensor lookup, the attention gates, FP32 calibration and the W8A8 layers.
@@ -404,7 +409,7 @@ class Opt(_Transformer):
             x = self._fp32(ids)
         else:
             x, lengths = self.embed(ids)
-            _qtx.dequantize(_qtx.quantize(x, self.embedding_params), self.embedding_params, x)
+            _round_to_grid(x, self.embedding_params)
             for layer in self.w8a8_layers:
                 layer.forward(x, lengths=lengths)
         return _qtx.layer_norm(x, self.final_ln_gamma, self.final_ln_beta, x, eps=self.ln_eps)
@@ -548,7 +553,7 @@ class ViT(_Transformer):
             x = self._fp32(images)
         else:
             x = self._embed(self.patches(images), True)
-            _qtx.dequantize(_qtx.quantize(x, self.embedding_params), self.embedding_params, x)
+            _round_to_grid(x, self.embedding_params)
             lengths = self._lengths(x)
             for layer in self.w8a8_layers:
                 layer.forward(x, lengths=lengths)

@@ -86,6 +86,9 @@ lowercase: the 'uncased' normalisation (lowercase and strip accents).)doc")
       .def_property_readonly("sep_id", &tokenizer::sep_id, "Id of [SEP].")
       .def_property_readonly("pad_id", &tokenizer::pad_id, "Id of [PAD].")
       .def(
+          "id_of", [](const tokenizer& t, const std::string& token) { return t.id_of(token); }, "token"_a,
+          "The id of a vocabulary entry (e.g. '[MASK]'), or -1 when the vocabulary has none.")
+      .def(
           "tokenize", [](const tokenizer& t, const std::string& text) { return t.tokenize(text); }, "text"_a,
           "The word pieces of text (no special tokens).")
       .def(

@@ -150,7 +150,11 @@ def test_opt_gated_checkpoint_on_text():
     model = Opt.from_pretrained(OPT_GATED)
     config = json.load(open(os.path.join(OPT_GATED, "config.json")))
     weights = qtx.load_safetensors(os.path.join(OPT_GATED, "model.safetensors"))
-    tok = qtx.WordPiece(os.path.join(ROOT, "checkpoints", "vocab.txt"))
+    vocab = os.path.join(ROOT, "checkpoints", "vocab.txt")
+    tok = qtx.WordPiece(vocab)
+    lines = [line.rstrip("\n") for line in open(vocab, encoding="utf-8")]
+    assert tok.id_of("[MASK]") == lines.index("[MASK]") and tok.id_of(lines[100]) == 100
+    assert tok.id_of("no such piece") == -1
     ids = [tok.encode(s, 128) for s in ("The state of the union is strong.", "We will cut taxes for families.")]
     for s in ids:
         np.testing.assert_allclose(model.logits(s), opt_ref(weights, config, s), rtol=1e-3, atol=1e-3)

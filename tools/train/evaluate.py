@@ -161,7 +161,7 @@ def main():
     text = REPO / "build-fidelity/text"
     vocab = REPO / "checkpoints/vocab.txt"  # the one vocabulary of every BERT and OPT checkpoint
     tok = qtx.WordPiece(str(vocab))
-    mask_id = next(i for i, line in enumerate(open(vocab, encoding="utf-8")) if line.rstrip("\n") == "[MASK]")
+    mask_id = tok.id_of("[MASK]")
     images = None
     rows = []
     for ck in sorted(d for d in (REPO / "checkpoints").iterdir() if d.is_dir()):
