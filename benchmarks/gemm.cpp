@@ -53,8 +53,11 @@ using arch = qtx::cpu::native;
 // ---- measured peak (peak.hpp): the probe of the instruction mix this build's backend runs ----
 // AVX2 int8 is measured against vpmaddubsw+vpmaddwd, the fastest AVX2 int8 mix (oneDNN's), so the
 // percentage shows what an exact kernel leaves on the table.
+// Where AMX is in use, int8 "% of peak" is of tdpbusd's rate: the best int8 mix the core has (the
+// rows without AMX, qtx's and oneDNN's, then show what they leave on the table).
 const qtx_bench::peak_probe& int8_probe() {
-  if constexpr (std::is_same_v<arch, qtx::cpu::avx512_vnni>) return qtx_bench::int8_vpdpbusd512;
+  if constexpr (std::is_same_v<arch, qtx::cpu::avx512_vnni>)
+    return qtx::amx_enabled() ? qtx_bench::int8_tdpbusd : qtx_bench::int8_vpdpbusd512;
   if constexpr (std::is_same_v<arch, qtx::cpu::avx_vnni>) return qtx_bench::int8_vpdpbusd256;
   return qtx_bench::int8_maddubs256;
 }
@@ -135,8 +138,9 @@ void qtx_int8(benchmark::State& state, int weight_bits) {
     benchmark::ClobberMemory();
   }
   report(state, s, peak_int8_gops());
+  const bool amx = std::is_same_v<arch, qtx::cpu::avx512_vnni> && qtx::amx_enabled() && s.m >= 8;
   state.SetLabel(std::string(fused ? "u8s8 bias+requant->u8 (za=128)" : "u8s8->s32") +
-                 (weight_bits == 7 ? ", 7-bit B" : ""));
+                 (weight_bits == 7 ? ", 7-bit B" : "") + (amx ? ", AMX" : ""));
 }
 // The attention output projection W_O as the W8A8 layers run it (nn::qlinear, float output, bias):
 // its input, the context, on one uint8 grid (groups 1) or one grid per head (groups = heads: one GEMM
@@ -161,6 +165,13 @@ void BM_qlinear_context(benchmark::State& state) {
 
 void BM_qtx_int8(benchmark::State& state) { qtx_int8(state, 8); }
 void BM_qtx_int8_w7(benchmark::State& state) { qtx_int8(state, 7); }
+// The same GEMMs with AMX switched off (vpdpbusd zmm), on CPUs where BM_qtx_int8 runs AMX: both
+// paths of the avx512_vnni backend in one run. Registered only where AMX is in use.
+void BM_qtx_int8_no_amx(benchmark::State& state) {
+  qtx::set_amx_enabled(false);
+  qtx_int8(state, 8);
+  qtx::set_amx_enabled(true);
+}
 
 void BM_qtx_fp32(benchmark::State& state) {
   const shape s = shape_of(state);
@@ -252,6 +263,13 @@ void all_shapes_unfused(benchmark::internal::Benchmark* b) {
     for (const auto& s : shapes) b->Args({s[0], s[1], s[2], threads, 0});
 }
 
+// Short row counts (a sentence of a small model, a few decode streams): where AMX's 32-row blocks
+// start to pay (amx_min_rows, cpu/gemm/amx.hpp).
+void short_rows_shapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"M", "K", "N", "threads", "fused"});
+  for (index_t m : {4, 8, 16, 24, 32, 64}) b->Args({m, 768, 768, 1, 0});
+}
+
 // W_O of MiniLM (a 24-token sentence, 12 heads of 32) and of BERT-base (T = 128, 12 heads of 64).
 void context_shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"M", "K", "N", "threads", "groups"});
@@ -268,6 +286,7 @@ double least(const std::vector<double>& v) { return *std::min_element(v.begin(),
 
 QTX_GEMM_BENCH(BM_qtx_int8, all_shapes_fused);
 QTX_GEMM_BENCH(BM_qtx_int8_w7, all_shapes_unfused);
+QTX_GEMM_BENCH(BM_qtx_int8, short_rows_shapes);
 QTX_GEMM_BENCH(BM_qlinear_context, context_shapes);
 #ifdef QTX_BENCH_WITH_DNNL
 QTX_GEMM_BENCH(BM_dnnl_int8, all_shapes);
@@ -284,6 +303,14 @@ QTX_GEMM_BENCH(BM_eigen_fp32, all_shapes);
 int main(int argc, char** argv) {
   for (const auto& probe : qtx_bench::all_probes)
     benchmark::RegisterBenchmark((std::string("BM_peak_") + probe.id).c_str(), BM_peak, &probe)->Iterations(1);
+  if (std::is_same_v<arch, qtx::cpu::avx512_vnni> && qtx::amx_enabled())
+    for (auto* shapes_fn : {&all_shapes_fused, &short_rows_shapes})
+      benchmark::RegisterBenchmark("BM_qtx_int8_no_amx", BM_qtx_int8_no_amx)
+          ->Apply(shapes_fn)
+          ->Unit(benchmark::kMicrosecond)
+          ->MinTime(0.2)
+          ->ComputeStatistics("max", best)
+          ->ComputeStatistics("min", least);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("cpu_model", qtx_bench::cpu_model());

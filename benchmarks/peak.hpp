@@ -139,6 +139,46 @@ __attribute__((target("avx2,fma"), noinline)) void run_split7(std::integer_seque
   for (long s = 0; s < probe_steps; ++s) (split7_256::step(acc32[I], acc16[I], a), ...);
 }
 
+// AMX-INT8: six independent 16 × 16 int32 accumulator tiles (tmm0–5) take tdpbusd from one A tile
+// (tmm6) and one B tile (tmm7): 2·16·16·64 ops each. Six chains cover a tdpbusd latency of up to six
+// times its issue interval. Tiles configured 16 rows × 64 bytes; operands are zero, as above.
+__attribute__((target("amx-tile,amx-int8"), noinline)) inline void run_tdpbusd() {
+  struct alignas(64) {
+    uint8_t palette = 1, start_row = 0, reserved[14] = {};
+    uint16_t bytes_per_row[16] = {64, 64, 64, 64, 64, 64, 64, 64};
+    uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
+  } config;
+  asm volatile("ldtilecfg %0" : : "m"(config));  // the whole object (see qtx/cpu/gemm/amx.hpp)
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_zero(4);
+  _tile_zero(5);
+  _tile_zero(6);
+  _tile_zero(7);
+  for (long s = 0; s < probe_steps / 16; ++s) {
+    _tile_dpbusd(0, 6, 7);
+    _tile_dpbusd(1, 6, 7);
+    _tile_dpbusd(2, 6, 7);
+    _tile_dpbusd(3, 6, 7);
+    _tile_dpbusd(4, 6, 7);
+    _tile_dpbusd(5, 6, 7);
+  }
+  _tile_release();
+}
+inline double probe_tdpbusd() {
+  double best = 0;
+  for (int t = 0; t < probe_trials; ++t) {
+    const double t0 = thread_seconds();
+    run_tdpbusd();
+    best = std::max(best, 6 * 2.0 * 16 * 16 * 64 * double(probe_steps / 16) / (thread_seconds() - t0));
+  }
+  return best * 1e-9;
+}
+// AMX as qtx uses it: the CPU has it and the OS granted the tile state (qtx/core/isa.hpp).
+inline bool cpu_has_amx_int8() { return qtx::cpu_supports_amx_int8(); }
+
 // Best of probe_trials, in G ops/s.
 template <class Mix, int Chains, void (*Run)(std::make_integer_sequence<int, Chains>)>
 double best_gops() {
@@ -180,7 +220,9 @@ inline constexpr peak_probe int8_madd16_256{"int8_madd16_256", "int8 widened vpm
                                             measured_once<probe_ymm<madd16_256>, cpu_has_avx2_fma>};
 inline constexpr peak_probe int8_split7_256{"int8_split7_256", "int8 exact split lo7/hi-bit vpmaddubsw ymm (AVX2)",
                                             measured_once<probe_split7, cpu_has_avx2_fma>};
+inline constexpr peak_probe int8_tdpbusd{"int8_tdpbusd_amx", "int8 tdpbusd 16x64 tiles (AMX-INT8)",
+                                         measured_once<probe_tdpbusd, cpu_has_amx_int8>};
 inline constexpr peak_probe all_probes[] = {fp32_fma512,     fp32_fma256,     int8_vpdpbusd512, int8_vpdpbusd256,
-                                            int8_maddubs256, int8_madd16_256, int8_split7_256};
+                                            int8_maddubs256, int8_madd16_256, int8_split7_256,  int8_tdpbusd};
 
 }  // namespace qtx_bench

@@ -418,6 +418,53 @@ TEMPLATE_LIST_TEST_CASE("threads: results do not depend on the thread count", "[
   CHECK(one == many);
 }
 
+#if QTX_HAS_AVX512_VNNI
+// The avx512_vnni int8 GEMM runs AMX tiles where the CPU has them (cpu/gemm/amx.hpp) and vpdpbusd
+// otherwise, over the same packed B. Both paths against the oracle, on shapes around the tile edges:
+// rows around 16/32 (one or two A tiles, padded blocks), K around 64 (tile steps, zero-padded last
+// steps), N around 16/64 (partial panels), zero points, a fused epilogue, a strided A, 1 and 3 threads.
+TEST_CASE("int8 GEMM: AMX tiles and vpdpbusd both give the oracle's bits", "[gemm][amx]") {
+  using Arch = cpu::avx512_vnni;
+  if (skip_unsupported<Arch>()) return;
+  const bool amx = cpu_supports_amx_int8();
+  if (!amx) WARN("CPU or OS without AMX-INT8: only the vpdpbusd path runs");
+  const index_t M = GENERATE(8, 15, 16, 17, 32, 33, 70), K = GENERATE(1, 4, 63, 64, 65, 200, 1029),
+                N = GENERATE(1, 17, 64, 130);
+  const int32_t za = int32_t(M * 7 % 256), zb = int32_t(K % 256) - 128;
+  const auto a = random_values<uint8_t>(M * 2 * K, unsigned(M * 1000 + K));
+  const auto b = random_values<int8_t>(K * N, unsigned(N * 1000 + K));
+  std::vector<int32_t> bias(N);
+  std::vector<float> multipliers(N);
+  for (index_t n = 0; n < N; ++n) bias[n] = int32_t(n * 97 % 2001) - 1000, multipliers[n] = 1e-4f * float(n % 7 + 1);
+  const auto requantize = ep::make_pipeline(ep::bias<int32_t>{bias}, ep::requantize<ep::per_n>{multipliers, 9});
+  const auto packed = ops::pack_b<Arch>(make_view(b.data(), K, N), zb);
+  const matrix_view<const uint8_t> dense = make_view(a.data(), M, K);
+  const matrix_view<const uint8_t> strided{a.data(), M, K, 2 * K, 2};
+  const int threads = max_threads();
+  const bool amx_before = amx_enabled();
+  for (const bool use_amx : {true, false}) {
+    if (use_amx && !amx) continue;
+    REQUIRE(set_amx_enabled(use_amx) == use_amx);
+    for (const int t : {1, 3}) {
+      set_num_threads(t);
+      INFO((use_amx ? "AMX " : "vpdpbusd ") << M << "x" << K << "x" << N << " za " << za << " zb " << zb << " threads " << t);
+      for (const auto& av : {dense, strided}) {
+        std::vector<int32_t> got(M * N), want(M * N);
+        ops::gemm(Arch{}, av, packed, make_view(got.data(), M, N), ep::make_pipeline(), za);
+        ref::gemm(av, make_view(b.data(), K, N), make_view(want.data(), M, N), ep::make_pipeline(), za, zb);
+        CHECK(got == want);
+      }
+      std::vector<uint8_t> got(M * N), want(M * N);
+      ops::gemm(Arch{}, dense, packed, make_view(got.data(), M, N), requantize, za);
+      ref::gemm(dense, make_view(b.data(), K, N), make_view(want.data(), M, N), requantize, za, zb);
+      CHECK(got == want);
+    }
+  }
+  set_num_threads(threads);
+  set_amx_enabled(amx_before);
+}
+#endif
+
 TEST_CASE("ops::gemm rejects bad arguments with qtx::error", "[gemm][errors]") {
   using Arch = cpu::native;
   const std::vector<uint8_t> a(4 * 6, 1);

@@ -8,7 +8,8 @@ hold instructions of a higher ISA than one of its callers guarantees. From the l
 (objdump -d: instructions and direct calls/jumps; nm: which symbols are global or weak; the linker
 map: which object each function came from) this script checks every function:
   - needs: the level its instructions need: baseline (no VEX/EVEX), AVX2 (VEX), AVX-VNNI (VEX
-    vpdpbusd), AVX-512 (zmm, xmm/ymm16-31, mask registers);
+    vpdpbusd), AVX-512 (zmm, xmm/ymm16-31, mask registers; AMX tiles, which only the avx512_vnni
+    backend's GEMM runs, after checking the CPU);
   - guaranteed: for code in qtx's keyed namespaces (qtx::abi_avx2::...), its key; for a local
     function (static, .isra/.cold clones), the level of the variant object it came from; for an
     unkeyed global or weak function (what variants share), the lowest guarantee among its direct
@@ -57,8 +58,12 @@ def satisfies(available, needed):
     return available >= needed
 
 
+AMX = re.compile(r"^(ldtilecfg|sttilecfg|tileloadd|tileloaddt1|tilestored|tilerelease|tilezero|tdp\w+)\b")
+
+
 def needed_level(instruction):
-    if AVX512_OPERAND.search(instruction):
+    # AMX runs only in the avx512_vnni backend (after a run-time check): counted as that level.
+    if AVX512_OPERAND.search(instruction) or AMX.match(instruction):
         return AVX512
     if "vpdpbus" in instruction or "vpdpwss" in instruction:
         return AVX_VNNI if "{vex}" in instruction else AVX512

@@ -1,6 +1,7 @@
 #pragma once
 // Vector GEMM backends (cpu::avx2, cpu::avx512_vnni): pack A (or read it in place), then run the
-// microkernel over the output tiles, threaded with parallel_for.
+// microkernel over the output tiles, threaded with parallel_for. On CPUs with AMX the avx512_vnni
+// int8 GEMM runs on tiles instead (amx.hpp), over the same packed B.
 //
 //   integer:  acc(m, n) = Σ_k A(m,k)·B(k,n) − za·colsum(B)[n] − zb·rowsum(A)[m] + K·za·zb
 //             = Σ_k (A(m,k) − za)(B(k,n) − zb), summed modulo 2^32: exact, since ops/ bounds K so
@@ -24,8 +25,10 @@
 #include "../../core/buffer.hpp"
 #include "../../core/parallel.hpp"
 #include "../../core/view.hpp"
+#include "amx.hpp"
 #include "packing.hpp"
 #include "scratch.hpp"
+#include "work_split.hpp"
 #include "../../config.hpp"
 
 namespace qtx::QTX_ABI::cpu {
@@ -34,31 +37,6 @@ namespace gemm_detail {
 // The A element type that goes with a B element type.
 template <class TB>
 using a_type_for = std::conditional_t<std::is_floating_point_v<TB>, float, uint8_t>;
-
-// How many row ranges × column ranges the threads take. Columns first: a thread then streams
-// only its share of the packed weights (the large operand) through its own L2, and all threads
-// share the small packed A.
-struct work_split {
-  index_t row_parts, col_parts;
-};
-inline work_split split_work(index_t row_blocks, index_t panels, index_t threads) {
-  const index_t col_parts = std::max<index_t>(1, std::min(threads, panels));
-  const index_t row_parts = std::max<index_t>(1, std::min(threads / col_parts, row_blocks));
-  return {row_parts, col_parts};
-}
-
-// [begin, end) of part `i` of `parts` near-equal parts of `count`.
-inline std::pair<index_t, index_t> part_range(index_t count, index_t parts, index_t i) {
-  return {count * i / parts, count * (i + 1) / parts};
-}
-
-// A smaller than this (elements) is packed by every part for itself, inside the parallel region:
-// a copy packed by another core would reach this one line by line through cross-core cache
-// misses the kernel waits on (measured: 1×768×768 on 2 threads took 6.7 µs instead of 4).
-// Larger A is packed once, in parallel, and shared (the transfers amortise over its reuse).
-inline constexpr index_t private_packing_limit = index_t(1) << 16;
-// Below this many multiply-adds a fork/join (~1 µs) costs more than it saves.
-inline constexpr index_t parallel_gemm_threshold = index_t(1) << 17;
 
 template <class Config>
 using kernel_fn = void (*)(a_rows<typename Config::a_elem>, const typename Config::b_elem*, index_t,
@@ -196,6 +174,12 @@ template <class Arch, class TA, class Config, class TC, class Pipeline>
 void gemm(Arch, matrix_view<const TA> a, const gemm_detail::packed_panels<Config>& b, matrix_view<TC> c,
           const Pipeline& ep, int32_t a_zero_point) {
   static_assert(std::is_same_v<Config, gemm_detail::config_t<Arch, TA>>, "cpu::gemm: B was packed for another backend");
+#if QTX_HAS_AMX_KERNEL
+  if constexpr (gemm_detail::amx_serves<Config> && std::is_same_v<TA, uint8_t>) {
+    if (c.rows >= gemm_detail::amx_min_rows && a.cols > 0 && amx_enabled())
+      return gemm_detail::run_gemm_amx(a, b, c, ep, a_zero_point);
+  }
+#endif
   if constexpr (gemm_detail::has_narrow_layout<Config>) {
     if (b.narrow.in_use) return gemm_detail::run_gemm(a, b.narrow.panels, c, ep, a_zero_point);
   }
