@@ -51,6 +51,12 @@ PYBIND11_MODULE(_qtx, m) {
           const int n = qp::thread_setting().load();
           return n > 0 ? n : qtx::max_threads();
         }, "Threads the kernels use.");
+  m.def("amx_enabled", [] { return std::is_same_v<qp::arch, qtx::cpu::avx512_vnni> && qtx::amx_enabled(); },
+        "Whether int8 GEMMs run on AMX tiles (avx512_vnni backend on a CPU with AMX-INT8).");
+  m.def("set_amx_enabled", [](bool on) {
+          return std::is_same_v<qp::arch, qtx::cpu::avx512_vnni> && qtx::set_amx_enabled(on);
+        }, "on"_a, "Turns AMX on (where supported) or off for later int8 GEMMs; returns whether it is now in use. "
+        "Results are the same bits either way.");
   m.def("_time_cpp_softmax", &qp::time_cpp_softmax, "x"_a, "out"_a, "calls"_a = 10000, "repeats"_a = 7,
         "Seconds per C++ call of softmax(x, out) (median of repeats), for the overhead benchmark.");
   qp::bind_rows(m);

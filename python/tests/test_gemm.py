@@ -13,6 +13,22 @@ def acc_ref(a, b, za=0, zb=0):
     return (a.astype(np.int64) - za) @ (b.astype(np.int64) - zb)
 
 
+def test_amx_switch_gives_the_same_bits(rng):
+    """AMX tiles (where the CPU has them) and vpdpbusd: the same exact sums; off elsewhere."""
+    before = qtx.amx_enabled()
+    a = rng.integers(0, 256, (40, 200), dtype=np.uint8)
+    b = rng.integers(-128, 128, (200, 70), dtype=np.int8)
+    packed = qtx.pack_b(b, 5)
+    assert qtx.set_amx_enabled(False) is False
+    results = [qtx.gemm(a, packed, a_zero_point=9)]
+    qtx.set_amx_enabled(True)  # True only where the CPU and OS have AMX-INT8 (avx512_vnni build)
+    results.append(qtx.gemm(a, packed, a_zero_point=9))
+    qtx.set_amx_enabled(before)
+    assert qtx.amx_enabled() == before
+    for c in results:
+        np.testing.assert_array_equal(c, acc_ref(a, b, 9, 5))
+
+
 def requant_ref(v, multipliers, zp, dtype):
     info = np.iinfo(dtype)
     prod = np.asarray(v).astype(np.float32) * np.asarray(multipliers, np.float32)

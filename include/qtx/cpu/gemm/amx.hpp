@@ -178,6 +178,7 @@ void run_gemm_amx(matrix_view<const uint8_t> a, const packed_panels<Config>& b, 
 
   // row_offsets[m] = K·za·zb − zb·Σ_k A(m, k), in wrapping int32 (the true sums fit: ops/ bounds K).
   const int32_t k_za_zb = int32_t(int64_t(K) * a_zero_point * b.zero_point);
+  const bool zero_points = a_zero_point != 0 || b.zero_point != 0;
   auto pack = [&](index_t block) {
     const index_t m0 = block * amx_block_rows, m1 = std::min(M, m0 + amx_block_rows);
     amx_pack_block(a, m0, steps, ws.a.data() + block * block_bytes);
@@ -212,13 +213,21 @@ void run_gemm_amx(matrix_view<const uint8_t> a, const packed_panels<Config>& b, 
           else
             amx_block_sums<1>(a_block, steps, panel, b_last, sums);
           // + row_offsets[m] − za·column_sums[n], wrapping as the vector kernel's start values do (a pass
-          // of its own: measured faster than adding it inside store_tile).
+          // of its own: measured faster than adding it inside store_tile). Nothing to add without zero
+          // points (symmetric weights and A quantized per row, whose zero points an epilogue stage takes).
           const index_t n0 = p * nr;
-          const int32_t* column_sums = b.column_sums.data() + n0;
-          for (int i = 0; i < rows; ++i) {
-            uint32_t* row = reinterpret_cast<uint32_t*>(sums + i * nr);
-            const uint32_t offset = uint32_t(ws.row_offsets[m0 + i]);
-            for (int j = 0; j < nr; ++j) row[j] += offset - uint32_t(a_zero_point) * uint32_t(column_sums[j]);
+          if (zero_points) {
+            using V = simd512;
+            V::vint column_terms[nv];
+            for (int j = 0; j < nv; ++j)
+              column_terms[j] = V::mullo(V::load_full(b.column_sums.data() + n0 + j * V::lanes), V::set1(-a_zero_point));
+            for (int i = 0; i < rows; ++i) {
+              const V::vint offset = V::set1(ws.row_offsets[m0 + i]);
+              for (int j = 0; j < nv; ++j) {
+                int32_t* v = sums + i * nr + j * V::lanes;
+                V::store_full(v, V::add(V::load_full(v), V::add(offset, column_terms[j])));
+              }
+            }
           }
           store_tile<simd512, nv>(sums, rows, tile_store<TC, Pipeline>{c, &ep, m0, n0, std::min<index_t>(nr, N - n0)});
         }
