@@ -74,7 +74,8 @@ inline kernel_config<dot_u8s8_vnni<simd256>, 4, 3> config_for(avx_vnni, uint8_t)
 #endif
 #if QTX_HAS_AVX512_VNNI
 // 32 zmm: 6×4 accumulators + 4 B + 1 A broadcast = 29; NR = 64 int8 columns = one cache line per
-// k-group and vector, so every B load is one aligned line.
+// k-group and vector, so every B load is one aligned line. These int8 panels are also AMX's B tile
+// layout (amx.hpp), so CPUs with AMX run the same packed B on tiles.
 inline kernel_config<dot_u8s8_vnni<simd512>, 6, 4> config_for(avx512_vnni, uint8_t) { return {}; }
 inline kernel_config<dot_f32_fma512, 6, 4> config_for(avx512_vnni, float) { return {}; }
 #endif
