@@ -157,7 +157,7 @@ void run_gemm_amx(matrix_view<const uint8_t> a, const packed_panels<Config>& b, 
   const index_t block_bytes = steps * amx_a_slab_bytes;
 
   const index_t threads = M * N * K < parallel_gemm_threshold ? 1 : max_threads();
-  const work_split split = split_work(row_blocks, b.panels, threads);
+  const work_split split = split_rows_first(row_blocks, b.panels, threads);
   const index_t parts = split.row_parts * split.col_parts;
 
   const scratch_use<workspace<uint8_t>> scratch;

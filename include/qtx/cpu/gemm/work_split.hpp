@@ -20,6 +20,15 @@ inline work_split split_work(index_t row_blocks, index_t panels, index_t threads
   return {row_parts, col_parts};
 }
 
+// Rows first, for the AMX path: a thread then packs and reads only its own 32-row blocks of A
+// (each reused across every panel) and streams all of B through its own L2. Measured on 2 threads
+// (Intel Xeon): 512×768×768 185–195 µs against 223–271 µs columns first, 2048×1024×1024 −10–15 %.
+inline work_split split_rows_first(index_t row_blocks, index_t panels, index_t threads) {
+  const index_t row_parts = std::max<index_t>(1, std::min(threads, row_blocks));
+  const index_t col_parts = std::max<index_t>(1, std::min(threads / row_parts, panels));
+  return {row_parts, col_parts};
+}
+
 // [begin, end) of part `i` of `parts` near-equal parts of `count`.
 inline std::pair<index_t, index_t> part_range(index_t count, index_t parts, index_t i) {
   return {count * i / parts, count * (i + 1) / parts};
