@@ -16,12 +16,11 @@
 //      per k step. A 64-column panel takes two sweeps over A (A is L1/L2-resident).
 //   The sums land in the same 32 × 64 int32 buffer layout the vector microkernel leaves
 //   (microkernel.hpp), the zero-point correction is added there, and store_tile runs the epilogue.
-// Loop order per thread: slices of B panels that fill half of this core's L2, 32-row blocks, the
-// slice's panels, full K: the A block (32 × K bytes) is reused from L1 across the slice's panels,
-// the slice from L2 across the blocks.
+// Threads split the 32-row blocks first (work_split.hpp). Loop order per thread: slices of B panels
+// that fill half of this core's L2, 32-row blocks, the slice's panels, full K: the A block (32 × K
+// bytes) is reused from L1 across the slice's panels, the slice from L2 across the blocks.
 #include <cstdint>
 #include <cstring>
-#include <unistd.h>
 
 #include "../../core/buffer.hpp"
 #include "../../core/isa.hpp"
@@ -39,6 +38,10 @@
 #define QTX_HAS_AMX_KERNEL 1
 #else
 #define QTX_HAS_AMX_KERNEL 0
+#endif
+
+#if QTX_HAS_AMX_KERNEL
+#include <unistd.h>  // sysconf: the cache sizes
 #endif
 
 namespace qtx::QTX_ABI::cpu::gemm_detail {
@@ -59,7 +62,11 @@ inline constexpr index_t amx_min_rows = 8;
 // The L2 size of the core this runs on (glibc's sysconf reads CPUID), 1 MiB where unknown.
 inline std::size_t amx_l2_bytes() {
   static const std::size_t bytes = [] {
+#if defined(_SC_LEVEL2_CACHE_SIZE)
     const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#else
+    const long l2 = 0;
+#endif
     return l2 > 0 ? std::size_t(l2) : std::size_t(1) << 20;
   }();
   return bytes;
