@@ -138,7 +138,11 @@ void qtx_int8(benchmark::State& state, int weight_bits) {
     benchmark::ClobberMemory();
   }
   report(state, s, peak_int8_gops());
-  const bool amx = std::is_same_v<arch, qtx::cpu::avx512_vnni> && qtx::amx_enabled() && s.m >= 8;
+#if QTX_HAS_AMX_KERNEL
+  const bool amx = qtx::amx_enabled() && s.m >= qtx::cpu::gemm_detail::amx_min_rows;
+#else
+  const bool amx = false;
+#endif
   state.SetLabel(std::string(fused ? "u8s8 bias+requant->u8 (za=128)" : "u8s8->s32") +
                  (weight_bits == 7 ? ", 7-bit B" : "") + (amx ? ", AMX" : ""));
 }

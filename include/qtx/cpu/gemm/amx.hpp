@@ -54,7 +54,8 @@ inline constexpr int amx_step_bytes = 64;      // k per step = bytes of one tile
 inline constexpr int amx_step_groups = 16;     // k-groups of 4 per step = rows of a B tile
 inline constexpr int amx_panel_columns = 64;   // the avx512_vnni int8 panel width
 inline constexpr int amx_b_row_bytes = amx_panel_columns * 4;
-inline constexpr int amx_a_slab_bytes = amx_block_rows * amx_step_bytes;
+inline constexpr int amx_a_slab_bytes = amx_block_rows * amx_step_bytes;   // A of one k step of a block
+inline constexpr int amx_b_step_bytes = amx_step_groups * amx_b_row_bytes;  // B of one k step of a panel
 // Fewer rows than this take the vector kernel: a block is 32 rows whatever M is, and below 8 the
 // vector kernel's decode rows (B pinned in registers, no packing) measured faster.
 inline constexpr index_t amx_min_rows = 8;
@@ -102,7 +103,6 @@ QTX_AMX_TARGET inline void amx_release_tiles() { _tile_release(); }
 template <int RowTiles>
 QTX_AMX_TARGET void amx_block_sums(const uint8_t* a, index_t steps, const int8_t* b, const int8_t* b_last,
                                    int32_t* sums) {
-  constexpr index_t b_step_bytes = amx_step_groups * amx_b_row_bytes;
   constexpr int half_bytes = 32 * 4, tile_bytes = 16 * 4;  // 32 / 16 columns of 4-byte k-groups
   constexpr int c_stride = amx_panel_columns * int(sizeof(int32_t));
   for (int half = 0; half < 2; ++half) {
@@ -113,7 +113,7 @@ QTX_AMX_TARGET void amx_block_sums(const uint8_t* a, index_t steps, const int8_t
       _tile_zero(3);
     }
     for (index_t s = 0; s < steps; ++s) {
-      const int8_t* bs = (s + 1 == steps ? b_last : b + s * b_step_bytes) + half * half_bytes;
+      const int8_t* bs = (s + 1 == steps ? b_last : b + s * amx_b_step_bytes) + half * half_bytes;
       const uint8_t* as = a + s * amx_a_slab_bytes;
       _tile_loadd(6, bs, amx_b_row_bytes);
       _tile_loadd(7, bs + tile_bytes, amx_b_row_bytes);
@@ -171,27 +171,25 @@ void run_gemm_amx(matrix_view<const uint8_t> a, const packed_panels<Config>& b, 
   workspace<uint8_t>& ws = scratch.ws;
   // Packed A, then (when K ends inside a step) each panel's last step zero-padded to 16 k-groups.
   const bool b_tails = last_step_groups < amx_step_groups;
-  const index_t tail_bytes = amx_step_groups * amx_b_row_bytes;
-  ws.a.reserve(row_blocks * block_bytes + (b_tails ? b.panels * tail_bytes : 0));
+  ws.a.reserve(row_blocks * block_bytes + (b_tails ? b.panels * amx_b_step_bytes : 0));
   ws.row_offsets.reserve(M);
   int32_t* all_sums = ws.template partials<int32_t>(parts * amx_block_rows * nr);
   int8_t* tails = reinterpret_cast<int8_t*>(ws.a.data() + row_blocks * block_bytes);
-  const index_t last_step_offset = (steps - 1) * tail_bytes;
+  const index_t last_step_offset = (steps - 1) * amx_b_step_bytes;
   if (b_tails) {
-    std::memset(tails, 0, std::size_t(b.panels * tail_bytes));
+    std::memset(tails, 0, std::size_t(b.panels * amx_b_step_bytes));
     for (index_t p = 0; p < b.panels; ++p)
-      std::memcpy(tails + p * tail_bytes, b.panel(p) + last_step_offset, std::size_t(last_step_groups * amx_b_row_bytes));
+      std::memcpy(tails + p * amx_b_step_bytes, b.panel(p) + last_step_offset,
+                  std::size_t(last_step_groups * amx_b_row_bytes));
   }
 
-  // row_offsets[m] = K·za·zb − zb·Σ_k A(m, k), in wrapping int32 (the true sums fit: ops/ bounds K).
-  const int32_t k_za_zb = int32_t(int64_t(K) * a_zero_point * b.zero_point);
+  const int32_t k_za_zb = k_za_zb_term(K, a_zero_point, b.zero_point);
   const bool zero_points = a_zero_point != 0 || b.zero_point != 0;
   auto pack = [&](index_t block) {
     const index_t m0 = block * amx_block_rows, m1 = std::min(M, m0 + amx_block_rows);
     amx_pack_block(a, m0, steps, ws.a.data() + block * block_bytes);
     for (index_t m = m0; m < m1; ++m)
-      ws.row_offsets[m] = b.zero_point == 0 ? k_za_zb
-                                            : int32_t(uint32_t(k_za_zb) - uint32_t(b.zero_point) * uint32_t(row_sum(a, m)));
+      ws.row_offsets[m] = b.zero_point == 0 ? k_za_zb : zero_point_row_offset(k_za_zb, b.zero_point, row_sum(a, m));
   };
   if (threads > 1)
     parallel_for(0, row_blocks, pack);
@@ -214,7 +212,7 @@ void run_gemm_amx(matrix_view<const uint8_t> a, const packed_panels<Config>& b, 
         const uint8_t* a_block = ws.a.data() + block * block_bytes;
         for (index_t p = slice; p < slice_end; ++p) {
           const int8_t* panel = b.panel(p);
-          const int8_t* b_last = b_tails ? tails + p * tail_bytes : panel + last_step_offset;
+          const int8_t* b_last = b_tails ? tails + p * amx_b_step_bytes : panel + last_step_offset;
           if (rows > amx_tile_rows)
             amx_block_sums<2>(a_block, steps, panel, b_last, sums);
           else
@@ -227,7 +225,8 @@ void run_gemm_amx(matrix_view<const uint8_t> a, const packed_panels<Config>& b, 
             using V = simd512;
             V::vint column_terms[nv];
             for (int j = 0; j < nv; ++j)
-              column_terms[j] = V::mullo(V::load_full(b.column_sums.data() + n0 + j * V::lanes), V::set1(-a_zero_point));
+              column_terms[j] =
+                  V::mullo(V::load_full(b.column_sums.data() + n0 + j * V::lanes), V::set1(-a_zero_point));
             for (int i = 0; i < rows; ++i) {
               const V::vint offset = V::set1(ws.row_offsets[m0 + i]);
               for (int j = 0; j < nv; ++j) {

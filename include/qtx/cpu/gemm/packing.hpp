@@ -152,6 +152,15 @@ packed_panels<Config> pack_panels(matrix_view<const TB> b, int32_t b_zero_point)
   return p;
 }
 
+// The integer sums of row m start at K·za·zb − zb·Σ_k A(m, k) (vector.hpp), in wrapping int32 arithmetic:
+// the true sums fit, since ops/ bounds K.
+inline int32_t k_za_zb_term(index_t k, int32_t a_zero_point, int32_t b_zero_point) {
+  return int32_t(int64_t(k) * a_zero_point * b_zero_point);
+}
+inline int32_t zero_point_row_offset(int32_t k_za_zb, int32_t b_zero_point, int32_t a_row_sum) {
+  return int32_t(uint32_t(k_za_zb) - uint32_t(b_zero_point) * uint32_t(a_row_sum));
+}
+
 template <class TA>
 int32_t row_sum(matrix_view<const TA> a, index_t m) {
   int32_t sum = 0;

@@ -107,10 +107,10 @@ void run_gemm(matrix_view<const TA> a, const packed_panels<Config>& b, matrix_vi
   // little work per B load and would run bandwidth-bound.
   auto block_rows = [&](index_t block) { return part_range(M, row_blocks, block); };
   const bool row_sums = Config::integer && b.zero_point != 0;
-  const int32_t k_za_zb = int32_t(int64_t(K) * a_zero_point * b.zero_point);  // |·| < 2^31 (K bound)
+  const int32_t k_za_zb = k_za_zb_term(K, a_zero_point, b.zero_point);
   auto finish_row_offsets = [&](int32_t* row_offsets, index_t rows) {  // row sums in, offsets out
     for (index_t i = 0; i < rows; ++i)
-      row_offsets[i] = row_sums ? int32_t(uint32_t(k_za_zb) - uint32_t(b.zero_point) * uint32_t(row_offsets[i])) : k_za_zb;
+      row_offsets[i] = row_sums ? zero_point_row_offset(k_za_zb, b.zero_point, row_offsets[i]) : k_za_zb;
   };
   auto pack_block = [&](index_t block, index_t slot) {
     const auto [m0, m1] = block_rows(block);
