@@ -182,9 +182,15 @@ void BM_layer_norm_onednn(benchmark::State& state) {
 }
 #endif
 
-void row_shapes(benchmark::internal::Benchmark* b, std::vector<int64_t> extra = {}) {
+// Row lengths: BERT-base's attention rows (T = 128) and hidden sizes; softmax also at 24 columns,
+// the attention rows of the MiniLM demo (sentences of ~24 tokens).
+const std::vector<int64_t> hidden_columns = {128, 512, 768, 3072};
+const std::vector<int64_t> softmax_columns = {24, 128, 512, 768, 3072};
+
+void row_shapes(benchmark::internal::Benchmark* b, std::vector<int64_t> extra = {},
+                const std::vector<int64_t>& columns = hidden_columns) {
   for (int64_t threads : {1, 2})
-    for (int64_t cols : {128, 512, 768, 3072}) {
+    for (int64_t cols : columns) {
       std::vector<int64_t> args = {cols, threads};
       args.insert(args.end(), extra.begin(), extra.end());
       b->Args(args);
@@ -197,9 +203,9 @@ void row_shapes(benchmark::internal::Benchmark* b, std::vector<int64_t> extra = 
 }  // namespace
 
 BENCHMARK(BM_softmax<arch>)->Apply([](auto* b) {
-  for (int64_t v : {plain_f32, clipped_f32, clipped_s32_to_u8}) row_shapes(b, {v});
+  for (int64_t v : {plain_f32, clipped_f32, clipped_s32_to_u8}) row_shapes(b, {v}, softmax_columns);
 });
-BENCHMARK(BM_softmax<qtx::cpu::scalar>)->Apply([](auto* b) { row_shapes(b, {plain_f32}); });
+BENCHMARK(BM_softmax<qtx::cpu::scalar>)->Apply([](auto* b) { row_shapes(b, {plain_f32}, softmax_columns); });
 BENCHMARK(BM_layer_norm<arch>)->Apply([](auto* b) { row_shapes(b); });
 BENCHMARK(BM_layer_norm<qtx::cpu::scalar>)->Apply([](auto* b) { row_shapes(b); });
 BENCHMARK(BM_residual_layer_norm_quantize)->Apply([](auto* b) {
@@ -210,7 +216,7 @@ BENCHMARK(BM_quantize)->Apply([](auto* b) {
   for (int64_t scaling : {0, 1, 2}) row_shapes(b, {scaling});
 });
 #if defined(QTX_BENCH_WITH_DNNL)
-BENCHMARK(BM_softmax_onednn)->Apply([](auto* b) { row_shapes(b); });
+BENCHMARK(BM_softmax_onednn)->Apply([](auto* b) { row_shapes(b, {}, softmax_columns); });
 BENCHMARK(BM_layer_norm_onednn)->Apply([](auto* b) { row_shapes(b); });
 #endif
 

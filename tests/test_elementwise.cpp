@@ -2,7 +2,8 @@
 // quantize, dequantize, requantize) of every backend against ref/elementwise.hpp.
 //
 // Bounds asserted (measured with an exhaustive sweep of every float during development):
-//   exp, exp_nonpositive: ≤ 1 ulp from std::exp on [−104, 88.72] (subnormal results included)
+//   exp: ≤ 1 ulp from std::exp on [−104, 88.72] (subnormal results included); exp_nonpositive the
+//   same on [−104, 0] where the result is normal, exactly 0 where it would be subnormal
 //   erf: ≤ 2 ulp for |x| < 1, ≤ 2.5e−7 absolute for |x| ≥ 1
 //   GELU: |y − y_ref| ≤ 8·ε·|y_ref| + 0.5·|x|·3e−7 (the erf bound, or the ref's own cancellation
 //   error in 1 + tanh(u) for the tanh form, which the kernel avoids by using x·sigmoid(2u))
@@ -76,13 +77,18 @@ TEMPLATE_LIST_TEST_CASE("vector exp is within 1 ulp of std::exp over a dense swe
     xs.insert(xs.end(), near_zero.begin(), near_zero.end());
     const auto full = apply<A>(xs, [](auto v) { return qtx::cpu::rows::exp(v); });
     const auto nonpositive = apply<A>(xs, [](auto v) { return qtx::cpu::rows::exp_nonpositive(v); });
-    int64_t worst = 0, worst_nonpositive = 0;
+    int64_t worst = 0, worst_nonpositive = 0, flushed_wrong = 0;
     for (std::size_t i = 0; i < xs.size(); ++i) {
       worst = std::max(worst, ulp_distance(full[i], std::exp(xs[i])));
-      if (xs[i] <= 0.0f) worst_nonpositive = std::max(worst_nonpositive, ulp_distance(nonpositive[i], std::exp(xs[i])));
+      if (xs[i] > 0.0f) continue;
+      if (std::exp(xs[i]) >= std::numeric_limits<float>::min())
+        worst_nonpositive = std::max(worst_nonpositive, ulp_distance(nonpositive[i], std::exp(xs[i])));
+      else
+        flushed_wrong += nonpositive[i] != 0.0f;  // subnormal results are flushed to exactly 0
     }
     CHECK(worst <= 1);
     CHECK(worst_nonpositive <= 1);
+    CHECK(flushed_wrong == 0);
 
     const float inf = std::numeric_limits<float>::infinity();
     std::vector<float> special = {-inf, -1000.0f, -103.5f, -0.0f, 0.0f, 88.73f, 1000.0f, inf, std::nanf("")};
@@ -99,7 +105,17 @@ TEMPLATE_LIST_TEST_CASE("vector exp is within 1 ulp of std::exp over a dense swe
     CHECK(std::isnan(e[8]));
     const auto en = apply<A>(special, [](auto v) { return qtx::cpu::rows::exp_nonpositive(v); });
     CHECK(en[0] == 0.0f);
+    CHECK(en[1] == 0.0f);
+    CHECK(en[2] == 0.0f);  // subnormal: flushed
+    CHECK(en[3] == 1.0f);
     CHECK(std::isnan(en[8]));
+    // The flush boundary: the smallest argument with a normal result keeps it.
+    std::vector<float> edge = {qtx::cpu::rows::exp_constants::normal_min_arg,
+                               std::nextafter(qtx::cpu::rows::exp_constants::normal_min_arg, -100.0f)};
+    edge.resize(32, 0.0f);
+    const auto ee = apply<A>(edge, [](auto v) { return qtx::cpu::rows::exp_nonpositive(v); });
+    CHECK(ulp_distance(ee[0], std::exp(edge[0])) <= 1);
+    CHECK(ee[1] == 0.0f);
   } else {
     WARN(TestType::name() << " not compiled in: skipped");
   }

@@ -16,9 +16,15 @@
 #define QTX_ALWAYS_INLINE inline __attribute__((always_inline))
 /// Promises the compiler that pointers do not alias, so it can vectorise loads and stores freely.
 #define QTX_RESTRICT __restrict__
+/// Unrolls the next loop (constant trip count): its arrays of vectors then live in registers.
+#define QTX_UNROLL _Pragma("GCC unroll 16")
+/// QTX_ALWAYS_INLINE for a lambda (placed after its parameter list).
+#define QTX_ALWAYS_INLINE_LAMBDA __attribute__((always_inline))
 #else
 #define QTX_ALWAYS_INLINE inline
 #define QTX_RESTRICT
+#define QTX_UNROLL
+#define QTX_ALWAYS_INLINE_LAMBDA
 #endif
 
 // OpenMP is a build choice of the consumer (CMake option QTX_WITH_OPENMP adds it as a usage

@@ -12,7 +12,7 @@
 // K and V of each head are packed once (K_hᵀ as the (d, Tk) right operand of the score GEMM, V_h as
 // the (Tk, d) operand of P·V) and shared by all query blocks; the packed operands and the score rows
 // live in per-thread memory reused by the next call (nothing is allocated once a thread is warm). W8A8: uint8 K and V are re-centred to
-// int8 (x − 128, zero point − 128) before packing, the product Q·Kᵀ stays in int32 and feeds the
+// int8 (x − 128, zero point − 128) by the packing, the product Q·Kᵀ stays in int32 and feeds the
 // softmax with the scale s_q·s_k·scale, probabilities are uint8 with scale 1/255 (zero point 0), and
 // P·V's epilogue dequantizes, applies the gate and requantizes in registers.
 #include <algorithm>
@@ -37,29 +37,20 @@ inline constexpr index_t attention_query_block = 64;
 
 namespace detail {
 
-// uint8 x with zero point z equals int8 (x − 128) with zero point z − 128: the form the u8·s8 GEMM takes.
-inline matrix_view<const int8_t> recentre_to_int8(matrix_view<const uint8_t> x, aligned_buffer<int8_t>& y) {
-  y.reserve(x.rows * x.cols);
-  for (index_t r = 0; r < x.rows; ++r)
-    for (index_t c = 0; c < x.cols; ++c) y[r * x.cols + c] = int8_t(int32_t(x(r, c)) - 128);
-  return make_view(static_cast<const int8_t*>(y.data()), x.rows, x.cols);
-}
-
 // K_hᵀ (d, Tk) and V_h (Tk, d) of every head, packed once per call and shared by all query blocks.
-// The calling thread keeps them (and the re-centred copies) for its next call, so a warm caller
-// packs into memory it already holds instead of allocating.
+// The calling thread keeps them for its next call, so a warm caller packs into memory it already
+// holds instead of allocating. uint8 K and V are re-centred to int8 by the packing itself.
 template <class Arch, class T>
 struct packed_heads {
   using element = std::conditional_t<std::is_same_v<T, float>, float, int8_t>;
   std::vector<ops::packed_b<Arch, element>> keys_t, values;  // per head
-  aligned_buffer<int8_t> k8, v8;
 
   static packed_heads& local() {
     static thread_local packed_heads heads;
     return heads;
   }
   std::size_t bytes() const {
-    std::size_t held = std::size_t(k8.size() + v8.size());
+    std::size_t held = 0;
     for (const auto& p : keys_t) held += p.bytes();
     for (const auto& p : values) held += p.bytes();
     return held;
@@ -72,20 +63,11 @@ struct packed_heads {
       values.resize(static_cast<std::size_t>(n_heads));
     }
     const index_t d = k.cols / n_heads;
-    if constexpr (std::is_same_v<T, float>) {
-      pack_all(k, v, n_heads, d, 0, 0);
-    } else {
-      pack_all(recentre_to_int8(k, k8), recentre_to_int8(v, v8), n_heads, d, quant.k.zero_point - 128,
-               quant.v.zero_point - 128);
-    }
-  }
-
- private:
-  template <class E>
-  void pack_all(matrix_view<const E> k, matrix_view<const E> v, index_t n_heads, index_t d, int32_t zk, int32_t zv) {
+    const int32_t zk = std::is_same_v<T, float> ? 0 : quant.k.zero_point;
+    const int32_t zv = std::is_same_v<T, float> ? 0 : quant.v.zero_point;
     parallel_for(0, n_heads, [&](index_t h) {
-      ops::pack_b_into<Arch>(keys_t[h], k.block(0, h * d, k.rows, d).transposed(), zk);
-      ops::pack_b_into<Arch>(values[h], v.block(0, h * d, v.rows, d), zv);
+      cpu::pack_b_into(Arch{}, keys_t[h], k.block(0, h * d, k.rows, d).transposed(), zk);
+      cpu::pack_b_into(Arch{}, values[h], v.block(0, h * d, v.rows, d), zv);
     });
   }
 };
@@ -136,7 +118,7 @@ void fused_attention(Arch arch, matrix_view<const T> q, matrix_view<const T> k, 
     scores.reserve(rows * Tk);
     if constexpr (quantized) probs.reserve(rows * Tk);
     const auto score_view = make_view(scores.data(), rows, Tk);
-    ops::gemm(arch, q.block(q0, h * d, rows, d), heads.keys_t[h], score_view, epilogue::make_pipeline(),
+    cpu::gemm(arch, q.block(q0, h * d, rows, d), heads.keys_t[h], score_view, epilogue::make_pipeline(),
               q_zero_point);
 
     // Row i of the block is query q0 + i: the causal window moves with the block.
@@ -153,7 +135,7 @@ void fused_attention(Arch arch, matrix_view<const T> q, matrix_view<const T> k, 
     if (gate.data)
       for (index_t i = 0; i < rows; ++i) gate_column[i] = gate(q0 + i, h);
     with_context_epilogue<T, TO>(quant, h, {gate_column, gate.data ? rows : 0}, [&](const auto& pipeline) {
-      ops::gemm(arch, matrix_view<const prob_t>(prob_view), heads.values[h], out.block(q0, h * d, rows, d), pipeline,
+      cpu::gemm(arch, matrix_view<const prob_t>(prob_view), heads.values[h], out.block(q0, h * d, rows, d), pipeline,
                 0);
     });
   });
