@@ -24,6 +24,7 @@ inline constexpr __mmask8 all_64bit_lanes = 0xFF;
 inline __m512 max_ps(__m512 a, __m512 b) { return _mm512_maskz_max_ps(all_32bit_lanes, a, b); }
 inline __m512 min_ps(__m512 a, __m512 b) { return _mm512_maskz_min_ps(all_32bit_lanes, a, b); }
 inline __m512 scalef_ps(__m512 a, __m512 b) { return _mm512_maskz_scalef_ps(all_32bit_lanes, a, b); }
+inline __m512 rcp14_ps(__m512 a) { return _mm512_maskz_rcp14_ps(all_32bit_lanes, a); }
 inline __m512 unpacklo_ps(__m512 a, __m512 b) { return _mm512_maskz_unpacklo_ps(all_32bit_lanes, a, b); }
 inline __m512 unpackhi_ps(__m512 a, __m512 b) { return _mm512_maskz_unpackhi_ps(all_32bit_lanes, a, b); }
 inline __m512d unpacklo_pd(__m512d a, __m512d b) { return _mm512_maskz_unpacklo_pd(all_64bit_lanes, a, b); }

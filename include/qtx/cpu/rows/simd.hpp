@@ -92,6 +92,8 @@ void narrow_store(T* p, vint<avx2_arch> q, avx2_arch) {
 inline vfloat<avx2_arch> vmax(vfloat<avx2_arch> a, vfloat<avx2_arch> b, avx2_arch) { return xsimd::max(a, b); }
 inline vfloat<avx2_arch> vmin(vfloat<avx2_arch> a, vfloat<avx2_arch> b, avx2_arch) { return xsimd::min(a, b); }
 inline vfloat<avx2_arch> vto_float(vint<avx2_arch> v, avx2_arch) { return xsimd::to_float(v); }
+// 1/x to 2^−12 relative (vrcpps).
+inline vfloat<avx2_arch> vreciprocal(vfloat<avx2_arch> v, avx2_arch) { return xsimd::reciprocal(v); }
 // Tails of n ≤ 8 32-bit lanes: masked loads and stores (masked-off lanes are never accessed). A copy
 // through the stack instead costs a failed store-to-load forward per row (~1.5× on 24-column rows).
 inline __m256i first_lanes_mask(index_t n, avx2_arch) {
@@ -156,6 +158,8 @@ inline vfloat<avx512_arch> vmin(vfloat<avx512_arch> a, vfloat<avx512_arch> b, av
   return avx512::min_ps(a, b);
 }
 inline vfloat<avx512_arch> vto_float(vint<avx512_arch> v, avx512_arch) { return avx512::cvtepi32_ps(v); }
+// 1/x to 2^−14 relative (vrcp14ps).
+inline vfloat<avx512_arch> vreciprocal(vfloat<avx512_arch> v, avx512_arch) { return avx512::rcp14_ps(v); }
 // Tails of n ≤ 16 lanes: masked loads and stores (masked-off lanes are never accessed, so nothing
 // past the row is read or written).
 inline __mmask16 first_lanes_mask(index_t n, avx512_arch) {
@@ -208,6 +212,10 @@ vfloat<A> vmin(vfloat<A> a, vfloat<A> b) {
 template <class A>
 vfloat<A> vto_float(vint<A> v) {
   return vto_float(v, A{});
+}
+template <class A>
+vfloat<A> vreciprocal(vfloat<A> v) {
+  return vreciprocal(v, A{});
 }
 
 // ---- loads as float: float, int32 (exact below 2^24, else round to nearest even like float(int)),
