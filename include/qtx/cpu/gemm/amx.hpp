@@ -139,7 +139,8 @@ QTX_AMX_TARGET void amx_block_sums(const uint8_t* a, index_t steps, const int8_t
 // Rows [m0, m0 + 32) of A (fewer at the end, zeros after) into `steps` slabs of 32 × 64 bytes,
 // zero-padded past K, and row_sums[i] = Σ_k A(m0 + i, k) (for the zero-point correction) in the
 // same pass: one masked load, one store and one vpsadbw per row and step, nothing cleared first.
-// (memset + memcpy + a separate row-sum loop took ~¼ of attention's W8A8 core at T = 128.)
+// (Replacing memset + memcpy + a separate row-sum loop took attention's W8A8 core at T = 128 from
+// 0.29–0.31 to 0.25–0.27 ms.)
 inline void amx_pack_block(matrix_view<const uint8_t> a, index_t m0, index_t steps, uint8_t* dst, int32_t* row_sums) {
   const index_t rows = std::min<index_t>(amx_block_rows, a.rows - m0), K = a.cols;
   alignas(64) uint8_t strided[amx_step_bytes];

@@ -91,7 +91,8 @@ inline constexpr bool byte_quad_layout =
 
 // B into a byte-quad layout a 32-bit lane at a time, for the two shapes B takes in practice: rows
 // contiguous (weights, attention's V) and columns contiguous (attention's Kᵀ, a transposed view).
-// Measured on attention's per-call K and V (T = 128, d = 64) at ~10× the element-wise loop. Every
+// On attention's per-call K and V (T = 128, d = 64) it and the re-centring it absorbed went from
+// ~42 % to ~10 % of the W8A8 core's time (perf, Intel Xeon). Every
 // byte of p is written (padding included), so nothing is cleared first. uint8 B is stored as
 // b xor 0x80 = b − 128 in int8.
 template <class Config, class TB>
@@ -107,14 +108,13 @@ void pack_byte_quads(packed_panels<Config>& p, matrix_view<const TB> b) {
     auto lane = [&](index_t g, index_t c) { return dst + (g * nr + c) * 4; };
     if (b.row_stride == 1) {  // column n is contiguous: each lane is one 32-bit load
       for (index_t c = 0; c < columns; ++c) {
-        const auto* src = reinterpret_cast<const uint8_t*>(&b(0, n0 + c));
+        const TB* column = &b(0, n0 + c);
         for (index_t g = 0; g < full_groups; ++g) {
           uint32_t word;
-          std::memcpy(&word, src + 4 * g, 4);
+          std::memcpy(&word, column + 4 * g, 4);
           word ^= flip;
           std::memcpy(lane(g, c), &word, 4);
         }
-        const TB* column = &b(0, n0 + c);
         int32_t sum = 0;
         for (index_t k = 0; k < b.rows; ++k) sum += int32_t(column[k]);
         p.column_sums[n0 + c] = sum - shift * int32_t(b.rows);
